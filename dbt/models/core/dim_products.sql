@@ -1,0 +1,48 @@
+with lines as (
+
+    select * from {{ ref('fct_sales_lines') }}
+
+),
+
+-- a product's description: the one used on most lines (ties: alphabetical); codes may have several
+descriptions as (
+
+    select
+        stock_code,
+        description,
+        row_number() over (partition by stock_code order by count(*) desc, description) as rank_in_code
+    from lines
+    where description is not null
+    group by stock_code, description
+
+),
+
+products as (
+
+    select
+        stock_code,
+        count(distinct description) as description_variants,
+        max(case when line_type in ('sale', 'cancellation', 'free_item', 'stock_adjustment') then 1 else 0 end) = 1
+            as is_product,
+        count(*) as lines
+    from lines
+    group by stock_code
+
+),
+
+final as (
+
+    select
+        products.stock_code,
+        descriptions.description,
+        products.description_variants,
+        products.is_product,
+        products.lines
+    from products
+    left join descriptions
+        on descriptions.stock_code = products.stock_code
+        and descriptions.rank_in_code = 1
+
+)
+
+select * from final

@@ -1,0 +1,22 @@
+"""Cloud Function (2nd gen): a "partition loaded" message → when the batch is complete, run dbt once."""
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from retail_pipeline.events import PUBSUB_PUBLISHED, pubsub_payload
+from retail_pipeline.logs import setup_function_logging
+from retail_pipeline.stages import transform_batch
+
+setup_function_logging()
+
+
+@functions_framework.cloud_event
+def transform(cloud_event: CloudEvent) -> dict:
+    """Fan-in on the batch named in the message attributes; start one dbt run per complete batch."""
+    if cloud_event["type"] != PUBSUB_PUBLISHED:
+        raise ValueError(f"expected {PUBSUB_PUBLISHED}, got {cloud_event['type']}")
+    data, attributes = pubsub_payload(cloud_event)
+    batch_id = attributes.get("batch_id") or data.get("batch_id")
+    if not batch_id:
+        raise ValueError("message carries no batch_id attribute")
+    return transform_batch(batch_id, claim_key=attributes.get("replay", "initial"))

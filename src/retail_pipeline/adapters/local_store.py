@@ -1,0 +1,127 @@
+"""A bucket as a local folder. Generations and metadata live in a sibling ``<folder>.meta`` folder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from ..ports import ObjectInfo
+
+_lock = threading.Lock()
+
+
+class FolderStore:
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).resolve()
+        self.meta_root = self.root.with_name(self.root.name + ".meta")
+        self.bucket = self.root.name
+
+    def uri(self, name: str) -> str:
+        return (self.root / name).as_uri()
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"object name {name!r} escapes the bucket folder")
+        return path
+
+    def _meta_path(self, name: str) -> Path:
+        return self.meta_root / (name + ".json")
+
+    def put(self, name: str, data: bytes | Path, *, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> ObjectInfo:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        md5 = hashlib.md5()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(data, (bytes, bytearray)):
+                out.write(data)
+                md5.update(data)
+                size = len(data)
+            else:
+                with open(data, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                        md5.update(chunk)
+                        size += len(chunk)
+        with _lock:
+            previous = self.stat(name)
+            generation = max(time.time_ns() // 1000, (previous.generation + 1) if previous else 0)
+            info = ObjectInfo(
+                bucket=self.bucket, name=name, generation=generation, size=size,
+                updated=datetime.now(timezone.utc), content_type=content_type,
+                md5_hash=base64.b64encode(md5.digest()).decode(), metadata=dict(metadata or {}),
+            )
+            meta = self._meta_path(name)
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta_tmp = meta.with_name(meta.name + ".tmp")
+            meta_tmp.write_text(json.dumps(_to_json(info)))
+            os.replace(tmp, path)
+            os.replace(meta_tmp, meta)
+        return info
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        try:
+            path = self._path(name)
+        except ValueError:
+            return None
+        if not path.is_file():
+            return None
+        try:
+            raw = json.loads(self._meta_path(name).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            st = path.stat()  # a file copied in by hand: its mtime is its generation
+            return ObjectInfo(self.bucket, name, st.st_mtime_ns // 1000, st.st_size,
+                              datetime.fromtimestamp(st.st_mtime, timezone.utc))
+        return _from_json(raw)
+
+    def read_bytes(self, name: str) -> bytes:
+        return self._path(name).read_bytes()
+
+    def download(self, name: str, folder: Path | None = None) -> Path:
+        """The object's own file: a folder bucket needs no copy."""
+        path = self._path(name)
+        if not path.is_file():
+            raise FileNotFoundError(self.uri(name))
+        return path
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                if filename.startswith(".tmp-"):
+                    continue
+                name = os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
+                if name.startswith(prefix):
+                    info = self.stat(name)
+                    if info is not None:
+                        yield info
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+        self._meta_path(name).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.meta_root, ignore_errors=True)
+
+
+def _to_json(info: ObjectInfo) -> dict:
+    return {**info.__dict__, "updated": info.updated.isoformat()}
+
+
+def _from_json(raw: dict) -> ObjectInfo:
+    return ObjectInfo(**{**raw, "updated": datetime.fromisoformat(raw["updated"])})

@@ -1,0 +1,187 @@
+"""retail-pipeline: the command line on top of the shared package."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .config import Settings
+
+
+def _echo_progress(message: str) -> None:
+    click.echo(f"  {time.strftime('%H:%M:%S')} {message}", err=True)
+
+
+@click.group()
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="RETAIL_PIPELINE_HOME",
+              default=".retail", show_default=True, help="Folder for all local state (buckets, DuckDB, logs).")
+@click.pass_context
+def cli(ctx: click.Context, home: Path) -> None:
+    """Event-driven retail sales pipeline: workbook in, tested marts out."""
+    os.environ["RETAIL_PIPELINE_HOME"] = str(home.resolve())
+    os.environ.setdefault("RETAIL_PIPELINE_FAULT_STATE", str(home.resolve() / "faults"))
+    ctx.obj = Settings.from_env(home)
+
+
+def _context(settings: Settings):
+    from . import context
+
+    ctx = context.Context(settings)
+    context.use(ctx)
+    return ctx
+
+
+@cli.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--rows", type=click.IntRange(min=1), default=20_000, show_default=True, help="Data rows to write.")
+@click.option("--variant", type=click.Choice(["online-retail", "online-retail-ii"]), default="online-retail",
+              show_default=True, help="Header spelling and sheet layout of the original or the II release.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same file.")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv", "csv.gz", "parquet"]), default=None,
+              help="Output format (default: from OUT's extension).")
+def sample(out: Path, rows: int, variant: str, seed: int, fmt: str | None) -> None:
+    """Write a deterministic, realistic Online Retail workbook (or CSV/Parquet) to OUT."""
+    from .sample import write_sample
+
+    started = time.monotonic()
+    stats = write_sample(out, rows=rows, variant=variant, seed=seed, fmt=fmt)
+    click.echo(f"wrote {out} ({stats['rows']:,} rows, {stats['sheets']} sheet(s), {out.stat().st_size:,} bytes) "
+               f"in {time.monotonic() - started:.1f} s")
+
+
+@cli.command()
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", help="Object name in the landing bucket (default: the file's name).")
+@click.pass_obj
+def drop(settings: Settings, workbook: Path, name: str | None) -> None:
+    """Upload WORKBOOK into the landing bucket (a folder, or gs://)."""
+    from .adapters import open_store
+
+    store = open_store(settings.landing)
+    info = store.put(name or workbook.name, workbook, content_type=_content_type(workbook))
+    click.echo(f"{store.uri(info.name)} generation {info.generation} ({info.size:,} bytes)")
+
+
+def _content_type(path: Path) -> str:
+    return {".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".csv": "text/csv",
+            ".gz": "application/gzip", ".parquet": "application/vnd.apache.parquet"}.get(path.suffix.lower(),
+                                                                                         "application/octet-stream")
+
+
+@cli.command()
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lake", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write the lake objects into.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_obj
+def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> None:
+    """Run the ingest step alone on a local file; writes exactly what the ingest function writes."""
+    from .adapters.local_store import FolderStore
+    from .ingest import ingest_object
+
+    path = workbook.resolve()
+    result = ingest_object(path, path.name, path.as_uri(), path.stat().st_mtime_ns // 1000, FolderStore(lake),
+                           settings.limits, progress=None if as_json else _echo_progress)
+    if as_json:
+        click.echo(json.dumps(result.manifest(), indent=2))
+    else:
+        click.echo(f"batch {result.batch_id}: {result.state}"
+                   + (f" ({result.error})" if result.error else "")
+                   + f"; read {result.rows_read:,}, loaded {result.rows_loaded:,}, quarantined "
+                     f"{result.rows_quarantined:,}, duplicates {result.rows_duplicate:,}; "
+                     f"{len(result.partitions)} partitions in {result.seconds:.2f} s")
+    if result.state == "rejected":
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("workbook", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rows", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Rows of the generated sample when no WORKBOOK is given.")
+@click.option("--name", help="Object name in the landing bucket (default: the file's name).")
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the chain.")
+@click.pass_obj
+def run(settings: Settings, workbook: Path | None, rows: int, name: str | None, timeout: float) -> None:
+    """Drop WORKBOOK (default: a generated sample) and run ingest → load → transform on the embedded chain."""
+    from .pipeline import run_local
+
+    if workbook is None:
+        from .sample import write_sample
+
+        workbook = settings.home / "samples" / f"online_retail_sample_{rows}.xlsx"
+        if not workbook.exists():
+            workbook.parent.mkdir(parents=True, exist_ok=True)
+            _echo_progress(f"generating a {rows:,}-row sample workbook at {workbook}")
+            write_sample(workbook, rows=rows, variant="online-retail", seed=0)
+    summary = run_local(settings, [(workbook, name or workbook.name)], progress=_echo_progress, timeout=timeout)
+    click.echo(render_summary(summary))
+    if not summary["ok"]:
+        sys.exit(1)
+
+
+def render_summary(summary: dict) -> str:
+    lines = []
+    for b in summary["batches"]:
+        r = b["rows"]
+        lines.append(f"batch {b['batch_id']} ({b['source']}): {b['state']}")
+        if b.get("error"):
+            lines.append(f"  error: {b['error']}")
+        lines.append(f"  rows read {r['read']:,}  loaded {r['loaded']:,}  quarantined {r['quarantined']:,}  "
+                     f"duplicates {r['duplicates']:,}")
+    w, d = summary["warehouse"], summary["dbt"]
+    lines.append(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}")
+    lines.append(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']}")
+    lines.append("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["seconds"].items()))
+    for dead in summary.get("dead_letters", []):
+        lines.append(f"FAILED {dead['target']} {dead['subject']}: {dead['error']}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """Batches, warehouse figures and the last dbt run."""
+    from .status import collect
+
+    report = collect(_context(settings))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    for b in report["batches"]:
+        r = b["rows"]
+        click.echo(f"{b['batch_id']}  {b['state']:<16} read {r['read']:>9,}  loaded {r['loaded']:>9,}  "
+                   f"quarantined {r['quarantined']:>7,}  duplicates {r['duplicates']:>7,}  {b['source']}"
+                   + (f"\n    {b['error']}" if b["error"] else ""))
+    w, d = report["warehouse"], report["dbt"]
+    click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}")
+    click.echo(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']} ({d['runs']} runs)")
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["bigquery-json", "dbt-sources", "arrow"]))
+@click.option("--table", type=click.Choice(["sales_lines", "quarantine", "batches"]), default="sales_lines",
+              show_default=True)
+def schema(what: str, table: str) -> None:
+    """Print a schema generated from the single definition (BigQuery JSON, dbt sources, Arrow)."""
+    from . import schema as s
+
+    if what == "bigquery-json":
+        click.echo(s.bigquery_json_text(table), nl=False)
+    elif what == "dbt-sources":
+        click.echo(s.dbt_sources_yaml(), nl=False)
+    else:
+        click.echo(str(s.arrow_schema(table)))
+
+
+def main() -> None:
+    cli(prog_name="retail-pipeline")
+
+
+if __name__ == "__main__":
+    main()

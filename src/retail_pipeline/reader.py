@@ -1,0 +1,304 @@
+"""Readers: a landing object → chunks of the eight source columns as Arrow.
+
+A workbook is read with fastexcel (calamine) straight into Arrow, every sheet that carries the
+columns, one chunk per sheet. CSV (plain or gzip) and Parquet are streamed in bounded batches.
+Column headers are matched by their letters alone, so both the Online Retail and the Online
+Retail II spellings (InvoiceNo/Invoice, UnitPrice/Price, CustomerID/Customer ID) are accepted.
+Cells a typed column could not hold are reported with their raw text, never dropped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from .config import Limits
+from .schema import SOURCE_FIELDS
+
+#: header spelling (letters only, lower case) → canonical source field
+HEADER_ALIASES = {
+    "invoiceno": "invoice_no", "invoice": "invoice_no", "invoicenumber": "invoice_no",
+    "stockcode": "stock_code",
+    "description": "description",
+    "quantity": "quantity",
+    "invoicedate": "invoice_date",
+    "unitprice": "unit_price", "price": "unit_price",
+    "customerid": "customer_id",
+    "country": "country",
+}
+#: fastexcel dtypes per canonical field: identifiers as text, so '85123A' and 85123 both stay codes
+FIELD_DTYPES = {
+    "invoice_no": "string", "stock_code": "string", "description": "string", "quantity": "float",
+    "invoice_date": "datetime", "unit_price": "float", "customer_id": "string", "country": "string",
+}
+CSV_BATCH_BYTES = 16 * 1024 * 1024
+
+
+class RejectedInput(Exception):
+    """The file as a whole cannot be ingested. Permanent: recorded, never retried."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Chunk:
+    """Rows of one sheet (or one batch of a CSV/Parquet file), columns named by SOURCE_FIELDS."""
+
+    sheet: str
+    first_row: int  #: source row number of the chunk's first row (header = row 1)
+    table: pa.Table
+    #: field → {row index in chunk: raw text} for cells the typed column could not hold
+    cell_errors: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+def normalize_header(name: str) -> str:
+    return re.sub(r"[^a-z]", "", str(name).lower())
+
+
+def map_columns(headers: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Source header → canonical field for the known columns, and the list of missing fields."""
+    mapping: dict[str, str] = {}
+    for header in headers:
+        canonical = HEADER_ALIASES.get(normalize_header(header))
+        if canonical and canonical not in mapping.values():
+            mapping[header] = canonical
+    missing = [f for f in SOURCE_FIELDS if f not in mapping.values()]
+    return mapping, missing
+
+
+def sniff(path: Path, name: str) -> str:
+    """'xlsx', 'xls', 'csv', 'csv.gz' or 'parquet', from the content first and the name second."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    lower = name.lower()
+    if not head:
+        raise RejectedInput("empty_file", "the object is empty (0 bytes)")
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "xls"  # OLE container: legacy .xls, or an encrypted (password-protected) .xlsx
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"\x1f\x8b"):
+        return "csv.gz"
+    if lower.endswith((".xlsx", ".xlsm", ".xls")):
+        raise RejectedInput("not_a_workbook", f"{name} is named like a workbook but is not one (no zip or OLE signature)")
+    if lower.endswith(".csv"):
+        return "csv"
+    raise RejectedInput("unsupported_format", f"{name}: not an Excel workbook, CSV or Parquet file")
+
+
+def read_source(path: Path, name: str, limits: Limits) -> Iterator[Chunk]:
+    """Chunks of a landing file; raises RejectedInput for a file that cannot be ingested."""
+    size = path.stat().st_size
+    if size > limits.max_object_bytes:
+        raise RejectedInput("object_too_large", f"object is {size:,} bytes; the limit is {limits.max_object_bytes:,}")
+    kind = sniff(path, name)
+    if kind == "xlsx":
+        yield from _read_xlsx(path, limits)
+    elif kind == "xls":
+        yield from _read_xls(path)
+    elif kind in ("csv", "csv.gz"):
+        yield from _read_csv(path, gzipped=kind == "csv.gz", limits=limits)
+    else:
+        yield from _read_parquet(path)
+
+
+def _check_zip(path: Path, limits: Limits) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            names = {i.filename for i in infos}
+            if any(i.flag_bits & 0x1 for i in infos):
+                raise RejectedInput("encrypted_workbook", "the workbook is encrypted")
+            total = sum(i.file_size for i in infos)
+            if total > limits.max_uncompressed_bytes:
+                raise RejectedInput(
+                    "decompressed_too_large",
+                    f"the workbook inflates to {total:,} bytes; the limit is {limits.max_uncompressed_bytes:,}",
+                )
+            bad = zf.testzip() if len(infos) < 50 and total < 64 * 1024**2 else None
+    except zipfile.BadZipFile as exc:
+        raise RejectedInput("corrupt_workbook", f"not a readable workbook: {exc}") from exc
+    if bad is not None:
+        raise RejectedInput("corrupt_workbook", f"not a readable workbook: member {bad} is damaged")
+    if "[Content_Types].xml" not in names or not any(n.startswith("xl/worksheets/") for n in names):
+        raise RejectedInput("not_a_workbook", "a zip archive, but not an Excel workbook (no xl/worksheets/)")
+
+
+def _read_xlsx(path: Path, limits: Limits) -> Iterator[Chunk]:
+    _check_zip(path, limits)
+    yield from _read_excel(path)
+
+
+def _read_xls(path: Path) -> Iterator[Chunk]:
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if "EncryptedPackage".encode("utf-16-le") in head or b"E\x00n\x00c\x00r\x00y\x00p\x00t\x00" in head:
+        raise RejectedInput("encrypted_workbook", "the workbook is password-protected; save it without a password")
+    yield from _read_excel(path)
+
+
+#: fastexcel dtypes for the usual spellings, so the common case reads each sheet once
+KNOWN_DTYPES = {
+    spelling: FIELD_DTYPES[canonical]
+    for canonical, spellings in {
+        "invoice_no": ["InvoiceNo", "Invoice", "Invoice No", "invoice_no"],
+        "stock_code": ["StockCode", "Stock Code", "stock_code"],
+        "description": ["Description", "description"],
+        "quantity": ["Quantity", "quantity"],
+        "invoice_date": ["InvoiceDate", "Invoice Date", "invoice_date"],
+        "unit_price": ["UnitPrice", "Price", "Unit Price", "unit_price", "price"],
+        "customer_id": ["CustomerID", "Customer ID", "customer_id"],
+        "country": ["Country", "country"],
+    }.items()
+    for spelling in spellings
+}
+
+
+def _wanted(column) -> bool:
+    return normalize_header(column.name) in HEADER_ALIASES
+
+
+def _read_excel(path: Path) -> Iterator[Chunk]:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheet_names = reader.sheet_names
+    except Exception as exc:  # fastexcel raises its own hierarchy; all mean "cannot open"
+        raise RejectedInput("corrupt_workbook", f"not a readable workbook: {exc}") from exc
+    found = False
+    missing_by_sheet = {}
+    for sheet_name in sheet_names:
+        try:
+            sheet = reader.load_sheet(sheet_name, use_columns=_wanted, dtypes=KNOWN_DTYPES)
+            columns = sheet.selected_columns
+        except fastexcel.FastExcelError as exc:
+            if "no columns" in str(exc).lower() or "column" in str(exc).lower() and "select" in str(exc).lower():
+                missing_by_sheet[sheet_name] = list(SOURCE_FIELDS)
+                continue
+            raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
+        except Exception as exc:
+            raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
+        mapping, missing = map_columns([c.name for c in columns])
+        if missing:
+            missing_by_sheet[sheet_name] = missing
+            continue
+        found = True
+        if any(c.name in mapping and c.dtype_from != "provided_by_name" for c in columns):
+            # an unusual spelling: read again with the types named for this sheet's own headers
+            dtypes = {header: FIELD_DTYPES[canonical] for header, canonical in mapping.items()}
+            sheet = reader.load_sheet(sheet_name, use_columns=list(mapping), dtypes=dtypes)
+        try:
+            table, errors = sheet.to_arrow_with_errors()
+        except Exception as exc:
+            raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
+        read_order = [c.name for c in sheet.selected_columns]
+        del sheet
+        table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
+        keep = [n for n in table.column_names if n in mapping]
+        table = table.select(keep).rename_columns([mapping[n] for n in keep]).select(SOURCE_FIELDS)
+        errors_by_field = _cell_errors(errors, [mapping.get(n) for n in read_order])
+        yield Chunk(sheet_name, 2, table, errors_by_field)
+    if not found:
+        detail = "; ".join(f"sheet {s!r} lacks {', '.join(m)}" for s, m in missing_by_sheet.items())
+        raise RejectedInput("missing_columns", f"no sheet carries the required columns ({detail})")
+
+
+_RAW = re.compile(r"""got '(?:String|DateTimeIso|DurationIso)\((.*)\)'$""", re.S)
+
+
+def _cell_errors(errors, read_order: list[str | None]) -> dict[str, dict[int, str]]:
+    out: dict[str, dict[int, str]] = {}
+    if errors is None:
+        return out
+    for err in errors.errors:
+        row, col = err.offset_position
+        name = read_order[col] if col < len(read_order) else None
+        if name is None:
+            continue
+        match = _RAW.search(err.detail)
+        raw = match.group(1) if match else err.detail.split("but got", 1)[-1].strip(" '")
+        if raw.startswith('"') and raw.endswith('"'):
+            raw = raw[1:-1].replace('\\"', '"')
+        out.setdefault(name, {})[row] = raw
+    return out
+
+
+def _rename_to_fields(table: pa.Table, name: str) -> pa.Table:
+    mapping, missing = map_columns(table.column_names)
+    if missing:
+        raise RejectedInput("missing_columns", f"{name} lacks the required columns {', '.join(missing)}")
+    return table.select(list(mapping)).rename_columns(list(mapping.values())).select(SOURCE_FIELDS)
+
+
+def _read_csv(path: Path, *, gzipped: bool, limits: Limits) -> Iterator[Chunk]:
+    import pyarrow.csv as pacsv
+
+    stream = gzip.open(path, "rb") if gzipped else pa.OSFile(str(path), "rb")
+    try:
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=CSV_BATCH_BYTES),
+                convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True, autodict_max_size=0,
+                                                     include_missing_columns=False),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            )
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            raise RejectedInput("unreadable_csv", f"not a readable CSV file: {exc}") from exc
+        # re-open with every column as text: numbers are parsed by the cleaning rules, like workbook text
+        names = reader.schema.names
+        mapping, missing = map_columns(names)
+        if missing:
+            raise RejectedInput("missing_columns", f"the CSV lacks the required columns {', '.join(missing)}")
+    finally:
+        stream.close()
+    stream = gzip.open(path, "rb") if gzipped else pa.OSFile(str(path), "rb")
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=CSV_BATCH_BYTES),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=True, include_columns=list(mapping)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        )
+        row = 2
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError, EOFError) as exc:
+                raise RejectedInput("unreadable_csv", f"CSV is damaged near row {row:,}: {exc}") from exc
+            table = pa.Table.from_batches([batch]).rename_columns([mapping[n] for n in batch.schema.names])
+            yield Chunk("csv", row, table.select(SOURCE_FIELDS))
+            row += batch.num_rows
+    finally:
+        stream.close()
+
+
+def _read_parquet(path: Path) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RejectedInput("unreadable_parquet", f"not a readable Parquet file: {exc}") from exc
+    mapping, missing = map_columns(pf.schema_arrow.names)
+    if missing:
+        raise RejectedInput("missing_columns", f"the Parquet file lacks the required columns {', '.join(missing)}")
+    row = 2
+    for batch in pf.iter_batches(batch_size=256_000, columns=list(mapping)):
+        table = pa.Table.from_batches([batch]).rename_columns([mapping[n] for n in batch.schema.names])
+        yield Chunk("parquet", row, table.select(SOURCE_FIELDS))
+        row += batch.num_rows

@@ -1,0 +1,266 @@
+"""The local runtime: plays Eventarc and Pub/Sub push for the three function apps.
+
+It notices new object generations in the landing and lake buckets and delivers binary-mode
+``google.cloud.storage.object.v1.finalized`` CloudEvents to the ingest and load apps; it pulls
+the local bus and delivers ``messagePublished`` events to the transform app. A non-2xx answer is
+retried with backoff (like Eventarc with retry enabled, and Pub/Sub push), up to a limit, after
+which the event is dead-lettered and reported.
+
+Delivery goes through functions-framework apps, either in this process (``InProcessApps``: the
+framework's WSGI app, called with real HTTP requests through its test client) or over the network
+(``HttpApps``: functions-framework servers on localhost).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from cloudevents.http import CloudEvent
+
+from .events import binary, pubsub_published, storage_finalized
+from .ports import ObjectStore
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+TARGETS = ("ingest", "load", "transform")
+
+
+class Apps(Protocol):
+    def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]: ...
+
+
+class InProcessApps:
+    """The three functions-framework apps in this process; each event is one HTTP request."""
+
+    def __init__(self, functions_dir: Path = FUNCTIONS_DIR) -> None:
+        import functions_framework
+        from flask import got_request_exception
+
+        self.clients = {}
+        self.last_error: dict[str, str] = {}
+        for target in TARGETS:
+            app = functions_framework.create_app(target, str(functions_dir / target / "main.py"), "cloudevent")
+            app.logger.handlers.clear()  # the error is reported by the runtime and in the JSON log
+            app.logger.propagate = False
+            got_request_exception.connect(self._remember(target), app, weak=False)
+            self.clients[target] = app.test_client()
+
+    def _remember(self, target: str):
+        def handler(sender, exception, **extra):
+            self.last_error[target] = f"{type(exception).__name__}: {exception}"
+            logging.getLogger("retail_pipeline.runtime").error(
+                "%s failed", target, exc_info=(type(exception), exception, exception.__traceback__))
+        return handler
+
+    def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]:
+        headers, body = binary(event)
+        self.last_error.pop(target, None)
+        response = self.clients[target].post("/", headers=headers, data=body)
+        text = response.get_data(as_text=True)
+        if response.status_code >= 400 and target in self.last_error:
+            text = self.last_error[target]
+        return response.status_code, text
+
+
+class HttpApps:
+    """Functions-framework servers reached over HTTP (``retail-pipeline serve``)."""
+
+    def __init__(self, urls: dict[str, str], timeout: float = 600.0) -> None:
+        self.urls = urls
+        self.timeout = timeout
+
+    def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]:
+        import requests
+
+        headers, body = binary(event)
+        try:
+            response = requests.post(self.urls[target], headers=headers, data=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            return 599, str(exc)
+        return response.status_code, response.text
+
+
+@dataclass
+class FaultPlan:
+    """Delivery faults for tests: each event 1..max_copies times, shuffled, some delayed."""
+
+    max_copies: int = 1
+    shuffle: bool = False
+    delay_probability: float = 0.0
+    seed: int = 0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def copies(self) -> int:
+        return self.rng.randint(1, self.max_copies)
+
+    def order(self, items: list) -> list:
+        if self.shuffle:
+            self.rng.shuffle(items)
+        return items
+
+    def delayed(self) -> bool:
+        return self.delay_probability > 0 and self.rng.random() < self.delay_probability
+
+
+@dataclass
+class _Pending:
+    target: str
+    event: CloudEvent
+    attempts: int = 0
+    not_before: float = 0.0
+    ack: Callable[[], None] | None = None
+    nack: Callable[[], None] | None = None
+
+
+@dataclass
+class Stats:
+    deliveries: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    dead_letters: list[dict] = field(default_factory=list)
+    results: list[tuple[str, dict]] = field(default_factory=list)
+
+
+class Eventarc:
+    """Watches buckets; every object generation not seen before becomes one finalize event."""
+
+    def __init__(self, routes: list[tuple[ObjectStore, str]], state_file: Path) -> None:
+        self.routes = routes
+        self.state_file = state_file
+        self.seen: dict[str, int] = json.loads(state_file.read_text()) if state_file.exists() else {}
+
+    def poll(self) -> list[tuple[str, CloudEvent]]:
+        found = []
+        for store, target in self.routes:
+            for info in store.list():
+                key = f"{info.bucket}/{info.name}"
+                if self.seen.get(key, -1) < info.generation:
+                    self.seen[key] = info.generation
+                    found.append((target, storage_finalized(info)))
+        if found:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.state_file.write_text(json.dumps(self.seen))
+        return found
+
+
+class LocalRuntime:
+    """Delivers storage and bus events to the apps until nothing is left to do."""
+
+    def __init__(self, ctx, apps: Apps, *, faults: FaultPlan | None = None, max_attempts: int = 5,
+                 progress: Callable[[str], None] | None = None, poll_bus: bool = True) -> None:
+        self.ctx = ctx
+        self.apps = apps
+        self.faults = faults or FaultPlan()
+        self.max_attempts = max_attempts
+        self.say = progress or (lambda _m: None)
+        self.eventarc = Eventarc([(ctx.landing, "ingest"), (ctx.lake, "load")],
+                                 ctx.settings.home / "state" / "eventarc.json")
+        self.poll_bus = poll_bus
+        self.queue: list[_Pending] = []
+        self.stats = Stats()
+        self._stop = threading.Event()
+
+    def _enqueue(self, target: str, event: CloudEvent, ack=None, nack=None) -> None:
+        copies = self.faults.copies()
+        for i in range(copies):
+            delay = 0.3 if self.faults.delayed() else 0.0
+            # later copies after the first get no ack hooks: the bus only needs one answer
+            self.queue.append(_Pending(target, event, not_before=time.monotonic() + delay,
+                                       ack=ack if i == 0 else None, nack=nack if i == 0 else None))
+
+    def _collect(self) -> None:
+        new = self.eventarc.poll()
+        for target, event in self.faults.order(new):
+            self._enqueue(target, event)
+        bus = self.ctx.bus
+        if self.poll_bus and hasattr(bus, "pull"):
+            in_queue = {p.event["id"] for p in self.queue if p.target == "transform"}
+            messages = [m for m in bus.pull() if m.message_id not in in_queue]
+            subscription = "projects/local/subscriptions/transform"
+            for message in self.faults.order(messages):
+                event = pubsub_published(message, bus.topic, subscription)
+                self._enqueue("transform", event, ack=lambda mid=message.message_id: bus.ack(mid),
+                              nack=lambda mid=message.message_id: bus.nack(mid))
+
+    def step(self) -> bool:
+        """Deliver what is due; True when anything happened."""
+        self._collect()
+        now = time.monotonic()
+        due = [p for p in self.queue if p.not_before <= now]
+        if not due:
+            return False
+        # storage events first (ingest, then load), then messages: the natural order of a quiet system
+        rank = {"ingest": 0, "load": 1, "transform": 2}
+        if not self.faults.shuffle:
+            due.sort(key=lambda p: rank[p.target])
+        for pending in due:
+            self.queue.remove(pending)
+            self._deliver(pending)
+        return True
+
+    def _deliver(self, pending: _Pending) -> None:
+        target, event = pending.target, pending.event
+        pending.attempts += 1
+        started = time.monotonic()
+        status, body = self.apps.deliver(target, event)
+        self.stats.seconds[target] += time.monotonic() - started
+        self.stats.deliveries[target] += 1
+        subject = event.get("subject") or event["id"]
+        if 200 <= status < 300:
+            if pending.ack:
+                pending.ack()
+            self._report(target, subject, body)
+            return
+        self.stats.failures[target] += 1
+        error = _error_line(body)
+        if pending.attempts >= self.max_attempts:
+            self.stats.dead_letters.append({"target": target, "subject": subject, "status": status, "error": error})
+            self.say(f"{target}: gave up on {subject} after {pending.attempts} attempts: {error}")
+            if pending.nack:
+                pending.nack()
+            return
+        self.say(f"{target}: {subject} failed (HTTP {status}: {error}); retrying")
+        pending.not_before = time.monotonic() + min(5.0, 0.1 * 2 ** pending.attempts)
+        self.queue.append(pending)
+
+    def _report(self, target: str, subject: str, body: str) -> None:
+        self.stats.results.append((target, {"subject": subject}))
+        if target == "ingest":
+            self.say(f"ingest: {subject.removeprefix('objects/')} done")
+
+    def run_until_idle(self, timeout: float = 1800.0, settle: float = 0.0) -> Stats:
+        """Deliver until the buckets, the bus and the retry queue are quiet (or timeout)."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if self.step():
+                quiet_since = None
+                continue
+            waiting = [p.not_before for p in self.queue]
+            bus_due = self.ctx.bus.next_due_in() if hasattr(self.ctx.bus, "next_due_in") else None
+            if not waiting and bus_due is None:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return self.stats
+            time.sleep(0.02 if not waiting else max(0.0, min(0.2, min(waiting) - time.monotonic())))
+        if not self._stop.is_set():
+            raise TimeoutError(f"the pipeline was still busy after {timeout:.0f} s")
+        return self.stats
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _error_line(body: str) -> str:
+    text = (body or "").strip().splitlines()
+    return text[-1][:300] if text else "no response body"
