@@ -15,7 +15,8 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from cloudevents.http import CloudEvent, to_binary, to_structured
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
 
 from .ports import Message, ObjectInfo
 

@@ -235,8 +235,13 @@ class LocalRuntime:
 
     def _report(self, target: str, subject: str, body: str) -> None:
         self.stats.results.append((target, {"subject": subject}))
+        name = subject.removeprefix("objects/")
         if target == "ingest":
-            self.say(f"ingest: {subject.removeprefix('objects/')} done")
+            self.say(f"ingest: {name} done")
+        elif target == "load" and name.startswith(("sales/", "quarantine/", "manifests/")):
+            self.say(f"load: {name} loaded")
+        elif target == "transform":
+            self.say(f"transform: message {name} handled")
 
     def run_until_idle(self, timeout: float = 1800.0, settle: float = 0.0) -> Stats:
         """Deliver until the buckets, the bus and the retry queue are quiet (or timeout)."""

@@ -1,0 +1,61 @@
+"""Shared fixtures. Feature-specific fixtures live next to their tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE_XLSX = SHARED / "data" / "online_retail_reference.xlsx"
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty pipeline home, and an environment that points every setting at it."""
+    h = tmp_path / "home"
+    for key in list(os.environ):
+        if key.startswith("RETAIL_PIPELINE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RETAIL_PIPELINE_HOME", str(h))
+    monkeypatch.setenv("RETAIL_PIPELINE_FAULT_STATE", str(h / "faults"))
+    return h
+
+
+@pytest.fixture
+def settings(home: Path):
+    from retail_pipeline.config import Settings
+
+    return Settings.from_env(home)
+
+
+@pytest.fixture
+def ctx(settings):
+    """The embedded context (folders, DuckDB, spool bus), installed for the functions."""
+    from retail_pipeline import context
+
+    c = context.Context(settings)
+    context.use(c)
+    yield c
+    context.use(None)
+
+
+@pytest.fixture(scope="session")
+def small_workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated 3,000-row workbook with the real file's cell types and quirks."""
+    from retail_pipeline.sample import write_sample
+
+    path = tmp_path_factory.mktemp("wb") / "small.xlsx"
+    write_sample(path, rows=3000, seed=7)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_workbook() -> Path:
+    if not REFERENCE_XLSX.exists():
+        pytest.skip(f"the reference workbook is missing: {REFERENCE_XLSX} (shared/ not laid beside the repo)")
+    return REFERENCE_XLSX

@@ -1,0 +1,122 @@
+"""The three entry points through functions-framework's real HTTP path (binary and structured events)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cloudevents.http import CloudEvent
+from functions_framework import create_app
+
+from retail_pipeline import events
+from retail_pipeline.ports import Message
+
+FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
+
+
+def client(target: str):
+    return create_app(target, str(FUNCTIONS / target / "main.py"), "cloudevent").test_client()
+
+
+def finalize_event(ctx, store, name: str) -> CloudEvent:
+    return events.storage_finalized(store.stat(name))
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_ingest_accepts_an_eventarc_event_and_writes_the_lake(ctx, small_workbook, mode):
+    ctx.landing.put("book.xlsx", small_workbook)
+    headers, body = getattr(events, mode)(finalize_event(ctx, ctx.landing, "book.xlsx"))
+    response = client("ingest").post("/", headers=headers, data=body)
+    assert response.status_code == 200
+    names = [i.name for i in ctx.lake.list()]
+    assert any(n.startswith("manifests/") for n in names)
+    assert sum(n.startswith("sales/month=") for n in names) >= 12
+
+
+def test_binary_event_carries_eventarc_attributes(ctx, small_workbook):
+    info = ctx.landing.put("book.xlsx", small_workbook)
+    headers, body = events.binary(events.storage_finalized(info))
+    assert headers["ce-type"] == "google.cloud.storage.object.v1.finalized"
+    assert headers["ce-source"] == f"//storage.googleapis.com/projects/_/buckets/{info.bucket}"
+    assert headers["ce-subject"] == "objects/book.xlsx"
+    data = json.loads(body)
+    assert data["bucket"] == info.bucket and data["name"] == "book.xlsx"
+    assert data["generation"] == str(info.generation) and data["size"] == str(info.size)
+
+
+@pytest.mark.parametrize("missing", ["ce-specversion", "ce-type", "ce-source", "ce-id"])
+def test_missing_required_header_is_a_400(ctx, small_workbook, missing):
+    info = ctx.landing.put("book.xlsx", small_workbook)
+    headers, body = events.binary(events.storage_finalized(info))
+    del headers[missing]
+    response = client("ingest").post("/", headers=headers, data=body)
+    assert response.status_code == 400
+    assert list(ctx.lake.list()) == []
+
+
+def test_wrong_event_type_is_refused(ctx, small_workbook):
+    info = ctx.landing.put("book.xlsx", small_workbook)
+    event = events.storage_finalized(info)
+    event["type"] = "google.cloud.storage.object.v1.deleted"
+    headers, body = events.binary(event)
+    response = client("ingest").post("/", headers=headers, data=body)
+    assert response.status_code == 500
+    assert list(ctx.lake.list()) == []
+
+
+def test_ingest_ignores_its_own_rejection_reports(ctx):
+    info = ctx.landing.put("rejected/x.xlsx.1.error.json", b"{}")
+    headers, body = events.binary(events.storage_finalized(info))
+    assert client("ingest").post("/", headers=headers, data=body).status_code == 200
+    assert list(ctx.lake.list()) == []
+
+
+def test_rejected_file_returns_200_and_writes_a_report(ctx, tmp_path):
+    info = ctx.landing.put("notes.xlsx", b"this is not a workbook")
+    headers, body = events.binary(events.storage_finalized(info))
+    response = client("ingest").post("/", headers=headers, data=body)
+    assert response.status_code == 200  # permanent error: recorded, not retried
+    report_name = f"rejected/notes.xlsx.{info.generation}.error.json"
+    report = json.loads(ctx.landing.read_bytes(report_name))
+    assert report["reason"] == "not_a_workbook" and "not one" in report["error"]
+    manifests = [i.name for i in ctx.lake.list("manifests/")]
+    assert len(manifests) == 1
+    assert json.loads(ctx.lake.read_bytes(manifests[0]))["state"] == "rejected"
+
+
+def test_load_ignores_objects_that_are_not_partitions(ctx):
+    info = ctx.lake.put("notes/readme.txt", b"hello")
+    headers, body = events.binary(events.storage_finalized(info))
+    assert client("load").post("/", headers=headers, data=body).status_code == 200
+    assert ctx.bus.backlog() == 0
+
+
+def test_load_then_transform_over_http(ctx, small_workbook):
+    from retail_pipeline.stages import ingest_landing_object
+
+    info = ctx.landing.put("book.xlsx", small_workbook)
+    result = ingest_landing_object(info.bucket, "book.xlsx", info.generation)
+    load = client("load")
+    for obj in ctx.lake.list():
+        headers, body = events.binary(events.storage_finalized(obj))
+        assert load.post("/", headers=headers, data=body).status_code == 200
+    messages = ctx.bus.pull()
+    assert len(messages) == result["partitions"] + 1  # every partition and the manifest
+    attributes = messages[0].attributes
+    assert attributes["batch_id"] == result["batch_id"] and attributes["source"].endswith("book.xlsx")
+    assert {"partition", "rows", "kind"} <= set(attributes)
+    transform = client("transform")
+    for i, message in enumerate(messages[:2]):
+        event = events.pubsub_published(message, ctx.bus.topic, "projects/local/subscriptions/transform")
+        headers, body = events.binary(event)
+        assert transform.post("/", headers=headers, data=body).status_code == 200
+    status = ctx.warehouse.status()
+    assert len(status["runs"]) == 1 and status["runs"][0]["state"] == "success"
+    assert status["warehouse"]["fact_rows"] == result["rows"]["loaded"]
+
+
+def test_transform_refuses_a_message_without_batch(ctx):
+    message = Message("m1", b"{}", {}, events.datetime.now(events.timezone.utc))
+    headers, body = events.binary(events.pubsub_published(message, ctx.bus.topic, "projects/p/subscriptions/s"))
+    assert client("transform").post("/", headers=headers, data=body).status_code == 500
