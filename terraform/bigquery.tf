@@ -1,0 +1,83 @@
+# BigQuery: raw tables written by the load function, the pipeline's bookkeeping, dbt's models.
+# The raw tables' schemas are generated from the single schema definition in code
+# (retail_pipeline/schema.py: `retail-pipeline schema bigquery-json --table T > terraform/schemas/T.json`);
+# tests/test_terraform.py fails if a checked-in file differs from what the code generates.
+# Access is granted per dataset (iam.tf); no dataset is public.
+
+resource "google_bigquery_dataset" "raw" {
+  #checkov:skip=CKV_GCP_81:Google-managed encryption keys; the data is a public retail sample. Add default_encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id    = local.datasets.raw
+  friendly_name = "Retail pipeline: raw"
+  description   = "Typed invoice lines, quarantined rows and batch manifests, loaded from the lake by the load function."
+  location      = var.bigquery.location
+  labels        = local.labels
+
+  delete_contents_on_destroy = !var.deletion_protection
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_bigquery_dataset" "pipeline" {
+  #checkov:skip=CKV_GCP_81:Google-managed encryption keys; bookkeeping only. Add default_encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id    = local.datasets.pipeline
+  friendly_name = "Retail pipeline: bookkeeping"
+  description   = "Load ledger (one row per lake object applied) and transform claims (one dbt run per batch); tables created by the functions."
+  location      = var.bigquery.location
+  labels        = local.labels
+
+  delete_contents_on_destroy = !var.deletion_protection
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_bigquery_dataset" "analytics" {
+  #checkov:skip=CKV_GCP_81:Google-managed encryption keys; the data is a public retail sample. Add default_encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id    = local.datasets.analytics
+  friendly_name = "Retail pipeline: analytics"
+  description   = "dbt models: staging views, the sales fact (partitioned by invoice day, clustered by customer) and the marts Looker Studio reads."
+  location      = var.bigquery.location
+  labels        = local.labels
+
+  delete_contents_on_destroy = !var.deletion_protection
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_bigquery_table" "sales_lines" {
+  #checkov:skip=CKV_GCP_80:Google-managed encryption keys; the data is a public retail sample. Add encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id          = google_bigquery_dataset.raw.dataset_id
+  table_id            = "sales_lines"
+  description         = "Typed, distinct invoice lines of every ingested source. Partitioned by invoice_date (day), clustered by customer_id."
+  schema              = file("${path.module}/schemas/sales_lines.json")
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  time_partitioning {
+    type  = "DAY"
+    field = "invoice_date"
+  }
+
+  clustering = ["customer_id"]
+}
+
+resource "google_bigquery_table" "quarantine" {
+  #checkov:skip=CKV_GCP_80:Google-managed encryption keys; the data is a public retail sample. Add encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id          = google_bigquery_dataset.raw.dataset_id
+  table_id            = "quarantine"
+  description         = "Rows that could not be typed, with the reason, as read from the source."
+  schema              = file("${path.module}/schemas/quarantine.json")
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  clustering = ["batch_id"]
+}
+
+resource "google_bigquery_table" "batches" {
+  #checkov:skip=CKV_GCP_80:Google-managed encryption keys; the data is a public retail sample. Add encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id          = google_bigquery_dataset.raw.dataset_id
+  table_id            = "batches"
+  description         = "One row per ingested or rejected landing object: the batch manifest with its row counts."
+  schema              = file("${path.module}/schemas/batches.json")
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+}

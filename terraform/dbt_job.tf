@@ -1,0 +1,80 @@
+# Artifact Registry (the dbt image and the functions' build images) and the dbt Cloud Run job.
+# The transform function starts one execution per complete batch, passing the batch's invoice
+# months in the execution overrides; the job runs `dbt build --target prod` (dbt/Dockerfile).
+
+resource "google_artifact_registry_repository" "images" {
+  #checkov:skip=CKV_GCP_84:Google-managed encryption keys; the images hold public code only. Set kms_key_name if your policy requires CMEK.
+  repository_id = local.artifact_repository_id
+  location      = var.region
+  format        = "DOCKER"
+  description   = "dbt job image and Cloud Functions build images of the retail pipeline."
+  labels        = local.labels
+
+  cleanup_policy_dry_run = false
+
+  cleanup_policies {
+    id     = "keep-newest"
+    action = "KEEP"
+
+    most_recent_versions {
+      keep_count = var.artifact_registry.keep_versions
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+
+    condition {
+      older_than = "${var.artifact_registry.delete_after_days * 86400}s"
+    }
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_cloud_run_v2_job" "dbt" {
+  name                = local.dbt_job_name
+  location            = var.region
+  description         = "dbt build --target prod of the retail project: staging, fact, marts and their tests."
+  labels              = local.labels
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.dbt.email
+      timeout         = "${var.dbt_job.timeout_seconds}s"
+      max_retries     = var.dbt_job.max_retries
+
+      containers {
+        image = var.dbt_image
+
+        resources {
+          limits = {
+            cpu    = var.dbt_job.cpu
+            memory = var.dbt_job.memory
+          }
+        }
+
+        dynamic "env" {
+          for_each = local.dbt_env
+
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_bigquery_dataset_iam_member.dbt_reads_raw,
+    google_bigquery_dataset_iam_member.dbt_reads_pipeline,
+    google_bigquery_dataset_iam_member.dbt_writes_analytics,
+    google_project_iam_member.dbt_runs_jobs,
+  ]
+}

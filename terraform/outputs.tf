@@ -1,0 +1,92 @@
+# Outputs: where to drop workbooks, where the data lands, and the Looker Studio link.
+
+locals {
+  # Looker Studio Linking API (https://developers.google.com/looker-studio/integrate/linking-api):
+  # a new report with one BigQuery data source on the analytics dataset's mart_revenue_daily table.
+  # `retail-pipeline looker-url` builds the same URL: the parameters below, in this order, each
+  # value encoded like Python's urllib.parse.quote_plus (Terraform's urlencode), joined with "&".
+  looker_studio_base_url = "https://lookerstudio.google.com/reporting/create"
+  looker_studio_params = [
+    ["r.reportName", var.looker_studio_report_name],
+    ["ds.ds0.connector", "bigQuery"],
+    ["ds.ds0.type", "TABLE"],
+    ["ds.ds0.projectId", var.project_id],
+    ["ds.ds0.datasetId", local.datasets.analytics],
+    ["ds.ds0.tableId", "mart_revenue_daily"],
+    ["ds.ds0.datasourceName", "mart_revenue_daily"],
+  ]
+  looker_studio_url = "${local.looker_studio_base_url}?${join("&", [for p in local.looker_studio_params : "${p[0]}=${urlencode(p[1])}"])}"
+}
+
+output "landing_bucket" {
+  description = "Drop workbooks here: gsutil cp book.xlsx gs://LANDING_BUCKET/"
+  value       = google_storage_bucket.landing.name
+}
+
+output "lake_bucket" {
+  description = "Partitioned Parquet, quarantine files and batch manifests written by ingest."
+  value       = google_storage_bucket.lake.name
+}
+
+output "function_source_bucket" {
+  description = "Bucket holding the packaged function bundles."
+  value       = google_storage_bucket.function_sources.name
+}
+
+output "datasets" {
+  description = "BigQuery dataset ids: raw tables, pipeline bookkeeping, dbt models."
+  value = {
+    raw       = google_bigquery_dataset.raw.dataset_id
+    pipeline  = google_bigquery_dataset.pipeline.dataset_id
+    analytics = google_bigquery_dataset.analytics.dataset_id
+  }
+}
+
+output "bigquery_location" {
+  description = "Location of the BigQuery datasets."
+  value       = var.bigquery.location
+}
+
+output "partition_loaded_topic" {
+  description = "Pub/Sub topic of \"partition loaded\" messages."
+  value       = google_pubsub_topic.partition_loaded.name
+}
+
+output "dead_letter_topic" {
+  description = "Where messages go that the transform function could not take after max_delivery_attempts."
+  value       = google_pubsub_topic.partition_loaded_dead_letter.name
+}
+
+output "transform_subscription" {
+  description = "Push subscription that feeds the transform function (seek it back to replay)."
+  value       = google_pubsub_subscription.transform.name
+}
+
+output "function_names" {
+  description = "Cloud Function (2nd gen) names by stage."
+  value = {
+    ingest    = google_cloudfunctions2_function.ingest.name
+    load      = google_cloudfunctions2_function.load.name
+    transform = google_cloudfunctions2_function.transform.name
+  }
+}
+
+output "dbt_job_name" {
+  description = "Cloud Run job that runs dbt build --target prod."
+  value       = google_cloud_run_v2_job.dbt.name
+}
+
+output "docker_repository" {
+  description = "Artifact Registry path for images: REGION-docker.pkg.dev/PROJECT/REPOSITORY."
+  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+}
+
+output "pipeline_env" {
+  description = "The settings the functions run with (RETAIL_PIPELINE_*): export them to point the CLI at the deployment."
+  value       = local.function_env
+}
+
+output "looker_studio_url" {
+  description = "Looker Studio Linking API URL: opens a new report on the analytics dataset's mart_revenue_daily table."
+  value       = local.looker_studio_url
+}

