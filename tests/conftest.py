@@ -13,6 +13,10 @@ REFERENCE_XLSX = SHARED / "data" / "online_retail_reference.xlsx"
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
+pytest_plugins = ["emulator_fixtures"]  # session-scoped emulators (issue 4)
+
+from helpers import run_cli  # noqa: E402
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -59,3 +63,15 @@ def reference_workbook() -> Path:
     if not REFERENCE_XLSX.exists():
         pytest.skip(f"the reference workbook is missing: {REFERENCE_XLSX} (shared/ not laid beside the repo)")
     return REFERENCE_XLSX
+
+
+@pytest.fixture(scope="session")
+def reference_home(tmp_path_factory: pytest.TempPathFactory, reference_workbook: Path) -> Path:
+    """A home after one clean `retail-pipeline run` of the reference workbook, shared by the session.
+
+    Read-only for its users, except test_pipeline_e2e's repeat-run test, which runs the same file
+    again at the end of the session (by design every figure and mart stays unchanged).
+    """
+    home = tmp_path_factory.mktemp("reference") / "home"
+    run_cli(home, "run", str(reference_workbook))
+    return home

@@ -30,3 +30,15 @@ def write_workbook(path: Path, rows: list[list], header: list[str] = HEADER, she
 def good_row(invoice=536365, stock=85123, qty=6, price=2.55, customer=17850, country="United Kingdom",
              when=datetime(2010, 12, 1, 8, 26), description="WHITE HANGING HEART T-LIGHT HOLDER") -> list:
     return [invoice, stock, description, qty, when, price, customer, country]
+
+
+def run_cli(home: Path, *args: str, check: bool = True, timeout: float = 900):
+    """Run the installed `retail-pipeline` console script as a user would."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "retail-pipeline"
+    proc = subprocess.run([str(exe), "--home", str(home), *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc

@@ -97,8 +97,30 @@ class FaultPlan:
     seed: int = 0
     rng: random.Random = field(init=False)
 
+    crash: tuple[str, ...] = ()  #: fault points (see faults.py) that fail on their first attempt
+
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+
+    @classmethod
+    def parse(cls, spec: str) -> "FaultPlan":
+        """``copies=3,shuffle,delay=0.2,seed=1,crash=ingest.partition+load.publish`` → FaultPlan."""
+        kwargs: dict = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, _, value = part.partition("=")
+            if key == "copies":
+                kwargs["max_copies"] = int(value)
+            elif key == "shuffle":
+                kwargs["shuffle"] = True
+            elif key == "delay":
+                kwargs["delay_probability"] = float(value or 0.2)
+            elif key == "seed":
+                kwargs["seed"] = int(value)
+            elif key == "crash":
+                kwargs["crash"] = tuple(p for p in value.split("+") if p)
+            else:
+                raise ValueError(f"unknown fault {key!r}: use copies=N, shuffle, delay=P, seed=N, crash=POINT+POINT")
+        return cls(**kwargs)
 
     def copies(self) -> int:
         return self.rng.randint(1, self.max_copies)
@@ -223,15 +245,24 @@ class LocalRuntime:
             return
         self.stats.failures[target] += 1
         error = _error_line(body)
+        if pending.nack is not None:
+            # a bus message: the bus owns redelivery (backoff, then its dead-letter folder)
+            pending.nack()
+            self.say(f"{target}: {subject} failed (HTTP {status}: {error}); the bus will redeliver")
+            if hasattr(self.ctx.bus, "dead_letters") and self._dead_lettered(event["id"]):
+                self.stats.dead_letters.append({"target": target, "subject": subject, "status": status, "error": error})
+            return
         if pending.attempts >= self.max_attempts:
             self.stats.dead_letters.append({"target": target, "subject": subject, "status": status, "error": error})
             self.say(f"{target}: gave up on {subject} after {pending.attempts} attempts: {error}")
-            if pending.nack:
-                pending.nack()
             return
         self.say(f"{target}: {subject} failed (HTTP {status}: {error}); retrying")
         pending.not_before = time.monotonic() + min(5.0, 0.1 * 2 ** pending.attempts)
         self.queue.append(pending)
+
+    def _dead_lettered(self, message_id: str) -> bool:
+        dead = getattr(self.ctx.bus, "dead", None)
+        return dead is not None and (dead / f"{message_id}.json").exists()
 
     def _report(self, target: str, subject: str, body: str) -> None:
         self.stats.results.append((target, {"subject": subject}))

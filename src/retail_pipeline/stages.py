@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -> dict:
     """Ingest one finalized landing object into the lake; returns what happened."""
     ctx = context.get()
+    faults.maybe_crash("ingest.start", f"{object_name}#{generation}")
     landing, lake = ctx.landing, ctx.lake
     if bucket_name != landing.bucket:
         raise ValueError(f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}")
@@ -52,12 +53,22 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
     if result.state == "rejected":
         report = {"object": object_name, "generation": generation, "batch_id": result.batch_id,
                   "reason": result.error_code, "error": result.error}
-        landing.put(f"{REJECTED_PREFIX}{object_name}.{generation}.error.json", json.dumps(report, indent=2).encode(),
+        landing.put(rejection_report_name(object_name, generation), json.dumps(report, indent=2).encode(),
                     content_type="application/json")
     return {"status": result.state, "batch_id": result.batch_id, "error": result.error,
             "rows": {"read": result.rows_read, "loaded": result.rows_loaded, "quarantined": result.rows_quarantined,
                      "duplicates": result.rows_duplicate}, "partitions": len(result.partitions),
             "seconds": result.seconds}
+
+
+def rejection_report_name(object_name: str, generation: int) -> str:
+    """``rejected/<name>.<generation>.error.json``; a very long name is shortened with a hash."""
+    import hashlib
+
+    head, _, last = object_name.rpartition("/")
+    if len(last.encode()) > 180:
+        last = f"{last[:100]}-{hashlib.sha1(object_name.encode()).hexdigest()[:12]}"
+    return f"{REJECTED_PREFIX}{head + '/' if head else ''}{last}.{generation}.error.json"
 
 
 KINDS = {SALES_PREFIX: "sales", QUARANTINE_PREFIX: "quarantine", MANIFEST_PREFIX: "manifest"}
@@ -73,6 +84,7 @@ def lake_object_kind(object_name: str) -> str | None:
 def load_lake_object(bucket_name: str, object_name: str, generation: int) -> dict:
     """Load one finalized lake object into its raw table (exactly-once effect), then publish."""
     ctx = context.get()
+    faults.maybe_crash("load.start", f"{object_name}#{generation}")
     lake = ctx.lake
     if bucket_name != lake.bucket:
         raise ValueError(f"event for bucket {bucket_name!r}, but this function's lake bucket is {lake.bucket!r}")
@@ -112,8 +124,13 @@ def load_lake_object(bucket_name: str, object_name: str, generation: int) -> dic
 
 
 def transform_batch(batch_id: str, claim_key: str = "initial") -> dict:
-    """Fan-in: when every object of the batch is loaded, run the transformation once."""
+    """Fan-in: when every object of the batch is loaded, run the transformation once.
+
+    The run also takes every other batch that is complete and not yet claimed, so twenty files
+    dropped at once cost one or a few dbt runs, not twenty; each batch is still claimed exactly once.
+    """
     ctx = context.get()
+    faults.maybe_crash("transform.start", batch_id)
     progress = ctx.warehouse.batch_progress(batch_id)
     if progress.superseded:
         return {"status": "superseded", "batch_id": batch_id}
@@ -125,13 +142,36 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict:
         return {"status": "rejected", "batch_id": batch_id}
     if not ctx.warehouse.claim_transform(batch_id, claim_key):
         return {"status": "already_claimed", "batch_id": batch_id}
+    claimed = {batch_id: progress}
+    if claim_key == "initial":
+        claimed.update(_claim_other_complete_batches(ctx, exclude=batch_id))
+    partitions = sorted({p for pr in claimed.values() for k, p in pr.expected if k == "sales"})
     try:
-        result = ctx.transformer.run(batch_id, sorted(p for k, p in progress.expected if k == "sales"))
+        result = ctx.transformer.run(batch_id, partitions)
     except BaseException:
-        ctx.warehouse.release_transform(batch_id, claim_key)  # transient: let the retry claim it again
+        for claimed_id in claimed:  # transient: let the retries claim them again
+            ctx.warehouse.release_transform(claimed_id, claim_key)
         raise
-    ctx.warehouse.finish_transform(batch_id, claim_key, result)
-    log.info("transform %s: %s", batch_id, result.status, extra={"batch_id": batch_id,
-                                                                  "tests_failed": result.tests_failed})
-    return {"status": result.status, "batch_id": batch_id, "tests_passed": result.tests_passed,
-            "tests_failed": result.tests_failed, "models_built": result.models_built, "error": result.error}
+    for claimed_id in claimed:
+        ctx.warehouse.finish_transform(claimed_id, claim_key, result)
+    log.info("transform %s: %s", batch_id, result.status,
+             extra={"batch_id": batch_id, "tests_failed": result.tests_failed, "stage": "transform"})
+    return {"status": result.status, "batch_id": batch_id, "batches": sorted(claimed),
+            "tests_passed": result.tests_passed, "tests_failed": result.tests_failed,
+            "models_built": result.models_built, "error": result.error}
+
+
+def _claim_other_complete_batches(ctx, exclude: str) -> dict:
+    """Claim the other ingested batches that are completely loaded and have no transform run yet."""
+    from .ingest import list_manifests
+
+    claimed_before = {run["batch_id"] for run in ctx.warehouse.status()["runs"]}
+    out = {}
+    for manifest in list_manifests(ctx.lake):
+        other = manifest["batch_id"]
+        if other == exclude or other in claimed_before or manifest["state"] != "ingested":
+            continue
+        progress = ctx.warehouse.batch_progress(other)
+        if progress.complete and progress.state == "ingested" and ctx.warehouse.claim_transform(other, "initial"):
+            out[other] = progress
+    return out

@@ -29,6 +29,13 @@ class FolderStore:
         return (self.root / name).as_uri()
 
     def _path(self, name: str) -> Path:
+        segments = name.split("/")
+        if not name or any(seg in ("", ".", "..") for seg in segments[:-1]) or segments[-1] in ("", ".", ".."):
+            raise ValueError(f"object name {name!r} has empty, '.' or '..' segments, which a folder bucket cannot hold")
+        longest = max(len(seg.encode()) for seg in segments)
+        if longest > 250:
+            raise ValueError(f"object name is too long for a folder bucket: a segment of {longest} bytes "
+                             "(the limit is 250; Cloud Storage allows 1,024 bytes in all)")
         path = (self.root / name).resolve()
         if self.root not in path.parents:
             raise ValueError(f"object name {name!r} escapes the bucket folder")
