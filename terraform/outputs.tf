@@ -2,19 +2,30 @@
 
 locals {
   # Looker Studio Linking API (https://developers.google.com/looker-studio/integrate/linking-api):
-  # a new report with one BigQuery data source on the analytics dataset's mart_revenue_daily table.
-  # `retail-pipeline looker-url` builds the same URL: the parameters below, in this order, each
-  # value encoded like Python's urllib.parse.quote_plus (Terraform's urlencode), joined with "&".
+  # a new report with one BigQuery data source per mart of the analytics dataset (aliases ds0, ds1,
+  # ... in this order). `retail-pipeline looker-url` builds the same URL: the parameters below, in
+  # this order, each value encoded like Python's urllib.parse.quote_plus (Terraform's urlencode).
   looker_studio_base_url = "https://lookerstudio.google.com/reporting/create"
-  looker_studio_params = [
-    ["r.reportName", var.looker_studio_report_name],
-    ["ds.ds0.connector", "bigQuery"],
-    ["ds.ds0.type", "TABLE"],
-    ["ds.ds0.projectId", var.project_id],
-    ["ds.ds0.datasetId", local.datasets.analytics],
-    ["ds.ds0.tableId", "mart_revenue_daily"],
-    ["ds.ds0.datasourceName", "mart_revenue_daily"],
+  looker_studio_marts = [
+    "mart_revenue_daily",
+    "mart_revenue_monthly",
+    "mart_revenue_by_country",
+    "mart_product_performance",
+    "mart_customer_rfm",
+    "mart_cohort_retention",
+    "mart_data_quality",
   ]
+  looker_studio_params = concat(
+    [["r.reportName", var.looker_studio_report_name]],
+    concat([for i, table in local.looker_studio_marts : [
+      ["ds.ds${i}.connector", "bigQuery"],
+      ["ds.ds${i}.type", "TABLE"],
+      ["ds.ds${i}.projectId", var.project_id],
+      ["ds.ds${i}.datasetId", local.datasets.analytics],
+      ["ds.ds${i}.tableId", table],
+      ["ds.ds${i}.datasourceName", table],
+    ]]...),
+  )
   looker_studio_url = "${local.looker_studio_base_url}?${join("&", [for p in local.looker_studio_params : "${p[0]}=${urlencode(p[1])}"])}"
 }
 
@@ -87,6 +98,6 @@ output "pipeline_env" {
 }
 
 output "looker_studio_url" {
-  description = "Looker Studio Linking API URL: opens a new report on the analytics dataset's mart_revenue_daily table."
+  description = "Looker Studio Linking API URL: opens a new report with one BigQuery data source per mart of the analytics dataset."
   value       = local.looker_studio_url
 }

@@ -359,21 +359,24 @@ def evaluated(tmp_path_factory) -> dict:
     return {name: item["value"] for name, item in out.value.items()}
 
 
+MARTS = ["mart_revenue_daily", "mart_revenue_monthly", "mart_revenue_by_country", "mart_product_performance",
+         "mart_customer_rfm", "mart_cohort_retention", "mart_data_quality"]
+
+
 def test_looker_studio_url_as_terraform_computes_it(evaluated):
-    expected = "https://lookerstudio.google.com/reporting/create?" + urllib.parse.urlencode([
-        ("r.reportName", "Online Retail sales"),
-        ("ds.ds0.connector", "bigQuery"),
-        ("ds.ds0.type", "TABLE"),
-        ("ds.ds0.projectId", "acme-retail-42"),
-        ("ds.ds0.datasetId", "shop_analytics"),
-        ("ds.ds0.tableId", "mart_revenue_daily"),
-        ("ds.ds0.datasourceName", "mart_revenue_daily"),
-    ])
+    params = [("r.reportName", "Online Retail sales")]
+    for i, table in enumerate(MARTS):
+        params += [(f"ds.ds{i}.connector", "bigQuery"), (f"ds.ds{i}.type", "TABLE"),
+                   (f"ds.ds{i}.projectId", "acme-retail-42"), (f"ds.ds{i}.datasetId", "shop_analytics"),
+                   (f"ds.ds{i}.tableId", table), (f"ds.ds{i}.datasourceName", table)]
+    expected = "https://lookerstudio.google.com/reporting/create?" + urllib.parse.urlencode(params)
     assert evaluated["looker_studio_url"] == expected
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(evaluated["looker_studio_url"]).query)
     assert query["ds.ds0.connector"] == ["bigQuery"] and query["r.reportName"] == ["Online Retail sales"]
-    # the table the report reads is a dbt model (renaming the mart must update the link)
-    assert list((REPO / "dbt" / "models").rglob(query["ds.ds0.tableId"][0] + ".sql")), query["ds.ds0.tableId"]
+    # every table the report reads is a dbt model (renaming a mart must update the link)
+    for i in range(len(MARTS)):
+        table = query[f"ds.ds{i}.tableId"][0]
+        assert list((REPO / "dbt" / "models").rglob(table + ".sql")), table
 
 
 def test_function_settings_parse_as_the_pipeline_reads_them(evaluated, monkeypatch):
