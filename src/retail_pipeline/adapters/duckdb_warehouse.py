@@ -141,10 +141,13 @@ class DuckDBWarehouse:
 
     def claim_transform(self, batch_id: str, claim_key: str) -> bool:
         with self.connect() as con:
-            inserted = con.execute(
-                "INSERT INTO pipeline.transform_runs (batch_id, claim_key, state, started_at) "
-                "VALUES (?, ?, 'running', now()) ON CONFLICT DO NOTHING RETURNING batch_id",
-                [batch_id, claim_key]).fetchall()
+            try:
+                inserted = con.execute(
+                    "INSERT INTO pipeline.transform_runs (batch_id, claim_key, state, started_at) "
+                    "VALUES (?, ?, 'running', now()) ON CONFLICT DO NOTHING RETURNING batch_id",
+                    [batch_id, claim_key]).fetchall()
+            except (duckdb.ConstraintException, duckdb.TransactionException):
+                return False  # a concurrent claim committed the same key first
         return bool(inserted)
 
     def finish_transform(self, batch_id: str, claim_key: str, result: TransformResult) -> None:

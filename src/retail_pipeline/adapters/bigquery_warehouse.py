@@ -1,0 +1,386 @@
+"""The cloud warehouse: BigQuery (google-cloud-bigquery), or the BigQuery emulator.
+
+Datasets: ``<prefix>_raw`` (raw tables, created from schema.py before any load: sales_lines is
+partitioned by invoice_date (DAY) and clustered by customer_id), ``<prefix>_pipeline`` (load
+ledger, transform runs, staging tables) and ``<prefix>_analytics`` (dbt's models).
+
+Exactly-once loading holds by the data itself:
+
+1. a cheap read of the ledger answers ``superseded`` / ``already_loaded`` for most redeliveries;
+2. the lake object is loaded with a load job into a staging table; the job id is derived from the
+   object and its generation, so on BigQuery a repeated job is rejected (409) and the attempt
+   reuses the first job's staging table (the emulator accepts repeated ids: a second guard only);
+3. ONE multi-statement transaction applies it. Every statement in it is guarded by "no newer
+   generation of this source is in the ledger and this (batch, kind, partition) is not in the
+   ledger", so a repeat inside the transaction does nothing; it deletes older generations of the
+   same source, replaces the key's rows, inserts the new rows and writes the ledger row (with a
+   token unique to this attempt). Afterwards the ledger row's token says who applied it.
+   Concurrent duplicates: BigQuery cancels one of two transactions that mutate (DELETE) the same
+   table partitions, the cancelled attempt raises and its retry reads ``already_loaded``; the
+   emulator serialises transactions. Partition decorators are not used anywhere.
+
+Transform claims: BigQuery has no unique constraints, and appending transactions do not conflict
+there, so a guarded INSERT alone is not a lock on BigQuery. The claim is first an object
+``_claims/transform/<batch>/<key>`` created in the lake bucket with ``if_generation_match=0``,
+which Cloud Storage applies atomically (exactly one creator wins, the others get 412). The GCS
+emulator does not enforce preconditions, so locally the second layer decides: a guarded INSERT
+into ``transform_runs`` that the emulator serialises; the row's token says who won. What the tests
+prove locally: sequential and concurrent duplicate claims on the emulators give one winner.
+What they cannot prove: the GCS precondition and BigQuery's transaction conflicts (real services).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from calendar import monthrange
+from datetime import date, datetime
+from decimal import Decimal
+
+from ..ports import BatchProgress, LoadRequest, LoadResult, TransformResult
+from ..schema import TABLES, bigquery_json
+
+RAW_TABLES = {"sales": "sales_lines", "quarantine": "quarantine", "manifest": "batches"}
+CLAIMS_PREFIX = "_claims/transform/"
+
+LEDGER_SCHEMA = [
+    ("batch_id", "STRING", "REQUIRED"), ("source_uri", "STRING", "REQUIRED"),
+    ("source_generation", "INT64", "REQUIRED"), ("kind", "STRING", "REQUIRED"), ("partition", "STRING", "REQUIRED"),
+    ("object_uri", "STRING", "REQUIRED"), ("object_generation", "INT64", "REQUIRED"), ("rows", "INT64", "REQUIRED"),
+    ("loaded_at", "TIMESTAMP", "REQUIRED"), ("load_token", "STRING", "NULLABLE"),
+]
+RUNS_SCHEMA = [
+    ("batch_id", "STRING", "REQUIRED"), ("claim_key", "STRING", "REQUIRED"), ("state", "STRING", "REQUIRED"),
+    ("started_at", "TIMESTAMP", "REQUIRED"), ("finished_at", "TIMESTAMP", "NULLABLE"),
+    ("tests_passed", "INT64", "NULLABLE"), ("tests_failed", "INT64", "NULLABLE"), ("models_built", "INT64", "NULLABLE"),
+    ("seconds", "FLOAT64", "NULLABLE"), ("error", "STRING", "NULLABLE"), ("claim_token", "STRING", "NULLABLE"),
+]
+
+
+def sql_literal(value) -> str:
+    """A GoogleSQL literal. Scripts are inlined because the emulator passes no query parameters into
+    multi-statement scripts; strings are escaped, everything else is typed."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return f"DATE '{value.isoformat()}'"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{text}'"
+
+
+def bigquery_client(project: str, location: str | None = None):
+    """A BigQuery client: anonymous against the emulator (BIGQUERY_EMULATOR_HOST), ADC otherwise."""
+    from google.cloud import bigquery
+
+    if os.environ.get("BIGQUERY_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(project=project, credentials=AnonymousCredentials(), location=location)
+    return bigquery.Client(project=project, location=location)
+
+
+def load_job_id(object_uri: str, generation: int) -> str:
+    """Deterministic load job id: one per lake object generation."""
+    return "retail_load_" + hashlib.sha256(f"{object_uri}#{generation}".encode()).hexdigest()[:40]
+
+
+class BigQueryWarehouse:
+    """BigQuery behind the Warehouse port (see the module docstring for the exactly-once design)."""
+
+    reads_local_files = False  #: loads read gs:// URIs; the load stage needs no local copy
+
+    def __init__(self, project: str, prefix: str = "retail", *, client=None, claims_bucket: str | None = None,
+                 location: str | None = None, timeout: float = 600.0) -> None:
+        self.project = project
+        self.prefix = prefix
+        self.raw = f"{prefix}_raw"
+        self.pipeline = f"{prefix}_pipeline"
+        self.analytics = f"{prefix}_analytics"
+        self.location = location or os.environ.get("RETAIL_PIPELINE_BQ_LOCATION") or "EU"
+        self.timeout = timeout
+        lake = os.environ.get("RETAIL_PIPELINE_LAKE", "")
+        self.claims_bucket = claims_bucket if claims_bucket is not None else (
+            lake[len("gs://"):].strip("/") if lake.startswith("gs://") else "")
+        self._client = client
+        self._tables_ready = False
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = bigquery_client(self.project)
+        return self._client
+
+    def table(self, dataset: str, name: str) -> str:
+        return f"`{self.project}.{dataset}.{name}`"
+
+    def query(self, sql: str) -> list:
+        return list(self.client.query(sql, timeout=self.timeout).result(timeout=self.timeout))
+
+    def _exists(self, dataset: str, name: str) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.client.get_table(f"{self.project}.{dataset}.{name}", timeout=self.timeout)
+            return True
+        except NotFound:
+            return False
+
+    # -- tables ---------------------------------------------------------------------------------
+    def ensure_tables(self) -> None:
+        """Datasets and tables, partitioned and clustered, before any load (idempotent)."""
+        from google.cloud import bigquery
+
+        if self._tables_ready:
+            return
+        for dataset in (self.raw, self.pipeline):
+            ds = bigquery.Dataset(f"{self.project}.{dataset}")
+            ds.location = self.location
+            self.client.create_dataset(ds, exists_ok=True, timeout=self.timeout)
+        for name in TABLES:
+            table = bigquery.Table(f"{self.project}.{self.raw}.{name}", schema=self.raw_schema(name))
+            if name == "sales_lines":
+                table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
+                                                                    field="invoice_date")
+                table.clustering_fields = ["customer_id"]
+            elif name == "quarantine":
+                table.clustering_fields = ["batch_id"]
+            self.client.create_table(table, exists_ok=True, timeout=self.timeout)
+        for name, cols in (("load_ledger", LEDGER_SCHEMA), ("transform_runs", RUNS_SCHEMA)):
+            schema = [bigquery.SchemaField(n, t, mode=m) for n, t, m in cols]
+            table = bigquery.Table(f"{self.project}.{self.pipeline}.{name}", schema=schema)
+            table.clustering_fields = ["batch_id"]
+            self.client.create_table(table, exists_ok=True, timeout=self.timeout)
+        self._tables_ready = True
+
+    @staticmethod
+    def raw_schema(name: str) -> list:
+        from google.cloud import bigquery
+
+        return [bigquery.SchemaField.from_api_repr(field) for field in bigquery_json(name)]
+
+    # -- loads ----------------------------------------------------------------------------------
+    def _ledger_state(self, req: LoadRequest) -> tuple[int | None, int | None, str | None]:
+        ledger = self.table(self.pipeline, "load_ledger")
+        row = self.query(
+            f"SELECT (SELECT max(source_generation) FROM {ledger} WHERE source_uri = {sql_literal(req.source_uri)}),"
+            f" (SELECT max(`rows`) FROM {ledger} WHERE {self._key(req)}),"
+            f" (SELECT max(load_token) FROM {ledger} WHERE {self._key(req)})")[0]
+        return row[0], row[1], row[2]
+
+    @staticmethod
+    def _key(req: LoadRequest) -> str:
+        return (f"batch_id = {sql_literal(req.batch_id)} AND kind = {sql_literal(req.kind)} "
+                f"AND `partition` = {sql_literal(req.partition)}")
+
+    def load_object(self, req: LoadRequest) -> LoadResult:
+        """Apply one lake object (gs:// URI) to its raw table with exactly-once effect."""
+        self.ensure_tables()
+        newest, done, _ = self._ledger_state(req)
+        if newest is not None and newest > req.source_generation:
+            return LoadResult("superseded", 0)
+        if done is not None:
+            return LoadResult("already_loaded", int(done))
+        token = uuid.uuid4().hex
+        stage = None
+        try:
+            if req.kind == "manifest":
+                source_sql = self._manifest_select(req)
+            else:
+                stage = self._stage(req)
+                cols = ", ".join(f"`{c.name}`" for c in TABLES[RAW_TABLES[req.kind]])
+                source_sql = f"SELECT {cols} FROM {self.table(self.pipeline, stage)}"
+            self.query(self._apply_script(req, source_sql, token))
+            newest, done, winner = self._ledger_state(req)
+        finally:
+            if stage is not None:
+                self.client.delete_table(f"{self.project}.{self.pipeline}.{stage}", not_found_ok=True,
+                                         timeout=self.timeout)
+        if winner == token:
+            return LoadResult("loaded", int(done))
+        if done is not None:
+            return LoadResult("already_loaded", int(done))
+        if newest is not None and newest > req.source_generation:
+            return LoadResult("superseded", 0)
+        raise RuntimeError(f"{req.object_uri}: the load transaction committed but the ledger has no row; retry")
+
+    def _stage(self, req: LoadRequest) -> str:
+        """Load the object into its own staging table with a deterministic job id; returns the table."""
+        from google.api_core.exceptions import Conflict
+        from google.cloud import bigquery
+
+        job_id = load_job_id(req.object_uri, req.object_generation)
+        stage = "_stage_" + job_id
+        # The emulator reads Parquet with DuckDB's hive-partition detection and inserts by position, so
+        # a 'month=YYYY-MM' folder in the name arrives as a trailing column. Give the staging table those
+        # trailing nullable columns; on BigQuery they stay NULL (nullable columns the file lacks).
+        hive = [bigquery.SchemaField(part.split("=", 1)[0], "STRING", mode="NULLABLE")
+                for part in req.object_uri[len("gs://"):].split("/")[1:-1] if "=" in part]
+        table = bigquery.Table(f"{self.project}.{self.pipeline}.{stage}",
+                               schema=self.raw_schema(RAW_TABLES[req.kind]) + hive)
+        self.client.create_table(table, exists_ok=True, timeout=self.timeout)
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
+                                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                                        create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
+        try:
+            job = self.client.load_table_from_uri(req.object_uri, table.reference, job_id=job_id, job_config=config,
+                                                  timeout=self.timeout)
+        except Conflict:
+            # BigQuery: an earlier attempt already ran this job; use its result if it succeeded
+            job = self.client.get_job(job_id, timeout=self.timeout)
+            if job.state == "DONE" and job.error_result:
+                job = self.client.load_table_from_uri(req.object_uri, table.reference,
+                                                      job_id=f"{job_id}_{uuid.uuid4().hex[:8]}", job_config=config,
+                                                      timeout=self.timeout)
+        job.result(timeout=self.timeout)
+        staged = self.query(f"SELECT count(*) FROM {self.table(self.pipeline, stage)}")[0][0]
+        if staged != req.rows:
+            raise ValueError(f"{req.object_uri}: holds {staged} rows, its metadata says {req.rows}")
+        return stage
+
+    def _manifest_select(self, req: LoadRequest) -> str:
+        from .gcs import GcsStore
+
+        if not req.object_uri.startswith("gs://"):
+            raise ValueError(f"the BigQuery warehouse loads gs:// objects, not {req.object_uri}")
+        bucket, _, name = req.object_uri[len("gs://"):].partition("/")
+        m = json.loads(GcsStore(bucket).read_bytes(name))
+        values = [m["batch_id"], m["source_uri"], int(m["source_generation"]), m["state"], m["error"],
+                  int(m["rows_read"]), int(m["rows_loaded"]), int(m["rows_quarantined"]), int(m["rows_duplicate"]),
+                  json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]})]
+        names = [c.name for c in TABLES["batches"]]
+        exprs = [f"{sql_literal(v)} AS `{n}`" for v, n in zip(values, names)]
+        exprs.append(f"TIMESTAMP {sql_literal(m['ingested_at'].replace('T', ' '))} AS `ingested_at`")
+        return "SELECT " + ", ".join(exprs)
+
+    def _apply_script(self, req: LoadRequest, source_sql: str, token: str) -> str:
+        ledger = self.table(self.pipeline, "load_ledger")
+        src, gen = sql_literal(req.source_uri), sql_literal(req.source_generation)
+        guard = (f"NOT EXISTS (SELECT 1 FROM {ledger} WHERE source_uri = {src} AND source_generation > {gen}) "
+                 f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE {self._key(req)})")
+        target = self.table(self.raw, RAW_TABLES[req.kind])
+        cols = ", ".join(f"`{c.name}`" for c in TABLES[RAW_TABLES[req.kind]])
+        key_rows = f"batch_id = {sql_literal(req.batch_id)}"
+        if req.kind == "sales":
+            year, month = (int(x) for x in req.partition.split("-"))
+            first, last = date(year, month, 1), date(year, month, monthrange(year, month)[1])
+            # the invoice_date range touches only this month's partitions (and makes the DELETE a mutation of them)
+            key_rows += (f" AND invoice_month = {sql_literal(first)}"
+                         f" AND invoice_date BETWEEN {sql_literal(first)} AND {sql_literal(last)}")
+        statements = ["BEGIN TRANSACTION;"]
+        for name in RAW_TABLES.values():  # a newer generation of the landing object replaces the older ones
+            statements.append(f"DELETE FROM {self.table(self.raw, name)} "
+                              f"WHERE source_uri = {src} AND source_generation < {gen} AND {guard};")
+        statements += [
+            f"DELETE FROM {ledger} WHERE source_uri = {src} AND source_generation < {gen} AND {guard};",
+            f"DELETE FROM {target} WHERE {key_rows} AND {guard};",
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({source_sql}) WHERE {guard};",
+            f"INSERT INTO {ledger} (batch_id, source_uri, source_generation, kind, `partition`, object_uri, "
+            f"object_generation, `rows`, loaded_at, load_token) SELECT {sql_literal(req.batch_id)}, {src}, {gen}, "
+            f"{sql_literal(req.kind)}, {sql_literal(req.partition)}, {sql_literal(req.object_uri)}, "
+            f"{sql_literal(req.object_generation)}, {sql_literal(req.rows)}, CURRENT_TIMESTAMP(), {sql_literal(token)} "
+            f"FROM (SELECT 1) WHERE {guard};",
+            "COMMIT TRANSACTION;",
+        ]
+        return "\n".join(statements)
+
+    # -- fan-in ---------------------------------------------------------------------------------
+    def batch_progress(self, batch_id: str) -> BatchProgress:
+        self.ensure_tables()
+        ledger = self.table(self.pipeline, "load_ledger")
+        b = sql_literal(batch_id)
+        rows = self.query(f"SELECT state, `partitions`, source_uri, source_generation FROM "
+                          f"{self.table(self.raw, 'batches')} WHERE batch_id = {b} LIMIT 1")
+        row = rows[0] if rows else None
+        loaded = {(k, p): int(r) for k, p, r in self.query(
+            f"SELECT kind, `partition`, `rows` FROM {ledger} WHERE batch_id = {b} AND kind <> 'manifest'")}
+        expected: dict[tuple[str, str], int] = {}
+        if row is not None:
+            layout = json.loads(row[1])
+            expected = {("sales", p["partition"]): p["rows"] for p in layout["partitions"]}
+            if layout.get("quarantine"):
+                expected[("quarantine", "")] = layout["quarantine"]["rows"]
+            newest = self.query(f"SELECT max(source_generation) FROM {ledger} "
+                                f"WHERE source_uri = {sql_literal(row[2])}")[0][0]
+            superseded = newest is not None and newest > row[3]
+        else:
+            newer = self.query(f"SELECT count(*) FROM {ledger} WHERE source_uri IN "
+                               f"(SELECT source_uri FROM {ledger} WHERE batch_id = {b}) AND batch_id <> {b}")[0][0]
+            superseded = newer > 0 and not loaded
+        return BatchProgress(batch_id, row is not None, row[0] if row else None, expected, loaded, superseded)
+
+    def _claim_store(self):
+        from .gcs import GcsStore
+
+        return GcsStore(self.claims_bucket) if self.claims_bucket else None
+
+    def claim_transform(self, batch_id: str, claim_key: str) -> bool:
+        """True for exactly one caller per (batch_id, claim_key) (see the module docstring)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        self.ensure_tables()
+        token = uuid.uuid4().hex
+        store = self._claim_store()
+        if store is not None:
+            try:
+                store.put(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}", json.dumps({"token": token}).encode(),
+                          content_type="application/json", if_generation_match=0)
+            except PreconditionFailed:
+                return False
+        runs = self.table(self.pipeline, "transform_runs")
+        key = f"batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}"
+        self.query("BEGIN TRANSACTION;\n"
+                   f"INSERT INTO {runs} (batch_id, claim_key, state, started_at, claim_token) "
+                   f"SELECT {sql_literal(batch_id)}, {sql_literal(claim_key)}, 'running', CURRENT_TIMESTAMP(), "
+                   f"{sql_literal(token)} FROM (SELECT 1) WHERE NOT EXISTS (SELECT 1 FROM {runs} WHERE {key});\n"
+                   "COMMIT TRANSACTION;")
+        winners = self.query(f"SELECT claim_token FROM {runs} WHERE {key} ORDER BY started_at, claim_token LIMIT 1")
+        return bool(winners) and winners[0][0] == token
+
+    def finish_transform(self, batch_id: str, claim_key: str, result: TransformResult) -> None:
+        self.query(
+            f"UPDATE {self.table(self.pipeline, 'transform_runs')} SET state = {sql_literal(result.status)}, "
+            f"finished_at = CURRENT_TIMESTAMP(), tests_passed = {sql_literal(result.tests_passed)}, "
+            f"tests_failed = {sql_literal(result.tests_failed)}, models_built = {sql_literal(result.models_built)}, "
+            f"seconds = {sql_literal(float(result.seconds))}, error = {sql_literal(result.error)} "
+            f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
+
+    def release_transform(self, batch_id: str, claim_key: str) -> None:
+        self.query(f"DELETE FROM {self.table(self.pipeline, 'transform_runs')} "
+                   f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
+        store = self._claim_store()
+        if store is not None:
+            store.delete(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}")
+
+    # -- report ---------------------------------------------------------------------------------
+    def status(self) -> dict:
+        """Same shape as DuckDBWarehouse.status()."""
+        fact_rows, net = 0, Decimal(0)
+        if self._exists(self.analytics, "fct_sales_lines"):
+            fact_rows, net = self.query(f"SELECT count(*), coalesce(sum(quantity * unit_price), 0) "
+                                        f"FROM {self.table(self.analytics, 'fct_sales_lines')}")[0]
+        loads: dict = {}
+        runs: list = []
+        if self._exists(self.pipeline, "load_ledger"):
+            for batch_id, kind, n, rows in self.query(
+                    f"SELECT batch_id, kind, count(*), sum(`rows`) FROM {self.table(self.pipeline, 'load_ledger')} "
+                    "GROUP BY batch_id, kind"):
+                loads.setdefault(batch_id, {})[kind] = {"objects": int(n), "rows": int(rows)}
+        if self._exists(self.pipeline, "transform_runs"):
+            names = ["batch_id", "claim_key", "state", "started_at", "finished_at", "tests_passed", "tests_failed",
+                     "models_built", "seconds", "error"]
+            for r in self.query(f"SELECT {', '.join(names)} FROM {self.table(self.pipeline, 'transform_runs')} "
+                                "ORDER BY started_at"):
+                run = dict(zip(names, r))
+                for stamp in ("started_at", "finished_at"):
+                    run[stamp] = run[stamp].isoformat(sep=" ") if run[stamp] is not None else None
+                runs.append(run)
+        return {"warehouse": {"fact_rows": int(fact_rows), "net_amount": Decimal(net)}, "loads": loads, "runs": runs}
