@@ -36,5 +36,8 @@ run: $(STAMP)
 test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+docs: $(STAMP)
+	$(BIN)/retail-pipeline --home $(HOME_DIR) docs
+
 clean:
 	rm -rf $(HOME_DIR) .pytest_cache

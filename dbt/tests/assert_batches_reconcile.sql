@@ -17,11 +17,16 @@ raw_lines as (
 raw_quarantine as (
     select batch_id, count(*) as n from {{ ref('stg_quarantine') }} group by batch_id
 ),
+-- checked for the batch this run transforms (an incremental run leaves other batches' months
+-- alone: a batch still waiting for its own run is not this run's failure); all batches otherwise
 missing_from_fact as (
     select s.batch_id, count(*) as n
     from {{ ref('stg_sales_lines') }} s
     left join {{ ref('fct_sales_lines') }} f on f.line_id = s.line_id
     where f.line_id is null
+    {%- if var('batch_id') %}
+      and s.batch_id = {{ batch_id_literal() }}
+    {%- endif %}
     group by s.batch_id
 )
 select b.batch_id, b.rows_read, b.rows_loaded, b.rows_quarantined, b.rows_duplicate,

@@ -47,14 +47,26 @@ def summarize(run_results) -> TransformResult:
 
 
 class DbtTransformer:
-    """dbt build in this process, target ``local`` (DuckDB)."""
+    """dbt build in this process: target ``local`` (DuckDB), or for a ``bigquery://`` warehouse the
+    target ``emulator`` (BIGQUERY_EMULATOR_HOST set) or ``prod`` (BigQuery with ADC)."""
 
     def __init__(self, settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
         self.settings = settings
         self.project_dir = project_dir
-        if not settings.warehouse.startswith("duckdb://"):
-            raise ValueError("the in-process dbt transformer runs on a duckdb:// warehouse")
-        self.duckdb_path = settings.warehouse[len("duckdb://") :]
+        self.env: dict[str, str] = {}
+        if settings.warehouse.startswith("duckdb://"):
+            self.duckdb_path = settings.warehouse[len("duckdb://") :]
+            self.target = "local"
+            self.env["RETAIL_PIPELINE_DUCKDB_PATH"] = self.duckdb_path
+        elif settings.warehouse.startswith("bigquery://"):
+            project, _, prefix = settings.warehouse[len("bigquery://") :].partition("/")
+            prefix = prefix or "retail"
+            self.target = "emulator" if os.environ.get("BIGQUERY_EMULATOR_HOST") else "prod"
+            self.env.update({"RETAIL_PIPELINE_GCP_PROJECT": project, "RETAIL_PIPELINE_RAW_DATASET": f"{prefix}_raw",
+                             "RETAIL_PIPELINE_PIPELINE_DATASET": f"{prefix}_pipeline",
+                             "RETAIL_PIPELINE_ANALYTICS_DATASET": f"{prefix}_analytics"})
+        else:
+            raise ValueError("the in-process dbt transformer runs on a duckdb:// or bigquery:// warehouse")
 
     def run(self, batch_id: str, partitions: list[str]) -> TransformResult:
         return self.build(["--vars", json.dumps({"batch_id": batch_id, "partitions": partitions})])
@@ -63,20 +75,63 @@ class DbtTransformer:
         from dbt.cli.main import dbtRunner
 
         os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        os.environ["RETAIL_PIPELINE_DUCKDB_PATH"] = self.duckdb_path
+        os.environ.update(self.env)
         work = self.settings.home / "dbt"
         args = [command, "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                "--target", "local", "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+                "--target", self.target, "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
                 "--quiet", *(extra or [])]
         started = time.monotonic()
         with _dbt_lock:
-            outcome = dbtRunner().invoke(args)
+            try:
+                outcome = dbtRunner().invoke(args)
+            finally:
+                release_duckdb()
         seconds = round(time.monotonic() - started, 3)
         if outcome.exception is not None:
-            raise RuntimeError(f"dbt could not run: {outcome.exception}") from outcome.exception
+            # the project itself is broken (parse or compile error): permanent, recorded as a failed run;
+            # retrying the message would only repeat it. Infrastructure errors raise before this point.
+            return TransformResult("failed", 0, 0, 0, seconds, f"dbt could not run: {outcome.exception}"[:4000])
         result = summarize(outcome.result.results if outcome.result is not None else [])
         return TransformResult(result.status, result.tests_passed, result.tests_failed, result.models_built, seconds,
                                result.error)
+
+
+def release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run, so other
+    connections (read-only ones, other processes) can open the file again."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # dbt-duckdb not installed (a BigQuery-only deployment)
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            env.close()
+
+
+def generate_docs(settings: Settings, out_dir: Path, project_dir: Path = DBT_PROJECT) -> Path:
+    """Build the dbt docs site (lineage graph, models, columns, the docs blocks) into ``out_dir``,
+    offline, against the home's DuckDB warehouse (its tables give the catalog; none is fine).
+    Returns the single-file site (``static_index.html``; ``index.html`` needs a web server)."""
+    from dbt.cli.main import dbtRunner
+
+    if not settings.warehouse.startswith("duckdb://"):
+        raise ValueError("docs are generated against the embedded duckdb:// warehouse")
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    os.environ["RETAIL_PIPELINE_DUCKDB_PATH"] = settings.warehouse[len("duckdb://") :]
+    out_dir = Path(out_dir).resolve()
+    args = ["docs", "generate", "--static", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+            "--target", "local", "--target-path", str(out_dir), "--log-path", str(settings.home / "dbt" / "logs"),
+            "--quiet"]
+    with _dbt_lock:
+        outcome = dbtRunner().invoke(args)
+    if outcome.exception is not None or not outcome.success:
+        raise RuntimeError(f"dbt docs generate failed: {outcome.exception or 'see the dbt log'}")
+    site = out_dir / "static_index.html"
+    if not site.exists():
+        raise RuntimeError(f"dbt docs generate wrote no {site}")
+    return site
 
 
 def open_transformer(settings: Settings):

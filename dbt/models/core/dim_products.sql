@@ -17,12 +17,16 @@ descriptions as (
 
 ),
 
+-- a code is a product when it is sold, given away or moved in stock on regular invoices, and
+-- never used as postage, a fee, a discount or another non-product code (line types are decided
+-- by code before quantity and price, so one such line settles it)
 products as (
 
     select
         stock_code,
         count(distinct description) as description_variants,
-        max(case when line_type in ('sale', 'cancellation', 'free_item', 'stock_adjustment') then 1 else 0 end) = 1
+        sum(case when line_type in ('sale', 'free_item', 'stock_adjustment') then 1 else 0 end) > 0
+            and sum(case when line_type in ('postage', 'fee', 'discount', 'non_product') then 1 else 0 end) = 0
             as is_product,
         count(*) as lines
     from lines

@@ -1,20 +1,31 @@
 with lines as (
 
-    select * from {{ ref('fct_sales_lines') }}
+    select
+        *,
+        coalesce(country, 'Unknown') as country_name,
+        {{ revenue_bucket('line_type') }} as revenue_bucket
+    from {{ ref('fct_sales_lines') }}
+
+),
+
+measures as (
+
+    select
+        country_name as country,
+{{ revenue_measures() }}
+    from lines
+    group by country_name
 
 ),
 
 final as (
 
     select
-        coalesce(country, 'Unknown') as country,
-        sum(case when line_type = 'sale' then amount else 0 end) as gross_sales,
-        sum(case when line_type = 'cancellation' then amount else 0 end) as cancellations,
-        sum(amount) as net_amount,
-        count(distinct case when line_type = 'sale' then invoice_no end) as orders,
-        count(distinct customer_id) as customers
-    from lines
-    group by coalesce(country, 'Unknown')
+        *,
+{{ revenue_ratios() }},
+        round({{ safe_divide('net_revenue', 'sum(net_revenue) over ()') }}, 6) as share_of_net_revenue,
+        row_number() over (order by net_revenue desc, country) as revenue_rank
+    from measures
 
 )
 

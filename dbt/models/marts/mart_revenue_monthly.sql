@@ -1,0 +1,29 @@
+with lines as (
+
+    select
+        *,
+        {{ revenue_bucket('line_type') }} as revenue_bucket
+    from {{ ref('fct_sales_lines') }}
+
+),
+
+measures as (
+
+    select
+        invoice_month,
+{{ revenue_measures() }}
+    from lines
+    group by invoice_month
+
+),
+
+final as (
+
+    select
+        *,
+{{ revenue_ratios() }}
+    from measures
+
+)
+
+select * from final

@@ -1,0 +1,120 @@
+"""The transform in GCP: one Cloud Run job execution per completed batch.
+
+The job runs the dbt project's container (``dbt/Dockerfile``); its entrypoint runs
+``dbt build --target prod`` with the batch's vars. :class:`CloudRunJobTransformer` starts one
+execution through the Cloud Run Admin API (``google-cloud-run``'s ``JobsClient.run_job``), with
+container overrides that carry the batch:
+
+- ``args``: ``--vars '{"batch_id": ..., "partitions": ["2011-01", ...]}'`` (the entrypoint passes
+  them to dbt);
+- ``env``: ``RETAIL_PIPELINE_BATCH_ID`` (for the job's logs).
+
+It does not wait for the execution to finish (a dbt build can outlast a function's timeout): the
+run is recorded as ``started`` (the execution's name goes to the log), and the job's own logs
+and exit code tell the outcome. One execution per batch is the caller's claim (``Warehouse.claim_transform``),
+taken before :meth:`run` is called.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .ports import TransformResult
+
+log = logging.getLogger(__name__)
+
+URL_RE = re.compile(r"^cloudrun://(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/(?P<region>[a-z]+-[a-z]+[0-9]+)/"
+                    r"(?P<job>[a-z]([a-z0-9-]{0,61}[a-z0-9])?)/?$")
+PARTITION_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+BATCH_ENV = "RETAIL_PIPELINE_BATCH_ID"
+
+
+class JobsClientLike(Protocol):
+    """The part of ``google.cloud.run_v2.JobsClient`` the transformer uses."""
+
+    def run_job(self, request: Any = None, *, timeout: float = ...) -> Any: ...
+
+
+def dbt_vars(batch_id: str, partitions: list[str]) -> str:
+    """The ``--vars`` JSON dbt gets for one batch (the same shape the in-process transformer passes)."""
+    bad = [p for p in partitions if not PARTITION_RE.match(p)]
+    if bad:
+        raise ValueError(f"partitions must be invoice months as YYYY-MM, got {bad}")
+    return json.dumps({"batch_id": batch_id, "partitions": sorted(set(partitions))}, separators=(",", ":"))
+
+
+@dataclass
+class CloudRunJobTransformer:
+    """Starts one execution of a Cloud Run job per batch; the batch travels in the overrides."""
+
+    project: str
+    region: str
+    job: str
+    client: JobsClientLike | None = None  #: injectable; a real JobsClient (ADC) is made on first use
+    request_timeout: float = 60.0  #: seconds for the run_job call itself
+    task_timeout_seconds: int = 3600  #: the execution's task timeout (the job's own default otherwise)
+    _made_client: Any = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str, client: JobsClientLike | None = None) -> "CloudRunJobTransformer":
+        """Parse ``cloudrun://PROJECT/REGION/JOB`` (e.g. ``cloudrun://my-proj/europe-west1/retail-dbt``)."""
+        match = URL_RE.match(url)
+        if not match:
+            raise ValueError(f"bad transform URL {url!r}: expected cloudrun://PROJECT/REGION/JOB "
+                             "(project id, region like europe-west1, job name)")
+        return cls(match["project"], match["region"], match["job"], client=client)
+
+    @property
+    def job_name(self) -> str:
+        """Full resource name: ``projects/P/locations/R/jobs/J``."""
+        return f"projects/{self.project}/locations/{self.region}/jobs/{self.job}"
+
+    def _client(self) -> JobsClientLike:
+        if self.client is not None:
+            return self.client
+        if self._made_client is None:
+            from google.cloud import run_v2
+
+            self._made_client = run_v2.JobsClient()
+        return self._made_client
+
+    def build_request(self, batch_id: str, partitions: list[str]):
+        """The RunJobRequest for one batch (separate so it can be inspected)."""
+        from google.cloud import run_v2
+        from google.protobuf import duration_pb2
+
+        override = run_v2.RunJobRequest.Overrides.ContainerOverride(
+            args=["--vars", dbt_vars(batch_id, partitions)],
+            env=[run_v2.EnvVar(name=BATCH_ENV, value=batch_id)],
+        )
+        return run_v2.RunJobRequest(
+            name=self.job_name,
+            overrides=run_v2.RunJobRequest.Overrides(
+                container_overrides=[override], task_count=1,
+                timeout=duration_pb2.Duration(seconds=self.task_timeout_seconds)),
+        )
+
+    def run(self, batch_id: str, partitions: list[str]) -> TransformResult:
+        """Start one job execution for the batch; returns once the API accepted it (state ``started``)."""
+        request = self.build_request(batch_id, partitions)
+        started = time.monotonic()
+        operation = self._client().run_job(request=request, timeout=self.request_timeout)
+        execution = _execution_name(operation)
+        seconds = round(time.monotonic() - started, 3)
+        log.info("started Cloud Run job %s for batch %s: %s", self.job_name, batch_id, execution or "execution pending",
+                 extra={"batch_id": batch_id, "job": self.job_name, "execution": execution})
+        return TransformResult("started", 0, 0, 0, seconds)
+
+
+def _execution_name(operation: Any) -> str | None:
+    """The execution's resource name from run_job's long-running operation, when it says."""
+    try:
+        metadata = operation.metadata
+    except (AttributeError, ValueError, TypeError):  # no metadata yet, or a fake without it
+        return None
+    return getattr(metadata, "name", None) or None

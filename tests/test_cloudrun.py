@@ -1,0 +1,182 @@
+"""The transform as a Cloud Run job: one execution per completed batch, the batch in the overrides.
+
+There is no emulator for the Cloud Run Admin API, so the boundary is faked at the wire: a local
+gRPC server speaks the `google.cloud.run.v2.Jobs/RunJob` method and records what the real
+`run_v2.JobsClient` sends. Deliveries go through the transform function's functions-framework app.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent import futures
+from datetime import datetime, timezone
+from pathlib import Path
+
+import grpc
+import pytest
+from google.cloud import run_v2
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2
+
+from loaded_batch import MONTHS, ingest_and_load
+from retail_pipeline.cloudrun import CloudRunJobTransformer
+
+URL = "cloudrun://retail-test-1/europe-west1/retail-dbt"
+JOB = "projects/retail-test-1/locations/europe-west1/jobs/retail-dbt"
+
+
+class FakeRunAdminApi:
+    """A gRPC server answering Jobs.RunJob like the Admin API (an operation whose metadata is the execution)."""
+
+    def __init__(self) -> None:
+        self.requests: list[run_v2.RunJobRequest] = []
+        self._lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        handler = grpc.method_handlers_generic_handler("google.cloud.run.v2.Jobs", {
+            "RunJob": grpc.unary_unary_rpc_method_handler(
+                self._run_job, request_deserializer=run_v2.RunJobRequest.deserialize,
+                response_serializer=operations_pb2.Operation.SerializeToString),
+        })
+        self.server.add_generic_rpc_handlers((handler,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def _run_job(self, request: run_v2.RunJobRequest, context) -> operations_pb2.Operation:
+        with self._lock:
+            self.requests.append(request)
+            number = len(self.requests)
+        metadata = any_pb2.Any()
+        metadata.Pack(run_v2.Execution.pb(run_v2.Execution(name=f"{request.name}/executions/retail-dbt-{number:04d}")))
+        return operations_pb2.Operation(name=f"{request.name}/operations/op-{number}", done=False, metadata=metadata)
+
+    def client(self) -> run_v2.JobsClient:
+        """The real client library, over an insecure channel to this server."""
+        from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
+
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        return run_v2.JobsClient(transport=JobsGrpcTransport(channel=channel))
+
+    def stop(self) -> None:
+        self.server.stop(grace=None)
+
+
+@pytest.fixture
+def admin_api():
+    api = FakeRunAdminApi()
+    yield api
+    api.stop()
+
+
+def test_from_url_parses_and_rejects():
+    t = CloudRunJobTransformer.from_url(URL)
+    assert (t.project, t.region, t.job, t.job_name) == ("retail-test-1", "europe-west1", "retail-dbt", JOB)
+    for bad in ("cloudrun://proj", "cloudrun://retail-test-1/europe-west1/", "cloudrun://Bad_Project/eu/job",
+                "gs://retail-test-1/europe-west1/job"):
+        with pytest.raises(ValueError, match="cloudrun://PROJECT/REGION/JOB"):
+            CloudRunJobTransformer.from_url(bad)
+
+
+def test_open_transformer_picks_cloud_run(settings):
+    from dataclasses import replace
+
+    from retail_pipeline.transform import open_transformer
+
+    t = open_transformer(replace(settings, transform=URL))
+    assert isinstance(t, CloudRunJobTransformer) and t.job_name == JOB
+
+
+def test_run_sends_one_request_with_the_batch_in_the_overrides(admin_api):
+    t = CloudRunJobTransformer.from_url(URL, client=admin_api.client())
+    result = t.run("abc123", ["2011-02", "2010-12"])
+    assert result.status == "started" and result.tests_failed == 0
+    [request] = admin_api.requests
+    assert request.name == JOB
+    [override] = request.overrides.container_overrides
+    assert override.args[0] == "--vars"
+    assert json.loads(override.args[1]) == {"batch_id": "abc123", "partitions": ["2010-12", "2011-02"]}
+    assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": "abc123"}
+    assert request.overrides.task_count == 1
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        t.run("abc123", ["2011-13"])
+    assert len(admin_api.requests) == 1  # a bad batch never reaches the API
+
+
+def _transform_app():
+    import functions_framework
+
+    from retail_pipeline.runtime import FUNCTIONS_DIR
+
+    return functions_framework.create_app("transform", str(FUNCTIONS_DIR / "transform" / "main.py"), "cloudevent")
+
+
+def _batch_complete_event(batch_id: str, message_id: str, replay: str | None = None):
+    from retail_pipeline.events import binary, pubsub_published
+    from retail_pipeline.ports import Message
+
+    attributes = {"batch_id": batch_id, "partition": "2011-01", "kind": "sales", "rows": "3"}
+    if replay:
+        attributes["replay"] = replay
+    message = Message(message_id, json.dumps({"batch_id": batch_id}).encode(), attributes,
+                      datetime.now(timezone.utc))
+    return binary(pubsub_published(message, "projects/retail-test-1/topics/partition-loaded",
+                                   "projects/retail-test-1/subscriptions/transform"))
+
+
+def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_api, tmp_path: Path):
+    from retail_pipeline import context
+
+    ctx = context.Context(settings)
+    ctx.transformer = CloudRunJobTransformer.from_url(URL, client=admin_api.client())
+    context.use(ctx)
+    try:
+        batch_id = ingest_and_load(ctx, tmp_path)
+        app = _transform_app()
+        errors: list[str] = []
+        from flask import got_request_exception
+
+        got_request_exception.connect(lambda sender, exception, **extra: errors.append(str(exception)), app,
+                                      weak=False)
+        clients = [app.test_client(), app.test_client()]
+        barrier = threading.Barrier(2, timeout=30)
+        statuses: list[int] = []
+
+        def deliver(i: int) -> None:
+            headers, body = _batch_complete_event(batch_id, f"m{i}")
+            barrier.wait()
+            statuses.append(clients[i].post("/", headers=headers, data=body).status_code)
+
+        threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+        # the delivery that loses the race on the claim either sees it taken, or (both inserting at once)
+        # fails on the claim's primary key: HTTP 500, which Pub/Sub redelivers; redeliver those
+        assert sorted(statuses)[0] == 200 and len(errors) == sum(s >= 300 for s in statuses)
+        assert all("duplicate key" in e.lower() and batch_id in e for e in errors), errors
+        for i, status in enumerate(list(statuses)):
+            if status >= 300:
+                headers, body = _batch_complete_event(batch_id, f"m{i}")
+                assert clients[0].post("/", headers=headers, data=body).status_code == 200
+        assert len(admin_api.requests) == 1
+        [request] = admin_api.requests
+        assert request.name == JOB
+        [override] = request.overrides.container_overrides
+        assert override.args[0] == "--vars"
+        assert json.loads(override.args[1]) == {"batch_id": batch_id, "partitions": MONTHS}
+        assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": batch_id}
+        runs = ctx.warehouse.status()["runs"]
+        assert [(r["batch_id"], r["claim_key"], r["state"]) for r in runs] == [(batch_id, "initial", "started")]
+
+        # a later redelivery of the same message changes nothing; a deliberate replay runs the job again
+        headers, body = _batch_complete_event(batch_id, "m0")
+        assert clients[0].post("/", headers=headers, data=body).status_code == 200
+        assert len(admin_api.requests) == 1
+        headers, body = _batch_complete_event(batch_id, "m9", replay="replay-1")
+        assert clients[0].post("/", headers=headers, data=body).status_code == 200
+        assert len(admin_api.requests) == 2
+        assert json.loads(admin_api.requests[1].overrides.container_overrides[0].args[1])["batch_id"] == batch_id
+    finally:
+        context.use(None)
