@@ -36,6 +36,9 @@ run: $(STAMP)
 test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(STAMP)
+	$(BIN)/retail-pipeline --home $(HOME_DIR) bench $(BENCH_ARGS)
+
 docs: $(STAMP)
 	$(BIN)/retail-pipeline --home $(HOME_DIR) docs
 

@@ -25,7 +25,9 @@ def cli(ctx: click.Context, home: Path) -> None:
     """Event-driven retail sales pipeline: workbook in, tested marts out."""
     os.environ["RETAIL_PIPELINE_HOME"] = str(home.resolve())
     os.environ.setdefault("RETAIL_PIPELINE_FAULT_STATE", str(home.resolve() / "faults"))
-    ctx.obj = Settings.from_env(home)
+    from .cli_serve import use_recorded_chain  # status/drop/replay read the chain this home used
+
+    ctx.obj = use_recorded_chain(ctx, Settings.from_env(home))
 
 
 def _context(settings: Settings):
@@ -63,7 +65,10 @@ def drop(settings: Settings, workbook: Path, name: str | None) -> None:
     from .adapters import open_store
 
     store = open_store(settings.landing)
-    info = store.put(name or workbook.name, workbook, content_type=_content_type(workbook))
+    try:
+        info = store.put(name or workbook.name, workbook, content_type=_content_type(workbook))
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"cannot drop {workbook} as {name or workbook.name!r}: {exc}") from exc
     click.echo(f"{store.uri(info.name)} generation {info.generation} ({info.size:,} bytes)")
 
 
@@ -100,17 +105,27 @@ def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> Non
 
 
 @cli.command()
-@click.argument("workbook", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("workbooks", metavar="[WORKBOOK]...", nargs=-1,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rows", type=click.IntRange(min=1), default=20_000, show_default=True,
               help="Rows of the generated sample when no WORKBOOK is given.")
 @click.option("--name", help="Object name in the landing bucket (default: the file's name).")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the chain.")
+@click.option("--emulators", "use_emulators", is_flag=True,
+              help="Run on the GCS, Pub/Sub and BigQuery emulators with the functions over HTTP.")
+@click.option("--faults", "fault_spec", metavar="SPEC", default="",
+              help="Fault injection for testing: copies=N (deliver each event 1..N times), shuffle, delay=P, "
+                   "seed=N, crash=POINT+POINT (ingest.start, ingest.partition, load.start, load.publish, "
+                   "transform.start fail on their first attempt).")
 @click.pass_obj
-def run(settings: Settings, workbook: Path | None, rows: int, name: str | None, timeout: float) -> None:
-    """Drop WORKBOOK (default: a generated sample) and run ingest → load → transform on the embedded chain."""
+def run(settings: Settings, workbooks: tuple[Path, ...], rows: int, name: str | None, timeout: float,
+        use_emulators: bool, fault_spec: str) -> None:
+    """Drop each WORKBOOK (default: a generated sample) and run ingest → load → transform on the embedded chain."""
     from .pipeline import run_local
 
-    if workbook is None:
+    if name and len(workbooks) > 1:
+        raise click.BadParameter("--name names one WORKBOOK; several were given", param_hint="--name")
+    if not workbooks:
         from .sample import write_sample
 
         workbook = settings.home / "samples" / f"online_retail_sample_{rows}.xlsx"
@@ -118,7 +133,22 @@ def run(settings: Settings, workbook: Path | None, rows: int, name: str | None, 
             workbook.parent.mkdir(parents=True, exist_ok=True)
             _echo_progress(f"generating a {rows:,}-row sample workbook at {workbook}")
             write_sample(workbook, rows=rows, variant="online-retail", seed=0)
-    summary = run_local(settings, [(workbook, name or workbook.name)], progress=_echo_progress, timeout=timeout)
+        workbooks = (workbook,)
+    files = [(workbook, name or workbook.name) for workbook in workbooks]
+    from .runtime import FaultPlan
+
+    try:
+        plan = FaultPlan.parse(fault_spec) if fault_spec else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from exc
+    if use_emulators:
+        from .cli_serve import run_on_emulators
+
+        summary = run_on_emulators(settings, files, progress=_echo_progress,
+                                   timeout=timeout, faults=plan)
+    else:
+        summary = run_local(settings, files, progress=_echo_progress,
+                            timeout=timeout, faults=plan)
     click.echo(render_summary(summary))
     if not summary["ok"]:
         sys.exit(1)
@@ -130,7 +160,10 @@ def render_summary(summary: dict) -> str:
         r = b["rows"]
         lines.append(f"batch {b['batch_id']} ({b['source']}): {b['state']}")
         if b.get("error"):
-            lines.append(f"  error: {b['error']}")
+            text = b["error"].strip()
+            first = text.splitlines()[0][:300]
+            more = "" if first == text else " ...  (full text: retail-pipeline status --json)"
+            lines.append(f"  error: {first}{more}")
         lines.append(f"  rows read {r['read']:,}  loaded {r['loaded']:,}  quarantined {r['quarantined']:,}  "
                      f"duplicates {r['duplicates']:,}")
     w, d = summary["warehouse"], summary["dbt"]
@@ -177,6 +210,25 @@ def schema(what: str, table: str) -> None:
         click.echo(s.dbt_sources_yaml(), nl=False)
     else:
         click.echo(str(s.arrow_schema(table)))
+
+
+from .cli_dashboard import dashboard, looker_url  # noqa: E402
+
+cli.add_command(dashboard)
+cli.add_command(looker_url)
+
+from .cli_serve import replay, serve  # noqa: E402
+
+cli.add_command(serve)
+cli.add_command(replay)
+
+from .cli_docs import docs  # noqa: E402
+
+cli.add_command(docs)
+
+from .cli_bench import bench  # noqa: E402
+
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -5,6 +5,14 @@ columns, one chunk per sheet. CSV (plain or gzip) and Parquet are streamed in bo
 Column headers are matched by their letters alone, so both the Online Retail and the Online
 Retail II spellings (InvoiceNo/Invoice, UnitPrice/Price, CustomerID/Customer ID) are accepted.
 Cells a typed column could not hold are reported with their raw text, never dropped.
+
+Speed and memory (measured in docs/benchmarks.md): a sheet is first read in fastexcel's eager
+mode, which builds Arrow straight from the parsed cells; a cell it cannot type becomes null
+there, without its text. Every such cell makes its row fail a rule (a blank required value) or
+only matters for a quarantined row's raw text, so a chunk that quarantines nothing is exact,
+and one that does is read again with per-cell detail (:attr:`Chunk.reread`). pyarrow, and the
+schema module that imports it, are imported only after the parse: calamine's parse peak and
+pyarrow's ~75 MB import footprint then never add up.
 """
 
 from __future__ import annotations
@@ -13,13 +21,14 @@ import gzip
 import re
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Iterator
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .config import Limits
-from .schema import SOURCE_FIELDS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: header spelling (letters only, lower case) → canonical source field
 HEADER_ALIASES = {
@@ -37,7 +46,10 @@ FIELD_DTYPES = {
     "invoice_no": "string", "stock_code": "string", "description": "string", "quantity": "float",
     "invoice_date": "datetime", "unit_price": "float", "customer_id": "string", "country": "string",
 }
-CSV_BATCH_BYTES = 16 * 1024 * 1024
+#: CSV bytes Arrow parses at once: its streaming reader holds a few dozen times this in memory
+CSV_BLOCK_BYTES = 1024 * 1024
+CSV_CHUNK_ROWS = 100_000  #: CSV rows gathered into one chunk (one pass of the cleaning rules)
+PARQUET_BATCH_ROWS = 128_000  #: Parquet rows per streamed batch
 
 
 class RejectedInput(Exception):
@@ -57,6 +69,22 @@ class Chunk:
     table: pa.Table
     #: field → {row index in chunk: raw text} for cells the typed column could not hold
     cell_errors: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: set on a chunk read by a fast path that turns untypable cells into nulls without their
+    #: text: reads the same rows again, slower, with ``cell_errors`` filled in
+    reread: Callable[[], "Chunk"] | None = field(default=None, repr=False)
+
+    def slice(self, offset: int, length: int) -> "Chunk":
+        """Rows [offset, offset + length) of this chunk (zero-copy), with their cell errors."""
+        errors = {f: {row - offset: text for row, text in cells.items() if offset <= row < offset + length}
+                  for f, cells in self.cell_errors.items()}
+        return Chunk(self.sheet, self.first_row + offset, self.table.slice(offset, length),
+                     {f: cells for f, cells in errors.items() if cells}, self.reread)
+
+
+def _source_fields() -> list[str]:
+    from .schema import SOURCE_FIELDS  # imports pyarrow: only once a file has been parsed
+
+    return SOURCE_FIELDS
 
 
 def normalize_header(name: str) -> str:
@@ -70,7 +98,7 @@ def map_columns(headers: list[str]) -> tuple[dict[str, str], list[str]]:
         canonical = HEADER_ALIASES.get(normalize_header(header))
         if canonical and canonical not in mapping.values():
             mapping[header] = canonical
-    missing = [f for f in SOURCE_FIELDS if f not in mapping.values()]
+    missing = [f for f in _source_fields() if f not in mapping.values()]
     return mapping, missing
 
 
@@ -177,41 +205,66 @@ def _read_excel(path: Path) -> Iterator[Chunk]:
     except Exception as exc:  # fastexcel raises its own hierarchy; all mean "cannot open"
         raise RejectedInput("corrupt_workbook", f"not a readable workbook: {exc}") from exc
     found = False
-    missing_by_sheet = {}
+    missing_by_sheet: dict[str, list[str]] = {}
     for sheet_name in sheet_names:
-        try:
-            sheet = reader.load_sheet(sheet_name, use_columns=_wanted, dtypes=KNOWN_DTYPES)
-            columns = sheet.selected_columns
-        except fastexcel.FastExcelError as exc:
-            if "no columns" in str(exc).lower() or "column" in str(exc).lower() and "select" in str(exc).lower():
-                missing_by_sheet[sheet_name] = list(SOURCE_FIELDS)
-                continue
-            raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
-        except Exception as exc:
-            raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
-        mapping, missing = map_columns([c.name for c in columns])
-        if missing:
-            missing_by_sheet[sheet_name] = missing
+        chunk_or_missing = _read_sheet_fast(reader, sheet_name)
+        if isinstance(chunk_or_missing, list):
+            missing_by_sheet[sheet_name] = chunk_or_missing
             continue
         found = True
-        if any(c.name in mapping and c.dtype_from != "provided_by_name" for c in columns):
-            # an unusual spelling: read again with the types named for this sheet's own headers
-            dtypes = {header: FIELD_DTYPES[canonical] for header, canonical in mapping.items()}
-            sheet = reader.load_sheet(sheet_name, use_columns=list(mapping), dtypes=dtypes)
-        try:
-            table, errors = sheet.to_arrow_with_errors()
-        except Exception as exc:
-            raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
-        read_order = [c.name for c in sheet.selected_columns]
-        del sheet
-        table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
-        keep = [n for n in table.column_names if n in mapping]
-        table = table.select(keep).rename_columns([mapping[n] for n in keep]).select(SOURCE_FIELDS)
-        errors_by_field = _cell_errors(errors, [mapping.get(n) for n in read_order])
-        yield Chunk(sheet_name, 2, table, errors_by_field)
+        yield chunk_or_missing  # only the consumer holds the rows: no local name keeps them alive
     if not found:
         detail = "; ".join(f"sheet {s!r} lacks {', '.join(m)}" for s, m in missing_by_sheet.items())
         raise RejectedInput("missing_columns", f"no sheet carries the required columns ({detail})")
+
+
+def _read_sheet_fast(reader, sheet_name: str) -> Chunk | list[str]:
+    """The sheet as a chunk (eager read, see the module doc), or the fields it lacks."""
+    import fastexcel
+
+    try:
+        batch = reader.load_sheet(sheet_name, use_columns=_wanted, dtypes=KNOWN_DTYPES, eager=True)
+    except fastexcel.FastExcelError as exc:
+        if "no columns" in str(exc).lower() or "column" in str(exc).lower() and "select" in str(exc).lower():
+            return list(_source_fields())
+        raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
+    except Exception as exc:
+        raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
+    mapping, missing = map_columns(batch.schema.names)
+    if missing:
+        return missing
+    reread = partial(_read_sheet_exact, reader, sheet_name, mapping)
+    if any(header not in KNOWN_DTYPES for header in mapping):
+        # an unusual spelling: read again with the types named for this sheet's own headers
+        del batch
+        return reread()
+    import pyarrow as pa
+
+    table = _to_fields(pa.Table.from_batches([batch]), mapping)
+    del batch
+    return Chunk(sheet_name, 2, table, reread=reread)
+
+
+def _read_sheet_exact(reader, sheet_name: str, mapping: dict[str, str]) -> Chunk:
+    """The sheet typed by its own headers, with the raw text of every cell a type could not hold."""
+    import pyarrow as pa
+
+    dtypes = {header: FIELD_DTYPES[canonical] for header, canonical in mapping.items()}
+    try:
+        sheet = reader.load_sheet(sheet_name, use_columns=list(mapping), dtypes=dtypes)
+        table, errors = sheet.to_arrow_with_errors()
+        read_order = [c.name for c in sheet.selected_columns]
+    except Exception as exc:  # fastexcel's own hierarchy: the sheet cannot be read
+        raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
+    del sheet
+    table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
+    errors_by_field = _cell_errors(errors, [mapping.get(n) for n in read_order])
+    return Chunk(sheet_name, 2, _to_fields(table, mapping), errors_by_field)
+
+
+def _to_fields(table: "pa.Table", mapping: dict[str, str]) -> "pa.Table":
+    keep = [n for n in table.column_names if n in mapping]
+    return table.select(keep).rename_columns([mapping[n] for n in keep]).select(_source_fields())
 
 
 _RAW = re.compile(r"""got '(?:String|DateTimeIso|DurationIso)\((.*)\)'$""", re.S)
@@ -234,60 +287,83 @@ def _cell_errors(errors, read_order: list[str | None]) -> dict[str, dict[int, st
     return out
 
 
-def _rename_to_fields(table: pa.Table, name: str) -> pa.Table:
-    mapping, missing = map_columns(table.column_names)
-    if missing:
-        raise RejectedInput("missing_columns", f"{name} lacks the required columns {', '.join(missing)}")
-    return table.select(list(mapping)).rename_columns(list(mapping.values())).select(SOURCE_FIELDS)
+def _csv_header(path: Path, gzipped: bool) -> list[str]:
+    """The header record of a CSV file, parsed by the csv module (handles quotes and a BOM)."""
+    import csv
+    import io
+
+    try:
+        raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
+        with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+            header = next(csv.reader(text), None)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise RejectedInput("unreadable_csv", f"not a readable CSV file: {exc}") from exc
+    if not header:
+        raise RejectedInput("unreadable_csv", "the CSV file has no header row")
+    return header
 
 
 def _read_csv(path: Path, *, gzipped: bool, limits: Limits) -> Iterator[Chunk]:
+    """Stream a CSV in chunks of about CSV_CHUNK_ROWS rows, every column as text.
+
+    Every cell stays text: numbers and dates are typed by the cleaning rules, like text cells
+    of a workbook. The header is parsed once by the csv module; Arrow then reads the data with
+    positional column names, so any header text (duplicates, odd quoting) is safe. Arrow parses
+    small blocks (CSV_BLOCK_BYTES: its memory grows with the block size), gathered into chunks.
+    """
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    stream = gzip.open(path, "rb") if gzipped else pa.OSFile(str(path), "rb")
+    header = _csv_header(path, gzipped)
+    mapping, missing = map_columns(header)
+    if missing:
+        raise RejectedInput("missing_columns", f"the CSV lacks the required columns {', '.join(missing)}")
+    positional = [f"c{i}" for i in range(len(header))]
+    by_position = {f"c{header.index(h)}": canonical for h, canonical in mapping.items()}
+    fields = _source_fields()
+    stream = pa.input_stream(str(path), compression="gzip" if gzipped else None)
     try:
         try:
             reader = pacsv.open_csv(
                 stream,
-                read_options=pacsv.ReadOptions(block_size=CSV_BATCH_BYTES),
-                convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True, autodict_max_size=0,
-                                                     include_missing_columns=False),
+                read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=1, column_names=positional),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in by_position},
+                                                     strings_can_be_null=True, null_values=[""],
+                                                     include_columns=list(by_position)),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
             )
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise RejectedInput("unreadable_csv", f"not a readable CSV file: {exc}") from exc
-        # re-open with every column as text: numbers are parsed by the cleaning rules, like workbook text
-        names = reader.schema.names
-        mapping, missing = map_columns(names)
-        if missing:
-            raise RejectedInput("missing_columns", f"the CSV lacks the required columns {', '.join(missing)}")
-    finally:
-        stream.close()
-    stream = gzip.open(path, "rb") if gzipped else pa.OSFile(str(path), "rb")
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=CSV_BATCH_BYTES),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=True, include_columns=list(mapping)),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        )
         row = 2
+        batches: list[pa.RecordBatch] = []
+        pending = 0
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
-                break
+                batch = None
             except (pa.ArrowInvalid, OSError, EOFError) as exc:
-                raise RejectedInput("unreadable_csv", f"CSV is damaged near row {row:,}: {exc}") from exc
-            table = pa.Table.from_batches([batch]).rename_columns([mapping[n] for n in batch.schema.names])
-            yield Chunk("csv", row, table.select(SOURCE_FIELDS))
-            row += batch.num_rows
+                raise RejectedInput("unreadable_csv", f"CSV is damaged near row {row + pending:,}: {exc}") from exc
+            if batch is not None and batch.num_rows:
+                batches.append(batch)
+                pending += batch.num_rows
+            if batches and (batch is None or pending >= CSV_CHUNK_ROWS):
+                table = pa.Table.from_batches(batches)
+                batches = []
+                table = table.rename_columns([by_position[n] for n in table.column_names]).select(fields)
+                yield Chunk("csv", row, table)
+                del table
+                row += pending
+                pending = 0
+            if batch is None:
+                break
     finally:
         stream.close()
 
 
 def _read_parquet(path: Path) -> Iterator[Chunk]:
+    """Stream a Parquet file in batches of PARQUET_BATCH_ROWS rows, its own column types kept."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -297,8 +373,17 @@ def _read_parquet(path: Path) -> Iterator[Chunk]:
     mapping, missing = map_columns(pf.schema_arrow.names)
     if missing:
         raise RejectedInput("missing_columns", f"the Parquet file lacks the required columns {', '.join(missing)}")
+    fields = _source_fields()
     row = 2
-    for batch in pf.iter_batches(batch_size=256_000, columns=list(mapping)):
-        table = pa.Table.from_batches([batch]).rename_columns([mapping[n] for n in batch.schema.names])
-        yield Chunk("parquet", row, table.select(SOURCE_FIELDS))
-        row += batch.num_rows
+    try:
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(mapping)):
+            rows = batch.num_rows
+            table = pa.Table.from_batches([batch]).rename_columns([mapping[n] for n in batch.schema.names])
+            del batch
+            yield Chunk("parquet", row, table.select(fields))
+            del table
+            row += rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RejectedInput("unreadable_parquet", f"Parquet file is damaged near row {row:,}: {exc}") from exc
+    finally:
+        pf.close()

@@ -1,0 +1,95 @@
+"""`retail-pipeline bench`: its measurement method and its report, on a tiny workbook.
+
+Only the structure and the method are tested here (one round, small file); the figures that
+matter come from running the command on the reference workbook (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from helpers import run_cli
+from retail_pipeline.cli_bench import DEFAULT_BASELINES, _stage_seconds, measure
+from retail_pipeline.sample import write_sample
+
+sys.path.insert(0, str(DEFAULT_BASELINES))
+from concat_csv import concat  # noqa: E402
+from pandas_openpyxl import snake  # noqa: E402
+
+
+def test_measure_reports_the_childs_own_peak_memory(tmp_path):
+    grow = "b = bytearray(120 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
+    big = measure([sys.executable, "-c", grow], timeout=60, log=tmp_path / "big.log")
+    small = measure([sys.executable, "-c", "pass"], timeout=60, log=tmp_path / "small.log")
+    assert big.returncode == 0 and small.returncode == 0
+    assert big.peak_mb >= 120 > small.peak_mb  # per child, not the maximum over all children
+    assert big.wall > 0 and big.cpu > 0
+
+
+def test_measure_kills_a_process_at_its_timeout(tmp_path):
+    m = measure([sys.executable, "-c", "import time; time.sleep(30)"], timeout=1, log=tmp_path / "slow.log")
+    assert m.returncode != 0 and m.wall < 20
+
+
+def test_bench_prints_a_table_and_writes_json(tmp_path):
+    book = tmp_path / "tiny.xlsx"
+    write_sample(book, rows=1500, seed=3)
+    out = tmp_path / "report.json"
+    proc = run_cli(tmp_path / "home", "bench", str(book), "--runs", "2", "--pandas-runs", "1", "--e2e-runs", "0",
+                   "--out", str(out), timeout=300)
+    report = json.loads(out.read_text())
+    assert set(report["readers"]) == {"ingest", "fastexcel", "fastexcel-eager", "pandas-openpyxl", "cli-startup"}
+    for name, r in report["readers"].items():
+        runs = 1 if name == "pandas-openpyxl" else 2
+        assert r["wall"]["n"] == runs and len(r["raw"]["wall"]) == runs
+        assert 0 < r["wall"]["min"] <= r["wall"]["median"] <= r["wall"]["max"]
+        assert 0 < r["peak_mb"]["min"] <= r["peak_mb"]["median"] <= r["peak_mb"]["max"]
+        assert r["cpu"]["median"] > 0
+    fastexcel = report["readers"]["fastexcel"]
+    assert fastexcel["wall_ratio"] == 1.0 and fastexcel["peak_ratio"] == 1.0
+    ingest = report["readers"]["ingest"]
+    assert ingest["wall_ratio"] == pytest.approx(ingest["wall"]["median"] / fastexcel["wall"]["median"], rel=1e-2)
+    assert len(ingest["wall_ratio_by_round"]) == 2
+    assert ingest["wall_ratio_by_round"][0] == pytest.approx(
+        ingest["raw"]["wall"][0] / fastexcel["raw"]["wall"][0], rel=1e-2)
+    assert "ingest/fastexcel wall in the same round" in proc.stdout
+    checks = report["checks"]
+    assert {c["target"] for c in checks.values()} == {1.3, 1.25}
+    assert all(c["ok"] == (c["value"] <= c["target"]) for c in checks.values())
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["ram_gb"] > 0
+    assert report["end_to_end"] == [] and "scale" not in report
+    assert "ingest wall / fastexcel wall (medians)" in proc.stdout
+    assert "pandas-openpyxl" in proc.stdout and f"wrote {out}" in proc.stdout
+
+
+def test_bench_needs_its_baseline_scripts(tmp_path):
+    book = tmp_path / "tiny.xlsx"
+    write_sample(book, rows=100, seed=1)
+    proc = run_cli(tmp_path / "home", "bench", str(book), "--baselines", str(tmp_path), check=False)
+    assert proc.returncode != 0 and "baseline script missing" in proc.stderr
+
+
+def test_stage_seconds_are_read_from_the_run_summary():
+    output = "batch x: transformed\nseconds: ingest 3.21, load 2.50, transform 7.04, total 13.10\n"
+    assert _stage_seconds(output) == {"ingest": 3.21, "load": 2.5, "transform": 7.04, "total": 13.1}
+
+
+def test_concat_csv_writes_the_header_once(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x,y\n1,2\n3,4")  # no newline at the end
+    b.write_text("x,y\n5,6\n")
+    out = tmp_path / "all.csv"
+    assert concat(out, [a, b]) == 2
+    assert out.read_text().splitlines() == ["x,y", "1,2", "3,4", "5,6"]
+    (tmp_path / "c.csv").write_text("x,z\n7,8\n")
+    with pytest.raises(ValueError, match="header"):
+        concat(tmp_path / "bad.csv", [a, tmp_path / "c.csv"])
+
+
+@pytest.mark.parametrize("name, expected", [("InvoiceNo", "invoice_no"), ("Customer ID", "customer_id"),
+                                            ("UnitPrice", "unit_price"), ("Country", "country")])
+def test_pandas_baseline_renames_like_the_original_project(name, expected):
+    assert snake(name) == expected
