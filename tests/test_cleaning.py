@@ -199,3 +199,26 @@ def test_header_only_is_rejected(tmp_path):
 def test_header_list_matches_reference_doc():
     assert HEADER == ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
                       "Country"]
+
+
+def test_fully_blank_rows_are_skipped_but_a_lone_bad_cell_is_not(tmp_path):
+    def setup_blank_rows(path):
+        import openpyxl
+        from openpyxl.styles import PatternFill
+
+        wb = openpyxl.load_workbook(path)
+        ws = wb.active
+        ws.insert_rows(3, amount=2)  # two empty rows between the data rows
+        ws.cell(row=3, column=1).fill = PatternFill("solid", fgColor="FFFF00")  # formatted, but no value
+        ws.cell(row=7, column=4).value = "abc"  # a row whose only cell is untypable text
+        wb.save(path)
+
+    book = write_workbook(tmp_path / "book.xlsx", [good_row(stock=1), good_row(stock=2)])
+    setup_blank_rows(book)
+    lake = FolderStore(tmp_path / "lake")
+    result = ingest_object(book, "book.xlsx", "file:///book.xlsx", 7, lake, Limits())
+    quarantine = pq.read_table(tmp_path / "lake" / "quarantine").to_pylist()
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    assert [(q["source_row"], q["reason"], q["raw_quantity"]) for q in quarantine] == [(7, "missing_invoice_no", "abc")]
+    sales = pq.read_table(tmp_path / "lake" / "sales").to_pylist()
+    assert sorted(r["source_row"] for r in sales) == [2, 5]

@@ -61,3 +61,21 @@ def test_damaged_stream_is_a_bad_zip(tmp_path):
     path.write_bytes(bytes(good))
     with pytest.raises(zipfile.BadZipFile):
         inflated_size(path, 10**9)
+
+
+def test_a_workbook_with_forged_sizes_is_rejected_before_it_is_parsed(tmp_path):
+    """The bomb's headers claim 1,000 bytes; the ingest still measures 30 MB and rejects it."""
+    from helpers import good_row, write_workbook
+    from retail_pipeline.adapters.local_store import FolderStore
+    from retail_pipeline.config import Limits
+    from retail_pipeline.ingest import ingest_object
+
+    book = write_workbook(tmp_path / "b.xlsx", [good_row()])
+    members = {i.filename: zipfile.ZipFile(book).read(i.filename) for i in zipfile.ZipFile(book).infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    members[sheet] = members[sheet].replace(b"<sheetData>", b"<sheetData>" + b" " * (30 * 1024 * 1024))
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(forge_sizes(make_zip(members), sheet, 1000))
+    result = ingest_object(path, "bomb.xlsx", "file:///bomb.xlsx", 1, FolderStore(tmp_path / "lake"),
+                           Limits(max_uncompressed_bytes=10 * 1024 * 1024))
+    assert (result.state, result.error_code) == ("rejected", "decompressed_too_large")

@@ -307,18 +307,30 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
     any_bad = masks[0]
     for m in masks[1:]:
         any_bad = pc.or_(any_bad, m)
+    # a row with no value in any of the eight cells holds no data: it is skipped, not quarantined
+    blank = None
+    for f in SOURCE_FIELDS:
+        empty = pc.is_null(text[f] if f in text else t[f])
+        if f in errors and errors[f]:
+            empty = pc.and_(empty, pc.invert(from_numpy(np.isin(np.arange(n), list(errors[f])))))
+        blank = empty if blank is None else pc.and_(blank, empty)
+    blank = _contiguous(pc.fill_null(blank, FALSE))
+    n_blank = pc.sum(blank).as_py() or 0
+    if n_blank:
+        masks = [_contiguous(pc.and_(m, pc.invert(blank))) for m in masks]
+        any_bad = pc.and_(any_bad, pc.invert(blank))
     n_bad = pc.sum(any_bad).as_py() or 0
     rows = from_numpy(np.arange(chunk.first_row, chunk.first_row + n, dtype=np.int64))
     sheet_type = arrow_schema("sales_lines").field("source_sheet").type
 
-    if n_bad:
+    if n_bad or n_blank:
         codes = [c for c, _ in checks]
         reason = pc.case_when(pa.StructArray.from_arrays(masks, names=codes), *[lit(c) for c in codes], NULL_TEXT)
-        good_mask = pc.invert(any_bad)
+        good_mask = pc.and_(pc.invert(any_bad), pc.invert(blank))
         g = lambda arr: pc.filter(arr, good_mask)  # noqa: E731
     else:
         g = lambda arr: arr  # noqa: E731
-    n_good = n - n_bad
+    n_good = n - n_bad - n_blank
     g_when = g(when)
     g_qty = pc.cast(g(quantity), pa.int64())
     g_price = pc.cast(pc.round(g(price), PRICE_SCALE), pa.decimal128(18, PRICE_SCALE))

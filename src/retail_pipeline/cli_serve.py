@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Callable
 
 import click
-import requests
 
 from .config import Settings
 from .emulators import LOCALHOST, PROJECT, Emulators, EmulatorError, free_port
@@ -70,6 +69,8 @@ def read_chain(home: Path) -> dict | None:
 
 
 def _reachable(url: str) -> bool:
+    import requests  # lazily: every command imports this module
+
     try:
         requests.get(url, timeout=2)
         return True

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
 
 PROJECT = "retail-local"  #: project id used on the emulator chain
 LOCALHOST = "127.0.0.1"
@@ -117,6 +116,8 @@ def ensure_spatial_extension() -> None:
 
 
 def _wait(check, what: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    import requests  # lazily: the CLI imports this module for every command
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -205,6 +206,8 @@ class Emulators:
                 self.pubsub_port = self.pubsub_port or free_port()
                 self._spawn("pubsub", [str(pubsub_launcher()), f"--host={LOCALHOST}", f"--port={self.pubsub_port}"],
                             {})
+            import requests
+
             _wait(lambda: requests.get(f"{self.gcs_url}/storage/v1/b", timeout=2).ok, "the GCS emulator",
                   self.procs["gcs"], logs / "gcs.log", timeout)
             _wait(lambda: requests.get(f"{self.bq_url}/readyz", timeout=2).ok, "the BigQuery emulator",

@@ -360,7 +360,10 @@ def ingest_object(source: Path, source_name: str, source_uri: str, generation: i
                     result.rows_read += chunk.table.num_rows
                     if result.rows_read > limits.max_rows:
                         raise RejectedInput("too_many_rows", f"more than {limits.max_rows:,} data rows")
-                    good, bad = _clean(chunk, limits, say, pool)
+                    good, bad, blank = _clean(chunk, limits, say, pool)
+                    if blank:
+                        result.rows_read -= blank  # rows with no value at all are not data rows
+                        say(f"{result.sheets[-1]}: skipped {blank:,} blank rows")
                     del chunk
                     buffer.add(good)
                     del good
@@ -392,14 +395,21 @@ def ingest_object(source: Path, source_name: str, source_uri: str, generation: i
 def _clean(chunk, limits: Limits, say: Callable[[str], None], pool: ThreadPoolExecutor):
     """clean_rows over the pool's threads, reading the chunk again with per-cell detail when the
     fast read was not exact (see reader.Chunk.reread)."""
+    n = chunk.table.num_rows
     good, bad = _clean_parallel(chunk, limits, pool)
-    if bad.num_rows and chunk.reread is not None:
-        say(f"{chunk.sheet}: {bad.num_rows:,} rows to quarantine; reading the sheet again for their raw text")
+    blank = n - good.num_rows - bad.num_rows
+    if (bad.num_rows or blank) and chunk.reread is not None:
+        # the fast read turns an untypable cell into a blank one: read exactly before quarantining or skipping
+        say(f"{chunk.sheet}: {bad.num_rows:,} rows to quarantine, {blank:,} blank; reading the sheet again "
+            "for the raw text of every cell")
         reread = chunk.reread
         del good, bad
         chunk.table = None  # the reader's generator may still hold the chunk: drop the first read now
-        good, bad = _clean_parallel(reread(), limits, pool)
-    return good, bad
+        exact = reread()
+        n = exact.table.num_rows
+        good, bad = _clean_parallel(exact, limits, pool)
+        blank = n - good.num_rows - bad.num_rows
+    return good, bad, blank
 
 
 def _clean_parallel(chunk, limits: Limits, pool: ThreadPoolExecutor):
