@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import pytest
@@ -72,7 +73,7 @@ def test_every_bad_input_gets_its_documented_outcome(tmp_path, monkeypatch):
     summary = run_local(settings, drops, timeout=900)
 
     assert summary["dead_letters"] == []  # no crash loop: every event was answered
-    by_name = {b["source"].rsplit("/landing/", 1)[1]: b for b in summary["batches"]}
+    by_name = {unquote(b["source"].rsplit("/landing/", 1)[1]): b for b in summary["batches"]}
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     for case in cases():
         if case.outcome == "refused":
