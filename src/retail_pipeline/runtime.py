@@ -233,15 +233,18 @@ class LocalRuntime:
     def _deliver(self, pending: _Pending) -> None:
         target, event = pending.target, pending.event
         pending.attempts += 1
+        if target == "transform" and not self.stats.deliveries["transform"]:
+            self.say("transform: checking each batch against its manifest; one dbt build per complete batch")
         started = time.monotonic()
         status, body = self.apps.deliver(target, event)
-        self.stats.seconds[target] += time.monotonic() - started
+        elapsed = time.monotonic() - started
+        self.stats.seconds[target] += elapsed
         self.stats.deliveries[target] += 1
         subject = event.get("subject") or event["id"]
         if 200 <= status < 300:
             if pending.ack:
                 pending.ack()
-            self._report(target, subject, body)
+            self._report(target, subject, elapsed)
             return
         self.stats.failures[target] += 1
         error = _error_line(body)
@@ -264,15 +267,15 @@ class LocalRuntime:
         dead = getattr(self.ctx.bus, "dead", None)
         return dead is not None and (dead / f"{message_id}.json").exists()
 
-    def _report(self, target: str, subject: str, body: str) -> None:
+    def _report(self, target: str, subject: str, elapsed: float) -> None:
         self.stats.results.append((target, {"subject": subject}))
         name = subject.removeprefix("objects/")
         if target == "ingest":
-            self.say(f"ingest: {name} done")
+            self.say(f"ingest: {name} done in {elapsed:.1f} s")
         elif target == "load" and name.startswith(("sales/", "quarantine/", "manifests/")):
             self.say(f"load: {name} loaded")
-        elif target == "transform":
-            self.say(f"transform: message {name} handled")
+        elif target == "transform" and elapsed > 1.0:  # the delivery that ran dbt; the others only checked
+            self.say(f"transform: dbt build done in {elapsed:.1f} s")
 
     def run_until_idle(self, timeout: float = 1800.0, settle: float = 0.0) -> Stats:
         """Deliver until the buckets, the bus and the retry queue are quiet (or timeout)."""
