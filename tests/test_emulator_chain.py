@@ -137,3 +137,29 @@ def tmp_path_settings(tmp_path):
     from retail_pipeline.config import Settings
 
     return Settings.from_env(tmp_path / "home")
+
+
+def test_twenty_drops_at_once_on_the_emulators(emulators, emulator_env, tmp_path):
+    """20 workbooks dropped together: every batch once in the fact, dbt runs not one per event."""
+    from datetime import datetime
+
+    from helpers import good_row, write_workbook
+    from retail_pipeline.cli_serve import run_on_emulators
+
+    files, expected = [], set()
+    for i in range(20):
+        rows = [good_row(invoice=600000 + i, stock=10000 + 10 * i + j, qty=j + 1, when=datetime(2011, 5, 2, 10, i))
+                for j in range(3)]
+        rows.append(good_row(invoice=599999, stock=99999, when=datetime(2011, 5, 1, 9, 0)))  # the same line in all
+        path = write_workbook(tmp_path / f"drop_{i:02d}.xlsx", rows)
+        files.append((path, path.name))
+        expected |= {(r[0], r[1], r[3]) for r in rows}
+    summary = run_on_emulators(tmp_path_settings(tmp_path), files, emulators=emulators, suffix="-twenty",
+                               timeout=600)
+    assert summary["ok"], summary["dead_letters"]
+    assert len(summary["batches"]) == 20 and {b["state"] for b in summary["batches"]} == {"transformed"}
+    assert summary["warehouse"]["fact_rows"] == len(expected) == 61  # 20 x 3 lines + the shared one, once
+    assert Decimal(summary["warehouse"]["net_amount"]) == sum(Decimal("2.55") * q for _, _, q in expected)
+    # a dbt run starts only after claiming at least one new batch, and each batch is claimed once:
+    # so there are at most 20 dbt runs, whatever the 20 x 2 messages and their redeliveries
+    assert summary["dbt"]["runs"] == 20  # claim rows: one per batch
