@@ -16,7 +16,10 @@ def sheet_rows(path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a well-formed workbook: openpyxl has nothing to complain about
         wb = openpyxl.load_workbook(path, read_only=True)
-    return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
+    try:
+        return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
+    finally:
+        wb.close()  # read-only workbooks keep their file open until closed
 
 
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
