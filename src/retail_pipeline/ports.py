@@ -117,6 +117,17 @@ class BatchProgress:
     loaded: dict[tuple[str, str], int]  #: (kind, partition) -> rows, from the ledger
     superseded: bool
 
+    @staticmethod
+    def expected_from_layout(layout_json: str) -> dict[tuple[str, str], int]:
+        """(kind, partition) -> rows, from the batch layout a raw.batches row stores as JSON."""
+        import json
+
+        layout = json.loads(layout_json)
+        expected = {("sales", p["partition"]): p["rows"] for p in layout["partitions"]}
+        if layout.get("quarantine"):
+            expected[("quarantine", "")] = layout["quarantine"]["rows"]
+        return expected
+
     @property
     def complete(self) -> bool:
         return self.manifest_loaded and not self.superseded and all(

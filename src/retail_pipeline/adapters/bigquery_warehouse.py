@@ -304,10 +304,7 @@ class BigQueryWarehouse:
             f"SELECT kind, `partition`, `rows` FROM {ledger} WHERE batch_id = {b} AND kind <> 'manifest'")}
         expected: dict[tuple[str, str], int] = {}
         if row is not None:
-            layout = json.loads(row[1])
-            expected = {("sales", p["partition"]): p["rows"] for p in layout["partitions"]}
-            if layout.get("quarantine"):
-                expected[("quarantine", "")] = layout["quarantine"]["rows"]
+            expected = BatchProgress.expected_from_layout(row[1])
             newest = self.query(f"SELECT max(source_generation) FROM {ledger} "
                                 f"WHERE source_uri = {sql_literal(row[2])}")[0][0]
             superseded = newest is not None and newest > row[3]

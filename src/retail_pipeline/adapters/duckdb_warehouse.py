@@ -124,10 +124,7 @@ class DuckDBWarehouse:
             superseded = False
             expected: dict[tuple[str, str], int] = {}
             if row is not None:
-                layout = json.loads(row[1])
-                expected = {("sales", p["partition"]): p["rows"] for p in layout["partitions"]}
-                if layout.get("quarantine"):
-                    expected[("quarantine", "")] = layout["quarantine"]["rows"]
+                expected = BatchProgress.expected_from_layout(row[1])
                 newest = con.execute("SELECT max(source_generation) FROM pipeline.load_ledger WHERE source_uri = ?",
                                      [row[2]]).fetchone()[0]
                 superseded = newest is not None and newest > row[3]
