@@ -68,27 +68,25 @@ def admin_api():
     api.stop()
 
 
-def test_from_url_parses_and_rejects():
-    t = CloudRunJobTransformer.from_url(URL)
+def test_transform_url_parses_and_rejects(settings):
+    from retail_pipeline.adapters import open_transformer
+
+    t = open_transformer(settings.with_changes(transform=URL))
+    assert isinstance(t, CloudRunJobTransformer)
     assert (t.project, t.region, t.job, t.job_name) == ("retail-test-1", "europe-west1", "retail-dbt", JOB)
     for bad in ("cloudrun://proj", "cloudrun://retail-test-1/europe-west1/", "cloudrun://Bad_Project/eu/job",
                 "gs://retail-test-1/europe-west1/job"):
         with pytest.raises(ValueError, match="cloudrun://PROJECT/REGION/JOB"):
-            CloudRunJobTransformer.from_url(bad)
+            settings.with_changes(transform=bad)
 
 
-def test_open_transformer_picks_cloud_run(settings):
-    from dataclasses import replace
-
-    from retail_pipeline.transform import open_transformer
-
-    t = open_transformer(replace(settings, transform=URL))
-    assert isinstance(t, CloudRunJobTransformer) and t.job_name == JOB
+def transformer(admin_api) -> CloudRunJobTransformer:
+    return CloudRunJobTransformer("retail-test-1", "europe-west1", "retail-dbt", client=admin_api.client())
 
 
 def test_run_sends_one_request_with_the_batch_in_the_overrides(admin_api):
-    t = CloudRunJobTransformer.from_url(URL, client=admin_api.client())
-    result = t.run("abc123", ["2011-02", "2010-12"])
+    t = transformer(admin_api)
+    result = t.run(["abc123"], ["2011-02", "2010-12"])
     assert result.status == "started" and result.tests_failed == 0
     [request] = admin_api.requests
     assert request.name == JOB
@@ -98,7 +96,7 @@ def test_run_sends_one_request_with_the_batch_in_the_overrides(admin_api):
     assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": "abc123"}
     assert request.overrides.task_count == 1
     with pytest.raises(ValueError, match="YYYY-MM"):
-        t.run("abc123", ["2011-13"])
+        t.run(["abc123"], ["2011-13"])
     assert len(admin_api.requests) == 1  # a bad batch never reaches the API
 
 
@@ -127,7 +125,7 @@ def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_a
     from retail_pipeline import context
 
     ctx = context.Context(settings)
-    ctx.transformer = CloudRunJobTransformer.from_url(URL, client=admin_api.client())
+    ctx.transformer = transformer(admin_api)
     context.use(ctx)
     try:
         batch_id = ingest_and_load(ctx, tmp_path)
@@ -167,7 +165,7 @@ def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_a
         assert override.args[0] == "--vars"
         assert json.loads(override.args[1]) == {"batch_id": batch_id, "partitions": MONTHS}
         assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": batch_id}
-        runs = ctx.warehouse.status()["runs"]
+        runs = ctx.warehouse.runs()
         assert [(r["batch_id"], r["claim_key"], r["state"]) for r in runs] == [(batch_id, "initial", "started")]
 
         # a later redelivery of the same message changes nothing; a deliberate replay runs the job again

@@ -21,7 +21,7 @@ class EveryEventTwiceShuffled:
     """Delivery faults: each storage event exactly twice, each poll's events in shuffled order."""
 
     def __init__(self, seed: int = 3) -> None:
-        from retail_pipeline.runtime import FaultPlan
+        from retail_pipeline.faults import FaultPlan
 
         self.plan = FaultPlan(max_copies=2, shuffle=True, seed=seed)
 
@@ -63,11 +63,11 @@ def expected_net(lake_store, batch_id: str):
 
 def test_emulator_chain_matches_embedded_and_replays_by_seek(emulators, emulator_env, tmp_path, small_workbook,
                                                              embedded_reference, monkeypatch):
-    from retail_pipeline.cli_serve import Chain, emulator_settings
+    from retail_pipeline.chain import Chain, emulator_settings
     from retail_pipeline.ingest import batch_id_for
     from retail_pipeline.status import collect
 
-    settings = emulator_settings(tmp_path / "home", suffix="-once")
+    settings = emulator_settings(tmp_path / "home", emulators, suffix="-once")
     chain = Chain(settings, emulators).start()
     try:
         assert chain.subscription.endswith("/subscriptions/transform-once")
@@ -108,7 +108,7 @@ def test_every_event_twice_and_shuffled_gives_the_same_warehouse(emulators, emul
     from click.testing import CliRunner
 
     from retail_pipeline.cli import cli
-    from retail_pipeline.cli_serve import run_on_emulators
+    from retail_pipeline.chain import run_on_emulators
 
     summary = run_on_emulators(tmp_path_settings(tmp_path), [(small_workbook, "small.xlsx")], emulators=emulators,
                                suffix="-twice", faults=EveryEventTwiceShuffled(), timeout=300)
@@ -144,7 +144,7 @@ def test_twenty_drops_at_once_on_the_emulators(emulators, emulator_env, tmp_path
     from datetime import datetime
 
     from helpers import good_row, write_workbook
-    from retail_pipeline.cli_serve import run_on_emulators
+    from retail_pipeline.chain import run_on_emulators
 
     files, expected = [], set()
     for i in range(20):

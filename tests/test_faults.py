@@ -13,10 +13,11 @@ import pytest
 from helpers import run_cli
 from retail_pipeline.config import Settings
 from retail_pipeline.pipeline import run_local
-from retail_pipeline.runtime import FaultPlan
+from retail_pipeline.faults import FaultPlan
 from retail_pipeline.sample import write_sample
 
-ALL_CRASHES = ("ingest.start", "ingest.partition", "load.start", "load.publish", "transform.start")
+ALL_CRASHES = ("ingest.start", "ingest.partition", "load.start", "load.after_job", "load.publish", "transform.start",
+               "transform.after_claim")
 RUN_SPECIFIC = {"batch_id", "batch_ids", "source_uri", "source_generation", "ingested_at", "loaded_at", "dbt_loaded_at",
                 "invocation_id", "built_at"}
 

@@ -55,14 +55,57 @@ def test_missing_required_header_is_a_400(ctx, small_workbook, missing):
     assert list(ctx.lake.list()) == []
 
 
-def test_wrong_event_type_is_refused(ctx, small_workbook):
+def test_wrong_event_type_is_acknowledged_not_retried(ctx, small_workbook, caplog):
     info = ctx.landing.put("book.xlsx", small_workbook)
     event = events.storage_finalized(info)
-    event["type"] = "google.cloud.storage.object.v1.deleted"
+    event["type"] = "google.cloud.storage.object.v1.archived"
     headers, body = events.binary(event)
     response = client("ingest").post("/", headers=headers, data=body)
-    assert response.status_code == 500
+    assert response.status_code == 200  # permanent: a retry could never succeed, so the platform must not retry
     assert list(ctx.lake.list()) == []
+    logged = [r for r in caplog.records if getattr(r, "event_id", None) == event["id"]]
+    assert [r.levelname for r in logged] == ["ERROR"]
+    assert f"expected {events.STORAGE_FINALIZED}, got {event['type']}" in logged[0].getMessage()
+
+
+def ignored_reasons(caplog, event) -> list[str]:
+    return [r.getMessage() for r in caplog.records if getattr(r, "event_id", None) == event["id"]]
+
+
+def test_event_for_another_bucket_is_acknowledged_not_retried(ctx, small_workbook, caplog):
+    info = ctx.landing.put("book.xlsx", small_workbook)
+    event = events.storage_finalized(info)
+    event.data = {**event.data, "bucket": "someone-elses-bucket"}
+    headers, body = events.binary(event)
+    for target in ("ingest", "load"):
+        caplog.clear()
+        response = client(target).post("/", headers=headers, data=body)
+        assert response.status_code == 200
+        reasons = ignored_reasons(caplog, event)
+        assert len(reasons) == 1 and "someone-elses-bucket" in reasons[0]
+    assert list(ctx.lake.list()) == []
+
+
+def test_storage_event_without_generation_is_acknowledged(ctx, caplog):
+    info = ctx.landing.put("book.xlsx", b"x")
+    event = events.storage_finalized(info)
+    event.data = {k: v for k, v in event.data.items() if k != "generation"}
+    headers, body = events.binary(event)
+    response = client("ingest").post("/", headers=headers, data=body)
+    assert response.status_code == 200
+    assert ["generation" in r for r in ignored_reasons(caplog, event)] == [True]
+
+
+def test_transient_failure_still_raises_for_a_retry(ctx, small_workbook, monkeypatch):
+    info = ctx.landing.put("book.xlsx", small_workbook)
+    headers, body = events.binary(events.storage_finalized(info))
+
+    def unavailable(*_a, **_k):
+        raise ConnectionError("the lake is unreachable")
+
+    monkeypatch.setattr(type(ctx.lake), "put", unavailable)
+    response = client("ingest").post("/", headers=headers, data=body)
+    assert response.status_code == 500  # transient: the platform retries the event
 
 
 def test_ingest_ignores_its_own_rejection_reports(ctx):
@@ -89,7 +132,7 @@ def test_load_ignores_objects_that_are_not_partitions(ctx):
     info = ctx.lake.put("notes/readme.txt", b"hello")
     headers, body = events.binary(events.storage_finalized(info))
     assert client("load").post("/", headers=headers, data=body).status_code == 200
-    assert ctx.bus.backlog() == 0
+    assert ctx.bus.subscribe("transform").pull() == []
 
 
 def test_load_then_transform_over_http(ctx, small_workbook):
@@ -101,7 +144,7 @@ def test_load_then_transform_over_http(ctx, small_workbook):
     for obj in ctx.lake.list():
         headers, body = events.binary(events.storage_finalized(obj))
         assert load.post("/", headers=headers, data=body).status_code == 200
-    messages = ctx.bus.pull()
+    messages = ctx.bus.subscribe("transform").pull()
     assert len(messages) == result["partitions"] + 1  # every partition and the manifest
     attributes = messages[0].attributes
     assert attributes["batch_id"] == result["batch_id"] and attributes["source"].endswith("book.xlsx")
@@ -111,12 +154,16 @@ def test_load_then_transform_over_http(ctx, small_workbook):
         event = events.pubsub_published(message, ctx.bus.topic, "projects/local/subscriptions/transform")
         headers, body = events.binary(event)
         assert transform.post("/", headers=headers, data=body).status_code == 200
-    status = ctx.warehouse.status()
-    assert len(status["runs"]) == 1 and status["runs"][0]["state"] == "success"
-    assert status["warehouse"]["fact_rows"] == result["rows"]["loaded"]
+    runs = ctx.warehouse.runs()
+    assert len(runs) == 1 and runs[0]["state"] == "success"
+    assert ctx.warehouse.figures().fact_rows == result["rows"]["loaded"]
 
 
-def test_transform_refuses_a_message_without_batch(ctx):
+def test_transform_acknowledges_a_message_without_batch(ctx, caplog):
     message = Message("m1", b"{}", {}, events.datetime.now(events.timezone.utc))
-    headers, body = events.binary(events.pubsub_published(message, ctx.bus.topic, "projects/p/subscriptions/s"))
-    assert client("transform").post("/", headers=headers, data=body).status_code == 500
+    event = events.pubsub_published(message, ctx.bus.topic, "projects/p/subscriptions/s")
+    headers, body = events.binary(event)
+    response = client("transform").post("/", headers=headers, data=body)
+    assert response.status_code == 200  # permanent: acknowledged, so Pub/Sub does not redeliver it for days
+    assert ["batch_id" in r for r in ignored_reasons(caplog, event)] == [True]
+    assert ctx.warehouse.runs() == []

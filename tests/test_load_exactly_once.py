@@ -76,7 +76,7 @@ def test_different_landing_objects_add_up(ctx, tmp_path):
 def test_publish_after_load_carries_the_batch(ctx, small_workbook):
     result = drop_and_ingest(ctx, "book.xlsx", small_workbook)
     load_all(ctx)
-    messages = ctx.bus.pull()
+    messages = ctx.bus.subscribe("transform").pull()
     assert {m.attributes["batch_id"] for m in messages} == {result["batch_id"]}
     kinds = sorted(m.attributes["kind"] for m in messages)
     assert kinds.count("manifest") == 1 and kinds.count("sales") == result["partitions"]

@@ -3,7 +3,7 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from retail_pipeline.events import STORAGE_FINALIZED
+from retail_pipeline.events import PermanentEventError, acknowledge, storage_object
 from retail_pipeline.logs import setup_function_logging
 from retail_pipeline.stages import ingest_landing_object
 
@@ -13,7 +13,8 @@ setup_function_logging()
 @functions_framework.cloud_event
 def ingest(cloud_event: CloudEvent) -> dict:
     """Read, clean and partition the workbook named by a storage finalize event."""
-    if cloud_event["type"] != STORAGE_FINALIZED:
-        raise ValueError(f"expected {STORAGE_FINALIZED}, got {cloud_event['type']}")
-    data = cloud_event.data
-    return ingest_landing_object(bucket_name=data["bucket"], object_name=data["name"], generation=int(data["generation"]))
+    try:
+        bucket_name, object_name, generation = storage_object(cloud_event)
+        return ingest_landing_object(bucket_name, object_name, generation)
+    except PermanentEventError as exc:  # logged with the event id and acknowledged: a retry cannot help
+        return acknowledge(cloud_event, exc)

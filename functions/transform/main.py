@@ -3,7 +3,7 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from retail_pipeline.events import PUBSUB_PUBLISHED, pubsub_payload
+from retail_pipeline.events import PermanentEventError, acknowledge, pubsub_payload
 from retail_pipeline.logs import setup_function_logging
 from retail_pipeline.stages import transform_batch
 
@@ -13,10 +13,11 @@ setup_function_logging()
 @functions_framework.cloud_event
 def transform(cloud_event: CloudEvent) -> dict:
     """Fan-in on the batch named in the message attributes; start one dbt run per complete batch."""
-    if cloud_event["type"] != PUBSUB_PUBLISHED:
-        raise ValueError(f"expected {PUBSUB_PUBLISHED}, got {cloud_event['type']}")
-    data, attributes = pubsub_payload(cloud_event)
-    batch_id = attributes.get("batch_id") or data.get("batch_id")
-    if not batch_id:
-        raise ValueError("message carries no batch_id attribute")
-    return transform_batch(batch_id, claim_key=attributes.get("replay", "initial"))
+    try:
+        data, attributes = pubsub_payload(cloud_event)
+        batch_id = attributes.get("batch_id") or data.get("batch_id")
+        if not batch_id:
+            raise PermanentEventError("the message carries no batch_id attribute")
+        return transform_batch(batch_id, claim_key=attributes.get("replay", "initial"))
+    except PermanentEventError as exc:  # logged with the event id and acknowledged: a retry cannot help
+        return acknowledge(cloud_event, exc)

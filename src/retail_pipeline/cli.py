@@ -23,19 +23,24 @@ def _echo_progress(message: str) -> None:
 @click.pass_context
 def cli(ctx: click.Context, home: Path) -> None:
     """Event-driven retail sales pipeline: workbook in, tested marts out."""
-    os.environ["RETAIL_PIPELINE_HOME"] = str(home.resolve())
-    os.environ.setdefault("RETAIL_PIPELINE_FAULT_STATE", str(home.resolve() / "faults"))
-    from .cli_serve import use_recorded_chain  # status/drop/replay read the chain this home used
+    try:
+        ctx.obj = Settings.from_env(home)  # the one place configuration enters the command line
+    except ValueError as exc:
+        raise click.ClickException(f"bad setting: {exc}") from exc
 
-    ctx.obj = use_recorded_chain(ctx, Settings.from_env(home))
 
+def _recorded(click_ctx: click.Context, settings: Settings) -> Settings:
+    """The settings of the chain this home used last (``status`` and ``drop`` follow it), starting
+    an emulator home's storage and BigQuery emulators for this command when they are not running."""
+    from .chain import ChainError, recorded_settings
 
-def _context(settings: Settings):
-    from . import context
-
-    ctx = context.Context(settings)
-    context.use(ctx)
-    return ctx
+    try:
+        recorded = recorded_settings(settings, start_emulators=True)
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if recorded.emulators is not None:
+        click_ctx.call_on_close(recorded.emulators.stop)
+    return recorded.settings
 
 
 @cli.command()
@@ -59,23 +64,19 @@ def sample(out: Path, rows: int, variant: str, seed: int, fmt: str | None) -> No
 @cli.command()
 @click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", help="Object name in the landing bucket (default: the file's name).")
-@click.pass_obj
-def drop(settings: Settings, workbook: Path, name: str | None) -> None:
+@click.pass_context
+def drop(click_ctx: click.Context, workbook: Path, name: str | None) -> None:
     """Upload WORKBOOK into the landing bucket (a folder, or gs://)."""
     from .adapters import open_store
+    from .media import content_type_for
 
-    store = open_store(settings.landing)
+    settings = _recorded(click_ctx, click_ctx.obj)
+    store = open_store(settings.landing, settings)
     try:
-        info = store.put(name or workbook.name, workbook, content_type=_content_type(workbook))
+        info = store.put(name or workbook.name, workbook, content_type=content_type_for(workbook))
     except (ValueError, OSError) as exc:
         raise click.ClickException(f"cannot drop {workbook} as {name or workbook.name!r}: {exc}") from exc
     click.echo(f"{store.uri(info.name)} generation {info.generation} ({info.size:,} bytes)")
-
-
-def _content_type(path: Path) -> str:
-    return {".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".csv": "text/csv",
-            ".gz": "application/gzip", ".parquet": "application/vnd.apache.parquet"}.get(path.suffix.lower(),
-                                                                                         "application/octet-stream")
 
 
 @cli.command()
@@ -86,12 +87,13 @@ def _content_type(path: Path) -> str:
 @click.pass_obj
 def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> None:
     """Run the ingest step alone on a local file; writes exactly what the ingest function writes."""
-    from .adapters.local_store import FolderStore
+    from .adapters import open_store
     from .ingest import ingest_object
 
     path = workbook.resolve()
-    result = ingest_object(path, path.name, path.as_uri(), path.stat().st_mtime_ns // 1000, FolderStore(lake),
-                           settings.limits, progress=None if as_json else _echo_progress)
+    result = ingest_object(path, path.name, path.as_uri(), path.stat().st_mtime_ns // 1000,
+                           open_store(str(lake), settings), settings.limits,
+                           progress=None if as_json else _echo_progress, faults=settings.faults)
     if as_json:
         click.echo(json.dumps(result.manifest(), indent=2))
     else:
@@ -141,14 +143,14 @@ def run(settings: Settings, workbooks: tuple[Path, ...], rows: int, name: str | 
             write_sample(workbook, rows=rows, variant="online-retail", seed=0)
         workbooks = (workbook,)
     files = [(workbook, name or workbook.name) for workbook in workbooks]
-    from .runtime import FaultPlan
+    from .faults import FaultPlan
 
     try:
         plan = FaultPlan.parse(fault_spec) if fault_spec else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
     if use_emulators:
-        from .cli_serve import run_on_emulators
+        from .chain import run_on_emulators
 
         summary = run_on_emulators(settings, files, progress=_echo_progress,
                                    timeout=timeout, faults=plan)
@@ -183,12 +185,13 @@ def render_summary(summary: dict) -> str:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def status(settings: Settings, as_json: bool) -> None:
+@click.pass_context
+def status(click_ctx: click.Context, as_json: bool) -> None:
     """Batches, warehouse figures and the last dbt run."""
+    from .context import Context
     from .status import collect
 
-    report = collect(_context(settings))
+    report = collect(Context(_recorded(click_ctx, click_ctx.obj)))
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return

@@ -22,14 +22,13 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .ports import TransformResult
 
 log = logging.getLogger(__name__)
 
-URL_RE = re.compile(r"^cloudrun://(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/(?P<region>[a-z]+-[a-z]+[0-9]+)/"
-                    r"(?P<job>[a-z]([a-z0-9-]{0,61}[a-z0-9])?)/?$")
 PARTITION_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 BATCH_ENV = "RETAIL_PIPELINE_BATCH_ID"
 
@@ -55,19 +54,11 @@ class CloudRunJobTransformer:
     project: str
     region: str
     job: str
-    client: JobsClientLike | None = None  #: injectable; a real JobsClient (ADC) is made on first use
+    client: JobsClientLike | None = None  #: injectable; else made by client_factory on first use
+    client_factory: Callable[[], JobsClientLike] | None = None  #: makes the Admin API client (from the settings)
     request_timeout: float = 60.0  #: seconds for the run_job call itself
     task_timeout_seconds: int = 3600  #: the execution's task timeout (the job's own default otherwise)
     _made_client: Any = field(default=None, init=False, repr=False)
-
-    @classmethod
-    def from_url(cls, url: str, client: JobsClientLike | None = None) -> "CloudRunJobTransformer":
-        """Parse ``cloudrun://PROJECT/REGION/JOB`` (e.g. ``cloudrun://my-proj/europe-west1/retail-dbt``)."""
-        match = URL_RE.match(url)
-        if not match:
-            raise ValueError(f"bad transform URL {url!r}: expected cloudrun://PROJECT/REGION/JOB "
-                             "(project id, region like europe-west1, job name)")
-        return cls(match["project"], match["region"], match["job"], client=client)
 
     @property
     def job_name(self) -> str:
@@ -78,9 +69,9 @@ class CloudRunJobTransformer:
         if self.client is not None:
             return self.client
         if self._made_client is None:
-            from google.cloud import run_v2
-
-            self._made_client = run_v2.JobsClient()
+            if self.client_factory is None:
+                raise RuntimeError("CloudRunJobTransformer needs a client or a client_factory")
+            self._made_client = self.client_factory()
         return self._made_client
 
     def build_request(self, batch_id: str, partitions: list[str]):
@@ -99,8 +90,9 @@ class CloudRunJobTransformer:
                 timeout=duration_pb2.Duration(seconds=self.task_timeout_seconds)),
         )
 
-    def run(self, batch_id: str, partitions: list[str]) -> TransformResult:
-        """Start one job execution for the batch; returns once the API accepted it (state ``started``)."""
+    def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
+        """Start one job execution for the batches; returns once the API accepted it (state ``started``)."""
+        batch_id = batch_ids[0]
         request = self.build_request(batch_id, partitions)
         started = time.monotonic()
         operation = self._client().run_job(request=request, timeout=self.request_timeout)
@@ -108,7 +100,7 @@ class CloudRunJobTransformer:
         seconds = round(time.monotonic() - started, 3)
         log.info("started Cloud Run job %s for batch %s: %s", self.job_name, batch_id, execution or "execution pending",
                  extra={"batch_id": batch_id, "job": self.job_name, "execution": execution})
-        return TransformResult("started", 0, 0, 0, seconds)
+        return TransformResult("started", 0, 0, 0, seconds, execution=execution)
 
 
 def _execution_name(operation: Any) -> str | None:

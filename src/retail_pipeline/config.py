@@ -1,21 +1,30 @@
-"""Settings: where the buckets, the warehouse and the bus are, and the input limits.
+"""Settings: the one way configuration enters the pipeline.
 
-Every setting comes from one environment variable (or a CLI option that sets it). Defaults put
-everything under the home folder: the embedded stand-ins. URL-style values pick the adapter:
-``gs://bucket`` or a local folder; ``duckdb:///path`` or ``bigquery://project/dataset``;
-``local`` (a spool folder under the home) or ``pubsub://project/topic``.
+Parsed once, at the edge (the CLI, a function's first event, a test), from flags and the
+environment into typed, frozen objects that are passed down. Nothing in the package writes
+``os.environ``; a child process (a function server, the dbt job) gets an environment built by
+:meth:`Settings.to_env`, the exact inverse of :meth:`Settings.from_env`.
+
+URL-style values pick the adapters (one parser per URL kind, in :mod:`retail_pipeline.urls`):
+``gs://bucket`` or a local folder; ``duckdb:///path`` or ``bigquery://project/dataset_prefix``;
+``local`` (a spool folder under the home) or ``pubsub://project/topic``; ``dbt`` (in-process) or
+``cloudrun://project/region/job``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .urls import BucketUrl, BusUrl, TransformUrl, WarehouseUrl, parse_bucket, parse_bus, parse_transform, parse_warehouse
 
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
+PREFIX = "RETAIL_PIPELINE_"
+DEFAULT_TOPIC = "partition-loaded"  #: the topic name, here and in terraform/pubsub.tf
+DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt"
+#: variables of this process that a child gets only through Settings.to_env()
+_CONFIG_VARS = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
 
 
 @dataclass(frozen=True)
@@ -30,46 +39,167 @@ class Limits:
     max_abs_unit_price: int = 10_000_000  #: |unit price| per line
 
     @classmethod
-    def from_env(cls) -> "Limits":
-        return cls(**{f.name: _int(f"RETAIL_PIPELINE_{f.name.upper()}", f.default) for f in fields(cls)})
+    def from_env(cls, environ: Mapping[str, str]) -> Limits:
+        values = {f.name: environ.get(f"{PREFIX}{f.name.upper()}") for f in fields(cls)}
+        return cls(**{name: int(value) for name, value in values.items() if value})
+
+    def to_env(self) -> dict[str, str]:
+        return {f"{PREFIX}{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
+
+
+FAULT_POINTS = {
+    "ingest.start": "an ingest delivery, before anything is read",
+    "ingest.partition": "ingest, after the first lake partition is written",
+    "load.start": "a load delivery, before anything is loaded",
+    "load.after_job": "a load, after the staging load job is done and before the transaction runs",
+    "load.publish": "a load, after the warehouse commit and before the message is published",
+    "transform.start": "a transform delivery, before the fan-in check",
+    "transform.after_claim": "a transform, after the claim is won and before dbt starts",
+}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection for tests (see faults.py): points that fail on their first attempt."""
+
+    crash: tuple[str, ...] = ()  #: fault points, e.g. ('ingest.partition', 'load.publish')
+    state: Path = Path(".retail/faults")  #: folder remembering which points already failed
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.crash if p not in FAULT_POINTS]
+        if unknown:
+            raise ValueError(f"unknown fault point(s) {', '.join(unknown)}; the known ones are: "
+                             + ", ".join(FAULT_POINTS))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], home: Path) -> Faults:
+        crash = tuple(p for p in environ.get(f"{PREFIX}CRASH", "").split(",") if p)
+        return cls(crash=crash, state=Path(environ.get(f"{PREFIX}FAULT_STATE") or home / "faults"))
+
+    def to_env(self) -> dict[str, str]:
+        return {f"{PREFIX}CRASH": ",".join(self.crash), f"{PREFIX}FAULT_STATE": str(self.state)}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the Google clients go. None: Google Cloud with Application Default Credentials; a URL:
+    an emulator, or the strict IAM gateway in front of one (the emulator chain)."""
+
+    storage: str | None = None  #: http://host:port of a Cloud Storage JSON API
+    bigquery: str | None = None  #: http://host:port of a BigQuery REST API
+    pubsub: str | None = None  #: host:port of a Pub/Sub emulator (gRPC, plaintext)
+    run_admin: str | None = None  #: http://host:port of a Cloud Run Admin API stand-in
+    project: str | None = None  #: default project id for the clients
+
+    ENV = {"storage": "STORAGE_EMULATOR_HOST", "bigquery": "BIGQUERY_EMULATOR_HOST",
+           "pubsub": "PUBSUB_EMULATOR_HOST", "run_admin": f"{PREFIX}RUN_ADMIN_ENDPOINT",
+           "project": "GOOGLE_CLOUD_PROJECT"}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Endpoints:
+        return cls(**{name: environ.get(var) or None for name, var in cls.ENV.items()})
+
+    def to_env(self) -> dict[str, str]:
+        return {var: value for name, var in self.ENV.items() if (value := getattr(self, name))}
+
+    @property
+    def emulated(self) -> bool:
+        return any((self.storage, self.bigquery, self.pubsub, self.run_admin))
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the pipeline's parts live. Build with :meth:`from_env`."""
+    """Where the pipeline's parts live and how they behave. Build with :meth:`from_env`."""
 
     home: Path  #: local state: bucket folders, DuckDB file, bus spool, logs
     landing: str  #: landing bucket: gs://NAME or a folder
     lake: str  #: lake bucket: gs://NAME or a folder
     warehouse: str  #: duckdb:///PATH or bigquery://PROJECT/DATASET_PREFIX
-    bus: str  #: 'local' (spool under home) or pubsub://PROJECT/TOPIC
-    transform: str  #: 'dbt' (in-process) or cloudrun://PROJECT/REGION/JOB
+    bus: str = "local"  #: 'local' (spool under home) or pubsub://PROJECT/TOPIC
+    transform: str = "dbt"  #: 'dbt' (in-process) or cloudrun://PROJECT/REGION/JOB
+    bigquery_location: str = "EU"  #: location of the BigQuery datasets and jobs
+    claims_bucket: str | None = None  #: bucket of transform claims (default: the lake, when on gs://)
+    identity: str | None = None  #: service account this process acts as on an emulator chain
+    dbt_project: Path = DBT_PROJECT  #: the dbt project folder
     limits: Limits = field(default_factory=Limits)
+    faults: Faults = field(default_factory=Faults)
+    endpoints: Endpoints = field(default_factory=Endpoints)
+
+    def __post_init__(self) -> None:
+        # every URL is parsed (and so checked) once, when the settings are made
+        parse_bucket(self.landing), parse_bucket(self.lake)
+        parse_warehouse(self.warehouse), parse_bus(self.bus), parse_transform(self.transform)
 
     @classmethod
-    def from_env(cls, home: str | os.PathLike | None = None) -> "Settings":
-        home_path = Path(home or os.environ.get("RETAIL_PIPELINE_HOME") or ".retail").resolve()
-        env = os.environ.get
+    def from_env(cls, home: str | os.PathLike[str] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home_path = Path(home or env.get(f"{PREFIX}HOME") or ".retail").resolve()
         return cls(
             home=home_path,
-            landing=env("RETAIL_PIPELINE_LANDING") or str(home_path / "buckets" / "landing"),
-            lake=env("RETAIL_PIPELINE_LAKE") or str(home_path / "buckets" / "lake"),
-            warehouse=env("RETAIL_PIPELINE_WAREHOUSE") or f"duckdb:///{home_path / 'warehouse.duckdb'}",
-            bus=env("RETAIL_PIPELINE_BUS") or "local",
-            transform=env("RETAIL_PIPELINE_TRANSFORM") or "dbt",
-            limits=Limits.from_env(),
+            landing=env.get(f"{PREFIX}LANDING") or str(home_path / "buckets" / "landing"),
+            lake=env.get(f"{PREFIX}LAKE") or str(home_path / "buckets" / "lake"),
+            warehouse=env.get(f"{PREFIX}WAREHOUSE") or f"duckdb:///{home_path / 'warehouse.duckdb'}",
+            bus=env.get(f"{PREFIX}BUS") or "local",
+            transform=env.get(f"{PREFIX}TRANSFORM") or "dbt",
+            bigquery_location=env.get(f"{PREFIX}BQ_LOCATION") or "EU",
+            claims_bucket=env.get(f"{PREFIX}CLAIMS_BUCKET") or None,
+            identity=env.get(f"{PREFIX}IDENTITY") or None,
+            dbt_project=Path(env.get(f"{PREFIX}DBT_PROJECT") or DBT_PROJECT),
+            limits=Limits.from_env(env),
+            faults=Faults.from_env(env, home_path),
+            endpoints=Endpoints.from_env(env),
         )
 
-    def as_env(self) -> dict[str, str]:
-        """The environment that makes another process (a function server) use these settings."""
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives another process (a function server, the dbt job) these settings."""
         env = {
-            "RETAIL_PIPELINE_HOME": str(self.home),
-            "RETAIL_PIPELINE_LANDING": self.landing,
-            "RETAIL_PIPELINE_LAKE": self.lake,
-            "RETAIL_PIPELINE_WAREHOUSE": self.warehouse,
-            "RETAIL_PIPELINE_BUS": self.bus,
-            "RETAIL_PIPELINE_TRANSFORM": self.transform,
+            f"{PREFIX}HOME": str(self.home), f"{PREFIX}LANDING": self.landing, f"{PREFIX}LAKE": self.lake,
+            f"{PREFIX}WAREHOUSE": self.warehouse, f"{PREFIX}BUS": self.bus, f"{PREFIX}TRANSFORM": self.transform,
+            f"{PREFIX}BQ_LOCATION": self.bigquery_location, f"{PREFIX}DBT_PROJECT": str(self.dbt_project),
+            **self.limits.to_env(), **self.faults.to_env(), **self.endpoints.to_env(),
         }
-        for f in fields(Limits):
-            env[f"RETAIL_PIPELINE_{f.name.upper()}"] = str(getattr(self.limits, f.name))
+        if self.claims_bucket:
+            env[f"{PREFIX}CLAIMS_BUCKET"] = self.claims_bucket
+        if self.identity:
+            env[f"{PREFIX}IDENTITY"] = self.identity
         return env
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    # -- the parsed URLs --------------------------------------------------------------------------
+    @property
+    def landing_url(self) -> BucketUrl:
+        return parse_bucket(self.landing)
+
+    @property
+    def lake_url(self) -> BucketUrl:
+        return parse_bucket(self.lake)
+
+    @property
+    def warehouse_url(self) -> WarehouseUrl:
+        return parse_warehouse(self.warehouse)
+
+    @property
+    def bus_url(self) -> BusUrl:
+        return parse_bus(self.bus)
+
+    @property
+    def transform_url(self) -> TransformUrl:
+        return parse_transform(self.transform)
+
+    @property
+    def claims_store_url(self) -> str | None:
+        """Where transform claims are made atomically: the claims bucket, else the lake when on gs://."""
+        if self.claims_bucket:
+            return self.claims_bucket if "://" in self.claims_bucket else f"gs://{self.claims_bucket}"
+        return self.lake if self.lake_url.kind == "gcs" else None
+
+
+def child_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: this one's system variables (PATH, HOME, locale, ...)
+    without any configuration, plus exactly the settings' (:meth:`Settings.to_env`)."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith(PREFIX) and k not in _CONFIG_VARS}
+    return {**env, **settings.to_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}

@@ -1,4 +1,4 @@
-"""The adapters a function uses, built once per process from the environment (injectable)."""
+"""The adapters a process uses, built once from its settings (injectable for tests and the runtime)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
-from .adapters import open_bus, open_store, open_warehouse
+from .adapters import open_bus, open_store, open_transformer, open_warehouse
 from .config import Settings
-from .ports import MessageBus, ObjectStore, Warehouse
+from .ports import MessageBus, ObjectStore, Transformer, Warehouse
 
 
 @dataclass
@@ -17,27 +17,30 @@ class Context:
 
     @cached_property
     def landing(self) -> ObjectStore:
-        return open_store(self.settings.landing)
+        return open_store(self.settings.landing, self.settings)
 
     @cached_property
     def lake(self) -> ObjectStore:
-        return open_store(self.settings.lake)
+        return open_store(self.settings.lake, self.settings)
 
     @cached_property
     def warehouse(self) -> Warehouse:
-        warehouse = open_warehouse(self.settings.warehouse)
-        warehouse.ensure_tables()
-        return warehouse
+        return open_warehouse(self.settings, lake=self.lake)
 
     @cached_property
     def bus(self) -> MessageBus:
         return open_bus(self.settings)
 
     @cached_property
-    def transformer(self):
-        from .transform import open_transformer
-
+    def transformer(self) -> Transformer:
         return open_transformer(self.settings)
+
+    def provision(self) -> None:
+        """Buckets, topic and tables, where the platform does not make them (the local chains)."""
+        self.landing.provision()
+        self.lake.provision()
+        self.bus.provision()
+        self.warehouse.provision()
 
 
 _current: Context | None = None
@@ -45,7 +48,7 @@ _lock = threading.Lock()
 
 
 def get() -> Context:
-    """The process's context: made from the environment on first use."""
+    """The process's context: made from the environment on first use (a function instance's edge)."""
     global _current
     with _lock:
         if _current is None:

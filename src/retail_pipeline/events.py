@@ -11,14 +11,18 @@
 from __future__ import annotations
 
 import base64
+import logging
 import hashlib
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from .ports import Message, ObjectInfo
+
+log = logging.getLogger(__name__)
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -95,8 +99,41 @@ def structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
     return dict(headers), body
 
 
-def pubsub_payload(cloud_event) -> tuple[dict, dict[str, str]]:
-    """(decoded JSON data, attributes) of a messagePublished event."""
-    message = cloud_event.data["message"]
-    data = json.loads(base64.b64decode(message.get("data") or b"e30=")) if message.get("data") else {}
-    return data, dict(message.get("attributes") or {})
+class PermanentEventError(ValueError):
+    """An event that no retry can make succeed: not for this function, or missing what it needs."""
+
+
+def storage_object(cloud_event: Any) -> tuple[str, str, int]:
+    """(bucket, name, generation) of a storage finalize event; PermanentEventError for anything else."""
+    if cloud_event["type"] != STORAGE_FINALIZED:
+        raise PermanentEventError(f"expected {STORAGE_FINALIZED}, got {cloud_event['type']}")
+    data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    missing = [k for k in ("bucket", "name", "generation") if not data.get(k)]
+    if missing:
+        raise PermanentEventError(f"storage event data lacks {', '.join(missing)}")
+    try:
+        return str(data["bucket"]), str(data["name"]), int(data["generation"])
+    except ValueError as exc:
+        raise PermanentEventError(f"storage event generation {data['generation']!r} is not a number") from exc
+
+
+def pubsub_payload(cloud_event: Any) -> tuple[dict, dict[str, str]]:
+    """(decoded JSON data, attributes) of a messagePublished event; PermanentEventError for anything else."""
+    if cloud_event["type"] != PUBSUB_PUBLISHED:
+        raise PermanentEventError(f"expected {PUBSUB_PUBLISHED}, got {cloud_event['type']}")
+    message = (cloud_event.data or {}).get("message") if isinstance(cloud_event.data, dict) else None
+    if not isinstance(message, dict):
+        raise PermanentEventError("the event carries no Pub/Sub message")
+    try:
+        data = json.loads(base64.b64decode(message["data"])) if message.get("data") else {}
+    except (ValueError, TypeError) as exc:
+        raise PermanentEventError(f"the message data is not base64 JSON: {exc}") from exc
+    return (data if isinstance(data, dict) else {}), dict(message.get("attributes") or {})
+
+
+def acknowledge(cloud_event: Any, error: PermanentEventError) -> dict:
+    """Log a permanent event error with the event id and answer 2xx, so the platform does not retry."""
+    event_id = cloud_event["id"]
+    log.error("event %s (%s) not processed, and not retried: %s", event_id, cloud_event["type"], error,
+              extra={"event_id": event_id, "status": "ignored"})
+    return {"status": "ignored", "reason": str(error), "event_id": event_id}

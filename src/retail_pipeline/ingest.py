@@ -33,8 +33,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from . import faults
-from .config import Limits
+from .faults import maybe_crash
+from .config import Faults, Limits
 from .ports import ObjectStore
 from .reader import RejectedInput, read_source
 
@@ -335,7 +335,8 @@ class _PartitionBuffer:
 
 
 def ingest_object(source: Path, source_name: str, source_uri: str, generation: int, lake: ObjectStore,
-                  limits: Limits, progress: Callable[[str], None] | None = None) -> IngestResult:
+                  limits: Limits, progress: Callable[[str], None] | None = None,
+                  faults: Faults | None = None) -> IngestResult:
     """Read, type, classify and deduplicate one landing object; write its batch to the lake.
 
     A file that cannot be ingested (RejectedInput) gets a manifest with state 'rejected' and its
@@ -372,7 +373,7 @@ def ingest_object(source: Path, source_name: str, source_uri: str, generation: i
                     del bad
                 if result.rows_read == 0:
                     raise RejectedInput("no_data_rows", "the file has a header but no data rows")
-                _write_partitions(buffer, lake, lineage, base_meta, result, say, pool)
+                _write_partitions(buffer, lake, lineage, base_meta, result, say, pool, faults or Faults())
                 if quarantine.rows:
                     name = f"{QUARANTINE_PREFIX}{batch_id}.parquet"
                     lake.put(name, quarantine.finish(), content_type="application/vnd.apache.parquet",
@@ -460,7 +461,8 @@ class _QuarantineSink:
 
 
 def _write_partitions(buffer: _PartitionBuffer, lake: ObjectStore, lineage: dict, base_meta: dict,
-                      result: IngestResult, say: Callable[[str], None], pool: ThreadPoolExecutor) -> None:
+                      result: IngestResult, say: Callable[[str], None], pool: ThreadPoolExecutor,
+                      faults: Faults) -> None:
     """Deduplicate and write every month partition; results recorded in month order."""
     batch_id = lineage["batch_id"]
 
@@ -468,7 +470,7 @@ def _write_partitions(buffer: _PartitionBuffer, lake: ObjectStore, lineage: dict
         table = buffer.take(month)
         rows_in = table.num_rows
         name = f"{SALES_PREFIX}month={month}/{batch_id}.parquet"
-        faults.maybe_crash("ingest.partition", name)
+        maybe_crash(faults, "ingest.partition", name)
         data, rows_out = partition_parquet(table, lineage)
         del table
         lake.put(name, data, content_type="application/vnd.apache.parquet",

@@ -10,7 +10,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-_FIELDS = ("batch_id", "rows", "rows_read", "rows_loaded", "reason", "tests_failed", "stage", "object")
+_FIELDS = ("batch_id", "rows", "rows_read", "rows_loaded", "reason", "tests_failed", "stage", "object", "event_id",
+           "status", "execution")
 
 
 class JsonFormatter(logging.Formatter):

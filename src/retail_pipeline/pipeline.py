@@ -2,58 +2,60 @@
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from . import context
-from .config import Settings
+from .config import Faults, Settings
+from .faults import FaultPlan
 from .ingest import batch_id_for
 from .logs import log_to_file
-from .runtime import FaultPlan, InProcessApps, LocalRuntime
-from .status import collect
+from .media import content_type_for
+from .runtime import InProcessApps, LocalRuntime
+from .status import collect, run_summary
+
+SUBSCRIPTION = "transform"  #: the transform function's subscription (terraform/pubsub.tf makes it in GCP)
+
+
+def with_fault_plan(settings: Settings, faults: FaultPlan | None) -> Settings:
+    """The settings with the plan's crash points (the function servers get them in their environment)."""
+    if not faults or not faults.crash:
+        return settings
+    return settings.with_changes(faults=Faults(crash=faults.crash, state=settings.faults.state))
 
 
 def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Callable[[str], None] | None = None,
-              timeout: float = 1800.0, faults: FaultPlan | None = None) -> dict:
+              timeout: float = 1800.0, faults: FaultPlan | None = None) -> dict[str, Any]:
     """Upload each (path, object name) to the landing bucket and deliver events until idle."""
     say = progress or (lambda _m: None)
-    if faults and faults.crash:
-        os.environ["RETAIL_PIPELINE_CRASH"] = ",".join(faults.crash)
-        os.environ.setdefault("RETAIL_PIPELINE_FAULT_STATE", str(settings.home / "faults"))
+    settings = with_fault_plan(settings, faults)
     ctx = context.Context(settings)
     context.use(ctx)
-    ctx.warehouse  # noqa: B018 - creates the raw tables before the first event
+    ctx.provision()  # the embedded chain's buckets, spool and tables
     apps = InProcessApps()
     (settings.home / "logs").mkdir(parents=True, exist_ok=True)
     log_to_file(settings.home / "logs" / "pipeline.jsonl")
-    runtime = LocalRuntime(ctx, apps, faults=faults, progress=say)
+    runtime = LocalRuntime(ctx, apps, subscription=ctx.bus.subscribe(SUBSCRIPTION), faults=faults, progress=say)
     runtime.eventarc.poll()  # objects already there were handled by earlier runs
     batch_ids = []
     started = time.monotonic()
     for path, name in files:
-        info = ctx.landing.put(name, path)
+        info = ctx.landing.put(name, path, content_type=content_type_for(path))
         batch_ids.append(batch_id_for(ctx.landing.uri(name), info.generation))
         say(f"dropped {name} into {settings.landing} (generation {info.generation})")
-    try:
-        stats = runtime.run_until_idle(timeout=timeout)
-    finally:
-        if faults and faults.crash:
-            os.environ.pop("RETAIL_PIPELINE_CRASH", None)
-    report = collect(ctx)
-    mine = [b for b in report["batches"] if b["batch_id"] in batch_ids]
-    ok = (not stats.dead_letters and len(mine) == len(batch_ids)
-          and all(b["state"] in ("transformed", "superseded") for b in mine))
-    seconds = {k: round(v, 2) for k, v in stats.seconds.items()}
-    dashboard = None
-    if any(b["state"] == "transformed" for b in mine) and settings.warehouse.startswith("duckdb://"):
+    stats = runtime.run_until_idle(timeout=timeout)
+    seconds = dict(stats.seconds)
+    summary = run_summary(collect(ctx), batch_ids, dead_letters=stats.dead_letters, seconds=seconds,
+                          deliveries=stats.deliveries)
+    summary["dashboard"] = None
+    if any(b["state"] == "transformed" for b in summary["batches"]):
         from .dashboard import build_dashboard  # the page follows every successful dbt run
 
         dashboard_started = time.monotonic()
-        dashboard = str(build_dashboard(settings))
-        seconds["dashboard"] = round(time.monotonic() - dashboard_started, 2)
-        say(f"dashboard written to {dashboard}")
-    seconds["total"] = round(time.monotonic() - started, 2)
-    return {**report, "batches": mine, "ok": ok, "seconds": seconds, "dead_letters": stats.dead_letters,
-            "deliveries": dict(stats.deliveries), "dashboard": dashboard}
+        summary["dashboard"] = str(build_dashboard(settings))
+        summary["seconds"]["dashboard"] = round(time.monotonic() - dashboard_started, 2)
+        say(f"dashboard written to {summary['dashboard']}")
+    summary["seconds"]["total"] = round(time.monotonic() - started, 2)
+    return summary

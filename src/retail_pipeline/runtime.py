@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from cloudevents.http import CloudEvent
 
 from .events import binary, pubsub_published, storage_finalized
-from .ports import ObjectStore
+from .faults import FaultPlan
+from .ports import ObjectStore, Subscription
+
+if TYPE_CHECKING:
+    from .context import Context
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 TARGETS = ("ingest", "load", "transform")
@@ -88,53 +91,6 @@ class HttpApps:
 
 
 @dataclass
-class FaultPlan:
-    """Delivery faults for tests: each event 1..max_copies times, shuffled, some delayed."""
-
-    max_copies: int = 1
-    shuffle: bool = False
-    delay_probability: float = 0.0
-    seed: int = 0
-    rng: random.Random = field(init=False)
-
-    crash: tuple[str, ...] = ()  #: fault points (see faults.py) that fail on their first attempt
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    @classmethod
-    def parse(cls, spec: str) -> "FaultPlan":
-        """``copies=3,shuffle,delay=0.2,seed=1,crash=ingest.partition+load.publish`` → FaultPlan."""
-        kwargs: dict = {}
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            key, _, value = part.partition("=")
-            if key == "copies":
-                kwargs["max_copies"] = int(value)
-            elif key == "shuffle":
-                kwargs["shuffle"] = True
-            elif key == "delay":
-                kwargs["delay_probability"] = float(value or 0.2)
-            elif key == "seed":
-                kwargs["seed"] = int(value)
-            elif key == "crash":
-                kwargs["crash"] = tuple(p for p in value.split("+") if p)
-            else:
-                raise ValueError(f"unknown fault {key!r}: use copies=N, shuffle, delay=P, seed=N, crash=POINT+POINT")
-        return cls(**kwargs)
-
-    def copies(self) -> int:
-        return self.rng.randint(1, self.max_copies)
-
-    def order(self, items: list) -> list:
-        if self.shuffle:
-            self.rng.shuffle(items)
-        return items
-
-    def delayed(self) -> bool:
-        return self.delay_probability > 0 and self.rng.random() < self.delay_probability
-
-
-@dataclass
 class _Pending:
     target: str
     event: CloudEvent
@@ -178,8 +134,8 @@ class Eventarc:
 class LocalRuntime:
     """Delivers storage and bus events to the apps until nothing is left to do."""
 
-    def __init__(self, ctx, apps: Apps, *, faults: FaultPlan | None = None, max_attempts: int = 5,
-                 progress: Callable[[str], None] | None = None, poll_bus: bool = True) -> None:
+    def __init__(self, ctx: Context, apps: Apps, *, subscription: Subscription, faults: FaultPlan | None = None,
+                 max_attempts: int = 5, progress: Callable[[str], None] | None = None) -> None:
         self.ctx = ctx
         self.apps = apps
         self.faults = faults or FaultPlan()
@@ -187,7 +143,7 @@ class LocalRuntime:
         self.say = progress or (lambda _m: None)
         self.eventarc = Eventarc([(ctx.landing, "ingest"), (ctx.lake, "load")],
                                  ctx.settings.home / "state" / "eventarc.json")
-        self.poll_bus = poll_bus
+        self.subscription = subscription
         self.queue: list[_Pending] = []
         self.stats = Stats()
         self._stop = threading.Event()
@@ -204,15 +160,13 @@ class LocalRuntime:
         new = self.eventarc.poll()
         for target, event in self.faults.order(new):
             self._enqueue(target, event)
-        bus = self.ctx.bus
-        if self.poll_bus and hasattr(bus, "pull"):
-            in_queue = {p.event["id"] for p in self.queue if p.target == "transform"}
-            messages = [m for m in bus.pull() if m.message_id not in in_queue]
-            subscription = "projects/local/subscriptions/transform"
-            for message in self.faults.order(messages):
-                event = pubsub_published(message, bus.topic, subscription)
-                self._enqueue("transform", event, ack=lambda mid=message.message_id: bus.ack(mid),
-                              nack=lambda mid=message.message_id: bus.nack(mid))
+        sub = self.subscription
+        in_queue = {p.event["id"] for p in self.queue if p.target == "transform"}
+        messages = [m for m in sub.pull() if m.message_id not in in_queue]
+        for message in self.faults.order(messages):
+            event = pubsub_published(message, self.ctx.bus.topic, sub.name)
+            self._enqueue("transform", event, ack=lambda mid=message.message_id: sub.ack(mid),
+                          nack=lambda mid=message.message_id: sub.nack(mid))
 
     def step(self) -> bool:
         """Deliver what is due; True when anything happened."""
@@ -252,7 +206,7 @@ class LocalRuntime:
             # a bus message: the bus owns redelivery (backoff, then its dead-letter folder)
             pending.nack()
             self.say(f"{target}: {subject} failed (HTTP {status}: {error}); the bus will redeliver")
-            if hasattr(self.ctx.bus, "dead_letters") and self._dead_lettered(event["id"]):
+            if self.subscription.is_dead_lettered(event["id"]):
                 self.stats.dead_letters.append({"target": target, "subject": subject, "status": status, "error": error})
             return
         if pending.attempts >= self.max_attempts:
@@ -262,10 +216,6 @@ class LocalRuntime:
         self.say(f"{target}: {subject} failed (HTTP {status}: {error}); retrying")
         pending.not_before = time.monotonic() + min(5.0, 0.1 * 2 ** pending.attempts)
         self.queue.append(pending)
-
-    def _dead_lettered(self, message_id: str) -> bool:
-        dead = getattr(self.ctx.bus, "dead", None)
-        return dead is not None and (dead / f"{message_id}.json").exists()
 
     def _report(self, target: str, subject: str, elapsed: float) -> None:
         self.stats.results.append((target, {"subject": subject}))
@@ -286,7 +236,7 @@ class LocalRuntime:
                 quiet_since = None
                 continue
             waiting = [p.not_before for p in self.queue]
-            bus_due = self.ctx.bus.next_due_in() if hasattr(self.ctx.bus, "next_due_in") else None
+            bus_due = self.subscription.next_due_in()
             if not waiting and bus_due is None:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:

@@ -83,6 +83,7 @@ BATCHES = [
     _c("source_generation", "int", True, "Generation of the landing object."),
     _c("state", "string", True, "'ingested' or 'rejected'."),
     _c("error", "string", False, "Why the file was rejected; null for ingested batches."),
+    _c("error_code", "string", False, "Reason code of the rejection (see docs/reliability.md); null for ingested batches."),
     _c("rows_read", "int", True, "Data rows read from the source."),
     _c("rows_loaded", "int", True, "Typed, distinct rows written to the lake."),
     _c("rows_quarantined", "int", True, "Rows that could not be typed."),

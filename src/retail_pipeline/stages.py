@@ -1,7 +1,9 @@
 """The three stages as plain typed functions; the Cloud Function entry points only call these.
 
 Retry policy on purpose: a transient failure raises (the platform redelivers the event); a
-permanent one (a bad file, an object that is not ours) is recorded and returns normally.
+permanent one (a bad file, an object that is not ours) is recorded and returns normally, and an
+event that can never succeed raises :class:`PermanentEventError`, which the entry points log
+with the event id and acknowledge (see :func:`retail_pipeline.events.acknowledge`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import logging
 import tempfile
 from pathlib import Path
 
-from . import context, faults
+from typing import Any
+
+from . import context
+from .events import PermanentEventError
+from .faults import maybe_crash
 from .ingest import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX, ingest_object
-from .ports import LoadRequest
+from .ports import BatchProgress, LoadRequest
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +27,10 @@ log = logging.getLogger(__name__)
 def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -> dict:
     """Ingest one finalized landing object into the lake; returns what happened."""
     ctx = context.get()
-    faults.maybe_crash("ingest.start", f"{object_name}#{generation}")
+    maybe_crash(ctx.settings.faults, "ingest.start", f"{object_name}#{generation}")
     landing, lake = ctx.landing, ctx.lake
     if bucket_name != landing.bucket:
-        raise ValueError(f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}")
+        raise PermanentEventError(f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}")
     if object_name.startswith(REJECTED_PREFIX) or object_name.endswith("/"):
         return {"status": "ignored", "reason": "not a landing file", "object": object_name}
     info = landing.stat(object_name)
@@ -47,7 +53,8 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
     else:
         with tempfile.TemporaryDirectory(prefix="landing-") as tmp:
             path = landing.download(object_name, Path(tmp))
-            result = ingest_object(path, object_name, source_uri, generation, lake, limits)
+            result = ingest_object(path, object_name, source_uri, generation, lake, limits,
+                                   faults=ctx.settings.faults)
     log.info("ingested %s: %s", source_uri, result.state,
              extra={"batch_id": result.batch_id, "rows_read": result.rows_read, "rows_loaded": result.rows_loaded})
     if result.state == "rejected":
@@ -84,34 +91,24 @@ def lake_object_kind(object_name: str) -> str | None:
 def load_lake_object(bucket_name: str, object_name: str, generation: int) -> dict:
     """Load one finalized lake object into its raw table (exactly-once effect), then publish."""
     ctx = context.get()
-    faults.maybe_crash("load.start", f"{object_name}#{generation}")
+    maybe_crash(ctx.settings.faults, "load.start", f"{object_name}#{generation}")
     lake = ctx.lake
     if bucket_name != lake.bucket:
-        raise ValueError(f"event for bucket {bucket_name!r}, but this function's lake bucket is {lake.bucket!r}")
+        raise PermanentEventError(f"event for bucket {bucket_name!r}, but this function's lake bucket is {lake.bucket!r}")
     kind = lake_object_kind(object_name)
     if kind is None:
         return {"status": "ignored", "reason": "not partition data or a manifest", "object": object_name}
     info = lake.stat(object_name)
     if info is None:
         return {"status": "ignored", "reason": "object no longer exists", "object": object_name}
-    meta = info.metadata
-    missing = [k for k in ("batch_id", "source_uri", "source_generation", "rows") if k not in meta]
+    missing = [k for k in LoadRequest.METADATA if k not in info.metadata]
     if missing:
         log.error("lake object %s lacks metadata %s; not loaded", object_name, missing)
         return {"status": "ignored", "reason": f"object metadata lacks {missing}", "object": object_name}
-    warehouse = ctx.warehouse
-    with tempfile.TemporaryDirectory(prefix="lake-") as tmp:
-        local = None
-        if getattr(warehouse, "reads_local_files", True):
-            local = lake.download(object_name, Path(tmp))
-        request = LoadRequest(
-            kind=kind, object_uri=lake.uri(object_name), local_path=local, object_generation=info.generation,
-            batch_id=meta["batch_id"], source_uri=meta["source_uri"], source_generation=int(meta["source_generation"]),
-            partition=meta.get("partition", ""), rows=int(meta["rows"]),
-        )
-        result = warehouse.load_object(request)
+    request = LoadRequest.for_object(kind, info, lake.uri(object_name))
+    result = ctx.warehouse.load_object(request)
     log.info("load %s: %s", object_name, result.status, extra={"batch_id": request.batch_id, "rows": result.rows})
-    faults.maybe_crash("load.publish", f"{object_name}#{info.generation}")
+    maybe_crash(ctx.settings.faults, "load.publish", f"{object_name}#{info.generation}")
     payload = {"batch_id": request.batch_id, "source_uri": request.source_uri,
                "source_generation": request.source_generation, "kind": kind, "partition": request.partition,
                "rows": result.rows, "status": result.status}
@@ -123,15 +120,18 @@ def load_lake_object(bucket_name: str, object_name: str, generation: int) -> dic
     return {**payload, "message_id": message_id}
 
 
-def transform_batch(batch_id: str, claim_key: str = "initial") -> dict:
+def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]:
     """Fan-in: when every object of the batch is loaded, run the transformation once.
 
     The run also takes every other batch that is complete and not yet claimed, so twenty files
     dropped at once cost one or a few dbt runs, not twenty; each batch is still claimed exactly once.
+    Every claim taken here is released again on any failure before the run is recorded, so the
+    platform's retry can take it.
     """
     ctx = context.get()
-    faults.maybe_crash("transform.start", batch_id)
-    progress = ctx.warehouse.batch_progress(batch_id)
+    maybe_crash(ctx.settings.faults, "transform.start", batch_id)
+    warehouse = ctx.warehouse
+    progress = warehouse.batch_progress(batch_id)
     if progress.superseded:
         return {"status": "superseded", "batch_id": batch_id}
     if not progress.complete:
@@ -140,38 +140,26 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict:
                 "waiting_for": waiting}
     if progress.state == "rejected":
         return {"status": "rejected", "batch_id": batch_id}
-    if not ctx.warehouse.claim_transform(batch_id, claim_key):
+    if not warehouse.claim_transform(batch_id, claim_key):
         return {"status": "already_claimed", "batch_id": batch_id}
-    claimed = {batch_id: progress}
-    if claim_key == "initial":
-        claimed.update(_claim_other_complete_batches(ctx, exclude=batch_id))
-    partitions = sorted({p for pr in claimed.values() for k, p in pr.expected if k == "sales"})
+    claimed: dict[str, BatchProgress] = {batch_id: progress}
     try:
-        result = ctx.transformer.run(batch_id, partitions)
+        maybe_crash(ctx.settings.faults, "transform.after_claim", batch_id)
+        if claim_key == "initial":
+            for other in warehouse.claimable_batches(exclude=batch_id):
+                if warehouse.claim_transform(other.batch_id, "initial"):
+                    claimed[other.batch_id] = other
+        partitions = sorted({p for pr in claimed.values() for p in pr.partitions})
+        result = ctx.transformer.run(sorted(claimed), partitions, claim_key)
+        for claimed_id in claimed:
+            warehouse.finish_transform(claimed_id, claim_key, result)
     except BaseException:
         for claimed_id in claimed:  # transient: let the retries claim them again
-            ctx.warehouse.release_transform(claimed_id, claim_key)
+            warehouse.release_transform(claimed_id, claim_key)
         raise
-    for claimed_id in claimed:
-        ctx.warehouse.finish_transform(claimed_id, claim_key, result)
     log.info("transform %s: %s", batch_id, result.status,
-             extra={"batch_id": batch_id, "tests_failed": result.tests_failed, "stage": "transform"})
+             extra={"batch_id": batch_id, "stage": "transform", "status": result.status,
+                    "tests_failed": result.tests_failed})
     return {"status": result.status, "batch_id": batch_id, "batches": sorted(claimed),
             "tests_passed": result.tests_passed, "tests_failed": result.tests_failed,
-            "models_built": result.models_built, "error": result.error}
-
-
-def _claim_other_complete_batches(ctx, exclude: str) -> dict:
-    """Claim the other ingested batches that are completely loaded and have no transform run yet."""
-    from .ingest import list_manifests
-
-    claimed_before = {run["batch_id"] for run in ctx.warehouse.status()["runs"]}
-    out = {}
-    for manifest in list_manifests(ctx.lake):
-        other = manifest["batch_id"]
-        if other == exclude or other in claimed_before or manifest["state"] != "ingested":
-            continue
-        progress = ctx.warehouse.batch_progress(other)
-        if progress.complete and progress.state == "ingested" and ctx.warehouse.claim_transform(other, "initial"):
-            out[other] = progress
-    return out
+            "models_built": result.models_built, "error": result.error, "execution": result.execution}

@@ -1,14 +1,23 @@
-"""Pipeline status: batches (from the lake's manifests), warehouse figures and the last dbt run."""
+"""Pipeline status from one source of truth: the warehouse's batches, load ledger and transform runs.
+
+A batch appears once its first object is loaded; its state is decided here, once, from what the
+warehouse recorded. The run summary of ``retail-pipeline run`` (both chains) is built here too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from .context import Context
-from .ingest import list_manifests
+from .ports import BatchProgress, BatchRecord
+
+FINAL_STATES = ("transformed", "superseded", "rejected", "transform_failed")
+GOOD_FINAL_STATES = ("transformed", "superseded")
 
 
-def format_money(value: Decimal) -> str:
+def format_money(value: Any) -> str:
     """Exact decimal as text, at least two places, no trailing zeros beyond them ('22075976.06')."""
     value = Decimal(value)
     text = format(value.normalize(), "f") if value != value.to_integral() else format(value.quantize(Decimal("1")), "f")
@@ -16,61 +25,73 @@ def format_money(value: Decimal) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
-def collect(ctx: Context) -> dict:
-    manifests = list_manifests(ctx.lake)
-    wh = ctx.warehouse.status()
-    runs_by_batch: dict[str, dict] = {}
-    for run in wh["runs"]:
-        runs_by_batch[run["batch_id"]] = run  # ordered by start: the last one wins
-    newest_generation: dict[str, int] = {}
-    for m in manifests:
-        newest_generation[m["source_uri"]] = max(newest_generation.get(m["source_uri"], -1), m["source_generation"])
-    batches = []
-    for m in sorted(manifests, key=lambda m: (m["ingested_at"], m["batch_id"])):
-        loads = wh["loads"].get(m["batch_id"], {})
-        loaded_objects = loads.get("sales", {}).get("objects", 0)
-        run = runs_by_batch.get(m["batch_id"])
-        if m["state"] == "rejected":
-            state = "rejected"
-        elif m["source_generation"] < newest_generation[m["source_uri"]]:
-            state = "superseded"
-        elif run and run["state"] == "success":
-            state = "transformed"
-        elif run and run["state"] == "failed":
-            state = "transform_failed"
-        elif run:
-            state = "transforming"
-        elif "manifest" in loads and loaded_objects == len(m["partitions"]):
-            state = "loaded"
-        elif loads:
-            state = "loading"
-        else:
-            state = "ingested"
-        batches.append({
-            "batch_id": m["batch_id"],
-            "source": m["source_uri"],
-            "source_generation": m["source_generation"],
-            "state": state,
-            "error": m["error"] or (run or {}).get("error"),
-            "error_code": m.get("error_code"),
-            "rows": {"read": m["rows_read"], "loaded": m["rows_loaded"], "quarantined": m["rows_quarantined"],
-                     "duplicates": m["rows_duplicate"]},
-            "partitions": len(m["partitions"]),
-            "ingested_at": m["ingested_at"],
-            "ingest_seconds": m["seconds"],
-        })
-    last = wh["runs"][-1] if wh["runs"] else None
+def batch_state(record: BatchRecord) -> str:
+    """The one rule that names a batch's state."""
+    run = record.run
+    if record.manifest_state == "rejected":
+        return "rejected"
+    if record.source_generation < record.newest_generation:
+        return "superseded"
+    if run and run["state"] == "success":
+        return "transformed"
+    if run and run["state"] == "failed":
+        return "transform_failed"
+    if run:
+        return "transforming"  # 'running' in this process, or 'started' as a Cloud Run job execution
+    if record.layout is not None:
+        expected = BatchProgress.expected_from_layout(record.layout)
+        if all(record.loaded.get(key) == rows for key, rows in expected.items()):
+            return "loaded"
+    return "loading" if record.loaded else "ingested"
+
+
+def _batch(record: BatchRecord) -> dict[str, Any]:
+    run = record.run or {}
+    partitions = sum(1 for kind, _ in BatchProgress.expected_from_layout(record.layout) if kind == "sales") \
+        if record.layout is not None else sum(1 for kind, _ in record.loaded if kind == "sales")
+    return {
+        "batch_id": record.batch_id,
+        "source": record.source_uri,
+        "source_generation": record.source_generation,
+        "state": batch_state(record),
+        "error": record.error or run.get("error"),
+        "error_code": record.error_code,
+        "rows": record.rows,
+        "partitions": partitions,
+        "ingested_at": record.ingested_at,
+        "execution": run.get("execution"),
+    }
+
+
+def collect(ctx: Context) -> dict[str, Any]:
+    warehouse = ctx.warehouse
+    records = warehouse.batch_records()
+    runs = warehouse.runs()
+    figures = warehouse.figures()
+    last = runs[-1] if runs else None
     return {
         "home": str(ctx.settings.home),
         "warehouse_url": ctx.settings.warehouse,
-        "batches": batches,
-        "warehouse": {"fact_rows": wh["warehouse"]["fact_rows"], "net_amount": format_money(wh["warehouse"]["net_amount"])},
+        "batches": [_batch(r) for r in records],
+        "warehouse": {"fact_rows": figures.fact_rows, "net_amount": format_money(figures.net_amount)},
         "dbt": {
             "status": last["state"] if last else "never_run",
             "tests_passed": (last or {}).get("tests_passed") or 0,
             "tests_failed": (last or {}).get("tests_failed") or 0,
-            "runs": len(wh["runs"]),
+            "models_built": (last or {}).get("models_built") or 0,
+            "runs": len(runs),
             "batch_id": (last or {}).get("batch_id"),
+            "execution": (last or {}).get("execution"),
             "error": (last or {}).get("error"),
         },
     }
+
+
+def run_summary(report: dict[str, Any], batch_ids: Iterable[str], *, dead_letters: list[dict],
+                seconds: dict[str, float], deliveries: dict[str, int]) -> dict[str, Any]:
+    """The summary of one run of some dropped files (both chains): their batches, and whether all went well."""
+    wanted = list(batch_ids)
+    mine = [b for b in report["batches"] if b["batch_id"] in wanted]
+    ok = (not dead_letters and len(mine) == len(wanted) and all(b["state"] in GOOD_FINAL_STATES for b in mine))
+    return {**report, "batches": mine, "ok": ok, "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "dead_letters": dead_letters, "deliveries": dict(deliveries)}

@@ -16,7 +16,6 @@ from pathlib import Path
 from .config import Settings
 from .ports import TransformResult
 
-DBT_PROJECT = Path(os.environ.get("RETAIL_PIPELINE_DBT_PROJECT") or Path(__file__).resolve().parents[2] / "dbt")
 _dbt_lock = threading.Lock()  # dbt's in-process runner is not re-entrant
 
 
@@ -50,26 +49,24 @@ class DbtTransformer:
     """dbt build in this process: target ``local`` (DuckDB), or for a ``bigquery://`` warehouse the
     target ``emulator`` (BIGQUERY_EMULATOR_HOST set) or ``prod`` (BigQuery with ADC)."""
 
-    def __init__(self, settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.project_dir = project_dir
+        self.project_dir = settings.dbt_project
         self.env: dict[str, str] = {}
-        if settings.warehouse.startswith("duckdb://"):
-            self.duckdb_path = settings.warehouse[len("duckdb://") :]
+        target = settings.warehouse_url
+        if target.kind == "duckdb":
             self.target = "local"
-            self.env["RETAIL_PIPELINE_DUCKDB_PATH"] = self.duckdb_path
-        elif settings.warehouse.startswith("bigquery://"):
-            project, _, prefix = settings.warehouse[len("bigquery://") :].partition("/")
-            prefix = prefix or "retail"
-            self.target = "emulator" if os.environ.get("BIGQUERY_EMULATOR_HOST") else "prod"
-            self.env.update({"RETAIL_PIPELINE_GCP_PROJECT": project, "RETAIL_PIPELINE_RAW_DATASET": f"{prefix}_raw",
-                             "RETAIL_PIPELINE_PIPELINE_DATASET": f"{prefix}_pipeline",
-                             "RETAIL_PIPELINE_ANALYTICS_DATASET": f"{prefix}_analytics"})
+            self.env["RETAIL_PIPELINE_DUCKDB_PATH"] = str(target.path)
         else:
-            raise ValueError("the in-process dbt transformer runs on a duckdb:// or bigquery:// warehouse")
+            self.target = "emulator" if settings.endpoints.bigquery else "prod"
+            self.env.update({"RETAIL_PIPELINE_GCP_PROJECT": target.project,
+                             "RETAIL_PIPELINE_RAW_DATASET": target.raw_dataset,
+                             "RETAIL_PIPELINE_PIPELINE_DATASET": target.pipeline_dataset,
+                             "RETAIL_PIPELINE_ANALYTICS_DATASET": target.analytics_dataset,
+                             "BIGQUERY_EMULATOR_HOST": settings.endpoints.bigquery or ""})
 
-    def run(self, batch_id: str, partitions: list[str]) -> TransformResult:
-        return self.build(["--vars", json.dumps({"batch_id": batch_id, "partitions": partitions})])
+    def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
+        return self.build(["--vars", json.dumps({"batch_id": batch_ids[0], "partitions": partitions})])
 
     def build(self, extra: list[str] | None = None, command: str = "build") -> TransformResult:
         from dbt.cli.main import dbtRunner
@@ -110,16 +107,17 @@ def release_duckdb() -> None:
             env.close()
 
 
-def generate_docs(settings: Settings, out_dir: Path, project_dir: Path = DBT_PROJECT) -> Path:
+def generate_docs(settings: Settings, out_dir: Path) -> Path:
     """Build the dbt docs site (lineage graph, models, columns, the docs blocks) into ``out_dir``,
     offline, against the home's DuckDB warehouse (its tables give the catalog; none is fine).
     Returns the single-file site (``static_index.html``; ``index.html`` needs a web server)."""
     from dbt.cli.main import dbtRunner
 
-    if not settings.warehouse.startswith("duckdb://"):
+    if settings.warehouse_url.kind != "duckdb":
         raise ValueError("docs are generated against the embedded duckdb:// warehouse")
+    project_dir = settings.dbt_project
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    os.environ["RETAIL_PIPELINE_DUCKDB_PATH"] = settings.warehouse[len("duckdb://") :]
+    os.environ["RETAIL_PIPELINE_DUCKDB_PATH"] = str(settings.warehouse_url.path)
     out_dir = Path(out_dir).resolve()
     args = ["docs", "generate", "--static", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
             "--target", "local", "--target-path", str(out_dir), "--log-path", str(settings.home / "dbt" / "logs"),
@@ -132,13 +130,3 @@ def generate_docs(settings: Settings, out_dir: Path, project_dir: Path = DBT_PRO
     if not site.exists():
         raise RuntimeError(f"dbt docs generate wrote no {site}")
     return site
-
-
-def open_transformer(settings: Settings):
-    if settings.transform == "dbt":
-        return DbtTransformer(settings)
-    if settings.transform.startswith("cloudrun://"):
-        from .cloudrun import CloudRunJobTransformer
-
-        return CloudRunJobTransformer.from_url(settings.transform)
-    raise ValueError(f"unknown transform {settings.transform!r}: use 'dbt' or cloudrun://PROJECT/REGION/JOB")

@@ -1,47 +1,71 @@
-"""Adapters behind the ports, chosen by URL-style settings (see :func:`open_store` and friends)."""
+"""The adapter factory: the only place that turns settings into adapters (see docs/architecture.md)."""
 
 from __future__ import annotations
 
 from ..config import Settings
-from ..ports import MessageBus, ObjectStore, Warehouse
+from ..ports import MessageBus, ObjectStore, Transformer, Warehouse
+from ..urls import parse_bucket
 
-TOPIC = "partition-loaded"
 
-
-def open_store(url: str) -> ObjectStore:
+def open_store(url: str, settings: Settings) -> ObjectStore:
     """``gs://bucket`` → Cloud Storage; anything else is a local folder."""
-    if url.startswith("gs://"):
+    bucket = parse_bucket(url)
+    if bucket.kind == "gcs":
         from .gcs import GcsStore
+        from .google_clients import storage_client
 
-        return GcsStore(url[len("gs://") :].strip("/"))
+        return GcsStore(bucket.bucket, client=storage_client(settings), location=settings.bigquery_location)
     from .local_store import FolderStore
 
-    return FolderStore(url[len("file://") :] if url.startswith("file://") else url)
+    assert bucket.path is not None
+    return FolderStore(bucket.path)
 
 
-def open_warehouse(url: str) -> Warehouse:
-    """``duckdb:///path`` → DuckDB file; ``bigquery://project/prefix`` → BigQuery."""
-    if url.startswith("duckdb://"):
+def open_warehouse(settings: Settings, *, lake: ObjectStore | None = None,
+                   claims: ObjectStore | None = None) -> Warehouse:
+    """``duckdb:///path`` → DuckDB file; ``bigquery://project/prefix`` → BigQuery. The warehouse reads
+    lake objects through ``lake`` and makes transform claims through ``claims`` (ports it is given)."""
+    target = settings.warehouse_url
+    lake = lake if lake is not None else open_store(settings.lake, settings)
+    if target.kind == "duckdb":
         from .duckdb_warehouse import DuckDBWarehouse
 
-        return DuckDBWarehouse(url[len("duckdb://") :])
-    if url.startswith("bigquery://"):
-        from .bigquery_warehouse import BigQueryWarehouse
+        assert target.path is not None
+        return DuckDBWarehouse(target.path, lake=lake, faults=settings.faults)
+    from .bigquery_warehouse import BigQueryWarehouse
+    from .google_clients import bigquery_client
 
-        project, _, prefix = url[len("bigquery://") :].partition("/")
-        return BigQueryWarehouse(project, prefix or "retail")
-    raise ValueError(f"unknown warehouse URL {url!r}: use duckdb:///PATH or bigquery://PROJECT/DATASET_PREFIX")
+    if claims is None and settings.claims_store_url:
+        claims = open_store(settings.claims_store_url, settings)
+    return BigQueryWarehouse(target.project, target.prefix, client=bigquery_client(settings, target.project),
+                             lake=lake, claims=claims, location=settings.bigquery_location,
+                             faults=settings.faults)
 
 
 def open_bus(settings: Settings) -> MessageBus:
     """``local`` → spool folder under the home; ``pubsub://project/topic`` → Pub/Sub."""
-    if settings.bus == "local":
+    target = settings.bus_url
+    if target.kind == "local":
+        from ..config import DEFAULT_TOPIC
         from .local_bus import SpoolBus
 
-        return SpoolBus(settings.home / "bus", TOPIC)
-    if settings.bus.startswith("pubsub://"):
-        from .pubsub_bus import PubSubBus
+        return SpoolBus(settings.home / "bus", DEFAULT_TOPIC)
+    from .google_clients import publisher_client, subscriber_client
+    from .pubsub_bus import PubSubBus
 
-        project, _, topic = settings.bus[len("pubsub://") :].partition("/")
-        return PubSubBus(project, topic or TOPIC)
-    raise ValueError(f"unknown bus {settings.bus!r}: use 'local' or pubsub://PROJECT/TOPIC")
+    return PubSubBus(target.project, target.topic, publisher=publisher_client(settings),
+                     subscriber_factory=lambda: subscriber_client(settings))
+
+
+def open_transformer(settings: Settings) -> Transformer:
+    """``dbt`` → dbt in this process; ``cloudrun://project/region/job`` → one Cloud Run job execution per run."""
+    target = settings.transform_url
+    if target.kind == "dbt":
+        from ..transform import DbtTransformer
+
+        return DbtTransformer(settings)
+    from ..cloudrun import CloudRunJobTransformer
+    from .google_clients import jobs_client
+
+    return CloudRunJobTransformer(target.project, target.region, target.job,
+                                  client_factory=lambda: jobs_client(settings))

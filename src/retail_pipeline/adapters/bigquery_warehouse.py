@@ -21,26 +21,32 @@ Exactly-once loading holds by the data itself:
 
 Transform claims: BigQuery has no unique constraints, and appending transactions do not conflict
 there, so a guarded INSERT alone is not a lock on BigQuery. The claim is first an object
-``_claims/transform/<batch>/<key>`` created in the lake bucket with ``if_generation_match=0``,
-which Cloud Storage applies atomically (exactly one creator wins, the others get 412). The GCS
-emulator does not enforce preconditions, so locally the second layer decides: a guarded INSERT
-into ``transform_runs`` that the emulator serialises; the row's token says who won. What the tests
-prove locally: sequential and concurrent duplicate claims on the emulators give one winner.
-What they cannot prove: the GCS precondition and BigQuery's transaction conflicts (real services).
+``_claims/transform/<batch>/<key>`` created through the claims port (the lake bucket) with
+``if_generation_match=0``, which Cloud Storage applies atomically: exactly one creator wins, the
+others get 412. The strict gateway of the emulator chain enforces the same precondition, so the
+local chain runs this very path. A guarded INSERT into ``transform_runs`` records the winner.
+
+Datasets and tables are created by Terraform in GCP (by :meth:`BigQueryWarehouse.provision` on the
+emulator chain, acting as the deployer); the functions never create them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from calendar import monthrange
 from datetime import date, datetime
 from decimal import Decimal
 
-from ..ports import BatchProgress, LoadRequest, LoadResult, TransformResult
+from typing import Any
+
+from ..config import Faults
+from ..faults import maybe_crash
+from ..ports import (BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, PreconditionFailed,
+                     TransformResult)
 from ..schema import TABLES, bigquery_json
+from . import batch_sql
 
 RAW_TABLES = {"sales": "sales_lines", "quarantine": "quarantine", "manifest": "batches"}
 CLAIMS_PREFIX = "_claims/transform/"
@@ -56,6 +62,7 @@ RUNS_SCHEMA = [
     ("started_at", "TIMESTAMP", "REQUIRED"), ("finished_at", "TIMESTAMP", "NULLABLE"),
     ("tests_passed", "INT64", "NULLABLE"), ("tests_failed", "INT64", "NULLABLE"), ("models_built", "INT64", "NULLABLE"),
     ("seconds", "FLOAT64", "NULLABLE"), ("error", "STRING", "NULLABLE"), ("claim_token", "STRING", "NULLABLE"),
+    ("execution", "STRING", "NULLABLE"),
 ]
 
 
@@ -76,17 +83,6 @@ def sql_literal(value) -> str:
     return f"'{text}'"
 
 
-def bigquery_client(project: str, location: str | None = None):
-    """A BigQuery client: anonymous against the emulator (BIGQUERY_EMULATOR_HOST), ADC otherwise."""
-    from google.cloud import bigquery
-
-    if os.environ.get("BIGQUERY_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return bigquery.Client(project=project, credentials=AnonymousCredentials(), location=location)
-    return bigquery.Client(project=project, location=location)
-
-
 def load_job_id(object_uri: str, generation: int) -> str:
     """Deterministic load job id: one per lake object generation."""
     return "retail_load_" + hashlib.sha256(f"{object_uri}#{generation}".encode()).hexdigest()[:40]
@@ -95,30 +91,24 @@ def load_job_id(object_uri: str, generation: int) -> str:
 class BigQueryWarehouse:
     """BigQuery behind the Warehouse port (see the module docstring for the exactly-once design)."""
 
-    reads_local_files = False  #: loads read gs:// URIs; the load stage needs no local copy
-
-    def __init__(self, project: str, prefix: str = "retail", *, client=None, claims_bucket: str | None = None,
-                 location: str | None = None, timeout: float = 600.0) -> None:
+    def __init__(self, project: str, prefix: str = "retail", *, client: Any, lake: ObjectStore,
+                 claims: ObjectStore | None = None, location: str = "EU", timeout: float = 600.0,
+                 faults: Faults | None = None) -> None:
         self.project = project
         self.prefix = prefix
         self.raw = f"{prefix}_raw"
         self.pipeline = f"{prefix}_pipeline"
         self.analytics = f"{prefix}_analytics"
-        self.location = location or os.environ.get("RETAIL_PIPELINE_BQ_LOCATION") or "EU"
+        self.location = location
         self.timeout = timeout
-        lake = os.environ.get("RETAIL_PIPELINE_LAKE", "")
-        self.claims_bucket = claims_bucket if claims_bucket is not None else (
-            lake[len("gs://"):].strip("/") if lake.startswith("gs://") else "")
-        self._client = client
-        self._tables_ready = False
+        self.client = client
+        self.lake = lake
+        self.claims = claims
+        self.faults = faults or Faults()
+        self.tables = batch_sql.Tables(self.table(self.raw, "batches"), self.table(self.pipeline, "load_ledger"),
+                                       self.table(self.pipeline, "transform_runs"), lambda name: f"`{name}`")
 
     # -- plumbing -------------------------------------------------------------------------------
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = bigquery_client(self.project)
-        return self._client
-
     def table(self, dataset: str, name: str) -> str:
         return f"`{self.project}.{dataset}.{name}`"
 
@@ -135,13 +125,11 @@ class BigQueryWarehouse:
             return False
 
     # -- tables ---------------------------------------------------------------------------------
-    def ensure_tables(self) -> None:
-        """Datasets and tables, partitioned and clustered, before any load (idempotent)."""
+    def provision(self) -> None:
+        """Datasets and tables, partitioned and clustered, as Terraform makes them (the emulator chain)."""
         from google.cloud import bigquery
 
-        if self._tables_ready:
-            return
-        for dataset in (self.raw, self.pipeline):
+        for dataset in (self.raw, self.pipeline, self.analytics):
             ds = bigquery.Dataset(f"{self.project}.{dataset}")
             ds.location = self.location
             self.client.create_dataset(ds, exists_ok=True, timeout=self.timeout)
@@ -159,7 +147,6 @@ class BigQueryWarehouse:
             table = bigquery.Table(f"{self.project}.{self.pipeline}.{name}", schema=schema)
             table.clustering_fields = ["batch_id"]
             self.client.create_table(table, exists_ok=True, timeout=self.timeout)
-        self._tables_ready = True
 
     @staticmethod
     def raw_schema(name: str) -> list:
@@ -183,7 +170,6 @@ class BigQueryWarehouse:
 
     def load_object(self, req: LoadRequest) -> LoadResult:
         """Apply one lake object (gs:// URI) to its raw table with exactly-once effect."""
-        self.ensure_tables()
         newest, done, _ = self._ledger_state(req)
         if newest is not None and newest > req.source_generation:
             return LoadResult("superseded", 0)
@@ -233,28 +219,25 @@ class BigQueryWarehouse:
         try:
             job = self.client.load_table_from_uri(req.object_uri, table.reference, job_id=job_id, job_config=config,
                                                   timeout=self.timeout)
+            job.result(timeout=self.timeout)
         except Conflict:
-            # BigQuery: an earlier attempt already ran this job; use its result if it succeeded
-            job = self.client.get_job(job_id, timeout=self.timeout)
-            if job.state == "DONE" and job.error_result:
-                job = self.client.load_table_from_uri(req.object_uri, table.reference,
-                                                      job_id=f"{job_id}_{uuid.uuid4().hex[:8]}", job_config=config,
-                                                      timeout=self.timeout)
-        job.result(timeout=self.timeout)
+            # 409: an earlier attempt ran this job id. Its staging table is gone when that attempt's
+            # transaction aborted (the attempt drops it on the way out), so this attempt loads again
+            # under an id of its own; the ledger, not the job id, keeps the effect exactly once.
+            job = self.client.load_table_from_uri(req.object_uri, table.reference,
+                                                  job_id=f"{job_id}_{uuid.uuid4().hex[:12]}", job_config=config,
+                                                  timeout=self.timeout)
+            job.result(timeout=self.timeout)
+        maybe_crash(self.faults, "load.after_job", f"{req.object_uri}#{req.object_generation}")
         staged = self.query(f"SELECT count(*) FROM {self.table(self.pipeline, stage)}")[0][0]
         if staged != req.rows:
             raise ValueError(f"{req.object_uri}: holds {staged} rows, its metadata says {req.rows}")
         return stage
 
     def _manifest_select(self, req: LoadRequest) -> str:
-        from .gcs import GcsStore
-
-        if not req.object_uri.startswith("gs://"):
-            raise ValueError(f"the BigQuery warehouse loads gs:// objects, not {req.object_uri}")
-        bucket, _, name = req.object_uri[len("gs://"):].partition("/")
-        m = json.loads(GcsStore(bucket).read_bytes(name))
+        m = json.loads(self.lake.read_bytes(req.object_name))
         values = [m["batch_id"], m["source_uri"], int(m["source_generation"]), m["state"], m["error"],
-                  int(m["rows_read"]), int(m["rows_loaded"]), int(m["rows_quarantined"]), int(m["rows_duplicate"]),
+                  m.get("error_code"), int(m["rows_read"]), int(m["rows_loaded"]), int(m["rows_quarantined"]), int(m["rows_duplicate"]),
                   json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]})]
         names = [c.name for c in TABLES["batches"]]
         exprs = [f"{sql_literal(v)} AS `{n}`" for v, n in zip(values, names)]
@@ -294,7 +277,6 @@ class BigQueryWarehouse:
 
     # -- fan-in ---------------------------------------------------------------------------------
     def batch_progress(self, batch_id: str) -> BatchProgress:
-        self.ensure_tables()
         ledger = self.table(self.pipeline, "load_ledger")
         b = sql_literal(batch_id)
         rows = self.query(f"SELECT state, `partitions`, source_uri, source_generation FROM "
@@ -305,8 +287,7 @@ class BigQueryWarehouse:
         expected: dict[tuple[str, str], int] = {}
         if row is not None:
             expected = BatchProgress.expected_from_layout(row[1])
-            newest = self.query(f"SELECT max(source_generation) FROM {ledger} "
-                                f"WHERE source_uri = {sql_literal(row[2])}")[0][0]
+            newest = self.query(f"SELECT {batch_sql.newest_generation_sql(self.tables, sql_literal(row[2]))}")[0][0]
             superseded = newest is not None and newest > row[3]
         else:
             newer = self.query(f"SELECT count(*) FROM {ledger} WHERE source_uri IN "
@@ -314,21 +295,12 @@ class BigQueryWarehouse:
             superseded = newer > 0 and not loaded
         return BatchProgress(batch_id, row is not None, row[0] if row else None, expected, loaded, superseded)
 
-    def _claim_store(self):
-        from .gcs import GcsStore
-
-        return GcsStore(self.claims_bucket) if self.claims_bucket else None
-
     def claim_transform(self, batch_id: str, claim_key: str) -> bool:
         """True for exactly one caller per (batch_id, claim_key) (see the module docstring)."""
-        from google.api_core.exceptions import PreconditionFailed
-
-        self.ensure_tables()
         token = uuid.uuid4().hex
-        store = self._claim_store()
-        if store is not None:
+        if self.claims is not None:
             try:
-                store.put(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}", json.dumps({"token": token}).encode(),
+                self.claims.put(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}", json.dumps({"token": token}).encode(),
                           content_type="application/json", if_generation_match=0)
             except PreconditionFailed:
                 return False
@@ -347,37 +319,35 @@ class BigQueryWarehouse:
             f"UPDATE {self.table(self.pipeline, 'transform_runs')} SET state = {sql_literal(result.status)}, "
             f"finished_at = CURRENT_TIMESTAMP(), tests_passed = {sql_literal(result.tests_passed)}, "
             f"tests_failed = {sql_literal(result.tests_failed)}, models_built = {sql_literal(result.models_built)}, "
-            f"seconds = {sql_literal(float(result.seconds))}, error = {sql_literal(result.error)} "
+            f"seconds = {sql_literal(float(result.seconds))}, error = {sql_literal(result.error)}, "
+            f"execution = {sql_literal(result.execution)}"
+            f"{', finished_at = NULL' if result.status == 'started' else ''} "
             f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
 
     def release_transform(self, batch_id: str, claim_key: str) -> None:
         self.query(f"DELETE FROM {self.table(self.pipeline, 'transform_runs')} "
                    f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
-        store = self._claim_store()
-        if store is not None:
-            store.delete(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}")
+        if self.claims is not None:
+            self.claims.delete(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}")
 
-    # -- report ---------------------------------------------------------------------------------
-    def status(self) -> dict:
-        """Same shape as DuckDBWarehouse.status()."""
-        fact_rows, net = 0, Decimal(0)
-        if self._exists(self.analytics, "fct_sales_lines"):
-            fact_rows, net = self.query(f"SELECT count(*), coalesce(sum(quantity * unit_price), 0) "
-                                        f"FROM {self.table(self.analytics, 'fct_sales_lines')}")[0]
-        loads: dict = {}
-        runs: list = []
-        if self._exists(self.pipeline, "load_ledger"):
-            for batch_id, kind, n, rows in self.query(
-                    f"SELECT batch_id, kind, count(*), sum(`rows`) FROM {self.table(self.pipeline, 'load_ledger')} "
-                    "GROUP BY batch_id, kind"):
-                loads.setdefault(batch_id, {})[kind] = {"objects": int(n), "rows": int(rows)}
-        if self._exists(self.pipeline, "transform_runs"):
-            names = ["batch_id", "claim_key", "state", "started_at", "finished_at", "tests_passed", "tests_failed",
-                     "models_built", "seconds", "error"]
-            for r in self.query(f"SELECT {', '.join(names)} FROM {self.table(self.pipeline, 'transform_runs')} "
-                                "ORDER BY started_at"):
-                run = dict(zip(names, r))
-                for stamp in ("started_at", "finished_at"):
-                    run[stamp] = run[stamp].isoformat(sep=" ") if run[stamp] is not None else None
-                runs.append(run)
-        return {"warehouse": {"fact_rows": int(fact_rows), "net_amount": Decimal(net)}, "loads": loads, "runs": runs}
+    # -- reading --------------------------------------------------------------------------------
+    def claimable_batches(self, exclude: str = "") -> list[BatchProgress]:
+        return batch_sql.claimable_from_rows(self.query(batch_sql.claimable_sql(self.tables, sql_literal(exclude))))
+
+    def runs(self) -> list[dict]:
+        runs = [dict(zip(batch_sql.RUN_COLUMNS, r)) for r in self.query(batch_sql.runs_sql(self.tables))]
+        for run in runs:
+            for stamp in ("started_at", "finished_at"):
+                run[stamp] = run[stamp].isoformat(sep=" ") if run[stamp] is not None else None
+        return runs
+
+    def batch_records(self) -> list[BatchRecord]:
+        return batch_sql.records(self.query(batch_sql.batches_sql(self.tables)),
+                                 self.query(batch_sql.ledger_sql(self.tables)), self.runs())
+
+    def figures(self) -> Figures:
+        if not self._exists(self.analytics, "fct_sales_lines"):
+            return Figures(0, Decimal(0))
+        rows, net = self.query(f"SELECT count(*), coalesce(sum(quantity * unit_price), 0) "
+                               f"FROM {self.table(self.analytics, 'fct_sales_lines')}")[0]
+        return Figures(int(rows), Decimal(net))

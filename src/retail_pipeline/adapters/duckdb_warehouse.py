@@ -5,15 +5,21 @@ process) and the functions can take turns on the file."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from ..ports import BatchProgress, LoadRequest, LoadResult, TransformResult
+from ..config import Faults
+from ..faults import maybe_crash
+from ..ports import BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, TransformResult
 from ..schema import duckdb_ddl
+from . import batch_sql
 
 RAW_TABLES = {"sales": "raw.sales_lines", "quarantine": "raw.quarantine", "manifest": "raw.batches"}
 LEDGER = """CREATE TABLE IF NOT EXISTS pipeline.load_ledger (
@@ -24,7 +30,8 @@ LEDGER = """CREATE TABLE IF NOT EXISTS pipeline.load_ledger (
 RUNS = """CREATE TABLE IF NOT EXISTS pipeline.transform_runs (
   batch_id VARCHAR NOT NULL, claim_key VARCHAR NOT NULL, state VARCHAR NOT NULL,
   started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ, tests_passed INTEGER, tests_failed INTEGER,
-  models_built INTEGER, seconds DOUBLE, error VARCHAR, PRIMARY KEY (batch_id, claim_key))"""
+  models_built INTEGER, seconds DOUBLE, error VARCHAR, execution VARCHAR, PRIMARY KEY (batch_id, claim_key))"""
+TABLES = batch_sql.Tables("raw.batches", "pipeline.load_ledger", "pipeline.transform_runs", lambda name: f'"{name}"')
 
 
 class WarehouseBusy(RuntimeError):
@@ -32,11 +39,19 @@ class WarehouseBusy(RuntimeError):
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: str) -> None:
+    """One DuckDB file behind the Warehouse port; lake objects are read through the lake port."""
+
+    def __init__(self, path: str | Path, *, lake: ObjectStore, faults: Faults | None = None) -> None:
         self.path = Path(path)
+        self.lake = lake
+        self.faults = faults or Faults()
+        self._provisioned = False
 
     @contextmanager
-    def connect(self, read_only: bool = False):
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self._provisioned and not read_only:
+            self._provisioned = True  # the embedded warehouse has no Terraform: it makes its own tables
+            self.provision()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + 30
         while True:
@@ -52,7 +67,8 @@ class DuckDBWarehouse:
         finally:
             con.close()
 
-    def ensure_tables(self) -> None:
+    def provision(self) -> None:
+        self._provisioned = True
         with self.connect() as con:
             con.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS pipeline")
             con.execute(duckdb_ddl("sales_lines", "raw.sales_lines"))
@@ -60,8 +76,15 @@ class DuckDBWarehouse:
             con.execute(duckdb_ddl("batches", "raw.batches"))
             con.execute(LEDGER)
             con.execute(RUNS)
+            con.execute("ALTER TABLE pipeline.transform_runs ADD COLUMN IF NOT EXISTS execution VARCHAR")
 
     def load_object(self, req: LoadRequest) -> LoadResult:
+        with tempfile.TemporaryDirectory(prefix="lake-") as tmp:
+            local = self.lake.download(req.object_name, Path(tmp))
+            maybe_crash(self.faults, "load.after_job", f"{req.object_uri}#{req.object_generation}")
+            return self._load_file(req, local)
+
+    def _load_file(self, req: LoadRequest, local_path: Path) -> LoadResult:
         table = RAW_TABLES[req.kind]
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
@@ -83,12 +106,12 @@ class DuckDBWarehouse:
                 con.execute("DELETE FROM pipeline.load_ledger WHERE source_uri = ? AND source_generation < ?",
                             [req.source_uri, req.source_generation])
                 if req.kind == "manifest":
-                    rows = self._insert_manifest(con, req)
+                    rows = self._insert_manifest(con, req, local_path)
                 else:
                     where = "batch_id = ?" + (" AND strftime(invoice_month, '%Y-%m') = ?" if req.kind == "sales" else "")
                     params = [req.batch_id] + ([req.partition] if req.kind == "sales" else [])
                     con.execute(f"DELETE FROM {table} WHERE {where}", params)
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)", [str(req.local_path)])
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)", [str(local_path)])
                     rows = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
                 if rows != req.rows:
                     raise ValueError(f"{req.object_uri}: holds {rows} rows, its metadata says {req.rows}")
@@ -103,13 +126,15 @@ class DuckDBWarehouse:
                 raise
         return LoadResult("loaded", rows)
 
-    def _insert_manifest(self, con, req: LoadRequest) -> int:
-        m = json.loads(Path(req.local_path).read_text())
+    def _insert_manifest(self, con: Any, req: LoadRequest, local_path: Path) -> int:
+        m = json.loads(local_path.read_text())
         con.execute("DELETE FROM raw.batches WHERE batch_id = ?", [req.batch_id])
         con.execute(
-            "INSERT INTO raw.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [m["batch_id"], m["source_uri"], m["source_generation"], m["state"], m["error"], m["rows_read"],
-             m["rows_loaded"], m["rows_quarantined"], m["rows_duplicate"],
+            "INSERT INTO raw.batches BY NAME SELECT ? AS batch_id, ? AS source_uri, ? AS source_generation, "
+            "? AS state, ? AS error, ? AS error_code, ? AS rows_read, ? AS rows_loaded, ? AS rows_quarantined, "
+            "? AS rows_duplicate, ? AS partitions, ? AS ingested_at",
+            [m["batch_id"], m["source_uri"], m["source_generation"], m["state"], m["error"], m.get("error_code"),
+             m["rows_read"], m["rows_loaded"], m["rows_quarantined"], m["rows_duplicate"],
              json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]}), m["ingested_at"]],
         )
         return 1
@@ -125,8 +150,7 @@ class DuckDBWarehouse:
             expected: dict[tuple[str, str], int] = {}
             if row is not None:
                 expected = BatchProgress.expected_from_layout(row[1])
-                newest = con.execute("SELECT max(source_generation) FROM pipeline.load_ledger WHERE source_uri = ?",
-                                     [row[2]]).fetchone()[0]
+                newest = con.execute(f"SELECT {batch_sql.newest_generation_sql(TABLES, '?')}", [row[2]]).fetchone()[0]
                 superseded = newest is not None and newest > row[3]
             else:
                 newer = con.execute(
@@ -150,32 +174,44 @@ class DuckDBWarehouse:
     def finish_transform(self, batch_id: str, claim_key: str, result: TransformResult) -> None:
         with self.connect() as con:
             con.execute(
-                "UPDATE pipeline.transform_runs SET state = ?, finished_at = now(), tests_passed = ?, tests_failed = ?, "
-                "models_built = ?, seconds = ?, error = ? WHERE batch_id = ? AND claim_key = ?",
-                [result.status, result.tests_passed, result.tests_failed, result.models_built, result.seconds,
-                 result.error, batch_id, claim_key])
+                "UPDATE pipeline.transform_runs SET state = ?, finished_at = CASE WHEN ? = 'started' THEN NULL "
+                "ELSE now() END, tests_passed = ?, tests_failed = ?, models_built = ?, seconds = ?, error = ?, "
+                "execution = ? WHERE batch_id = ? AND claim_key = ?",
+                [result.status, result.status, result.tests_passed, result.tests_failed, result.models_built,
+                 result.seconds, result.error, result.execution, batch_id, claim_key])
 
     def release_transform(self, batch_id: str, claim_key: str) -> None:
         with self.connect() as con:
             con.execute("DELETE FROM pipeline.transform_runs WHERE batch_id = ? AND claim_key = ?", [batch_id, claim_key])
 
-    def status(self) -> dict:
-        if not self.path.exists():
-            return {"warehouse": {"fact_rows": 0, "net_amount": "0.00"}, "loads": {}, "runs": []}
+    def claimable_batches(self, exclude: str = "") -> list[BatchProgress]:
         with self.connect() as con:
-            tables = {r[0] for r in con.execute(
-                "SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()}
-            fact_rows, net = 0, Decimal(0)
-            if "analytics.fct_sales_lines" in tables:
-                fact_rows, net = con.execute(
-                    "SELECT count(*), coalesce(sum(quantity * unit_price), 0) FROM analytics.fct_sales_lines").fetchone()
-            loads, runs = {}, []
-            if "pipeline.load_ledger" in tables:
-                for batch_id, kind, n, rows in con.execute(
-                        "SELECT batch_id, kind, count(*), sum(rows) FROM pipeline.load_ledger GROUP BY ALL").fetchall():
-                    loads.setdefault(batch_id, {})[kind] = {"objects": n, "rows": int(rows)}
-                runs = [dict(zip(["batch_id", "claim_key", "state", "started_at", "finished_at", "tests_passed",
-                                  "tests_failed", "models_built", "seconds", "error"], r)) for r in con.execute(
-                    "SELECT batch_id, claim_key, state, started_at::VARCHAR, finished_at::VARCHAR, tests_passed, "
-                    "tests_failed, models_built, seconds, error FROM pipeline.transform_runs ORDER BY started_at").fetchall()]
-        return {"warehouse": {"fact_rows": int(fact_rows), "net_amount": Decimal(net)}, "loads": loads, "runs": runs}
+            sql = batch_sql.claimable_sql(TABLES, "?")
+            return batch_sql.claimable_from_rows(con.execute(sql, [exclude]).fetchall())
+
+    def runs(self) -> list[dict]:
+        with self.connect() as con:
+            return self._runs(con)
+
+    @staticmethod
+    def _runs(con: Any) -> list[dict]:
+        runs = [dict(zip(batch_sql.RUN_COLUMNS, r)) for r in con.execute(batch_sql.runs_sql(TABLES)).fetchall()]
+        for run in runs:
+            for stamp in ("started_at", "finished_at"):
+                run[stamp] = str(run[stamp]) if run[stamp] is not None else None
+        return runs
+
+    def batch_records(self) -> list[BatchRecord]:
+        with self.connect() as con:
+            return batch_sql.records(con.execute(batch_sql.batches_sql(TABLES)).fetchall(),
+                                     con.execute(batch_sql.ledger_sql(TABLES)).fetchall(), self._runs(con))
+
+    def figures(self) -> Figures:
+        with self.connect() as con:
+            exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' "
+                                 "AND table_name = 'fct_sales_lines'").fetchone()[0]
+            if not exists:
+                return Figures(0, Decimal(0))
+            rows, net = con.execute(
+                "SELECT count(*), coalesce(sum(quantity * unit_price), 0) FROM analytics.fct_sales_lines").fetchone()
+        return Figures(int(rows), Decimal(net))

@@ -1,31 +1,19 @@
-"""A bucket on Cloud Storage (google-cloud-storage), or on the GCS emulator.
+"""A bucket on Cloud Storage (google-cloud-storage), or on the GCS emulator / strict gateway.
 
-With ``STORAGE_EMULATOR_HOST`` set the client talks to the emulator with anonymous credentials;
-otherwise it uses Application Default Credentials (workload identity on Cloud Functions).
+The client is made by :mod:`.google_clients` from the settings: Application Default Credentials in
+GCP (workload identity on Cloud Functions), the process's identity on the emulator chain.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Any
 
-from ..ports import ObjectInfo
-
-
-def storage_client(project: str | None = None):
-    """A storage client: anonymous against the emulator, ADC otherwise."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project=project or os.environ.get("GOOGLE_CLOUD_PROJECT") or "local",
-                              credentials=AnonymousCredentials())
-    return storage.Client(project=project)
+from ..ports import ObjectInfo, PreconditionFailed
 
 
-def _info(blob) -> ObjectInfo:
+def _info(blob: Any) -> ObjectInfo:
     return ObjectInfo(
         bucket=blob.bucket.name, name=blob.name, generation=int(blob.generation), size=int(blob.size or 0),
         updated=blob.updated, content_type=blob.content_type or "application/octet-stream",
@@ -36,37 +24,44 @@ def _info(blob) -> ObjectInfo:
 class GcsStore:
     """One Cloud Storage bucket behind the ObjectStore port."""
 
-    def __init__(self, bucket: str, client=None, timeout: float = 120.0) -> None:
+    def __init__(self, bucket: str, client: Any, *, location: str = "EU", timeout: float = 120.0) -> None:
         self.bucket = bucket
+        self.client = client
+        self.location = location
         self.timeout = timeout
-        self._client = client
 
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = storage_client()
-        return self._client
-
-    def _bucket(self):
+    def _bucket(self) -> Any:
         return self.client.bucket(self.bucket)
+
+    def provision(self) -> None:
+        """Create the bucket if it does not exist (the emulator chain; Terraform does it in GCP)."""
+        from google.api_core.exceptions import Conflict
+
+        if self.client.lookup_bucket(self.bucket, timeout=self.timeout) is None:
+            try:
+                self.client.create_bucket(self.bucket, location=self.location, timeout=self.timeout)
+            except Conflict:
+                pass
 
     def uri(self, name: str) -> str:
         return f"gs://{self.bucket}/{name}"
 
     def put(self, name: str, data: bytes | Path, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, if_generation_match: int | None = None) -> ObjectInfo:
-        """Upload one object (GCS makes the new generation visible atomically).
+        """Upload one object (GCS makes the new generation visible atomically); with
+        ``if_generation_match`` Cloud Storage applies the write only if the generation holds (412 otherwise)."""
+        from google.api_core import exceptions
 
-        ``if_generation_match=0`` creates the object only if it does not exist (real GCS rejects the
-        upload with 412 otherwise; the GCS emulator does not enforce preconditions).
-        """
         blob = self._bucket().blob(name)
         blob.metadata = dict(metadata or {})
         kwargs = {"content_type": content_type, "timeout": self.timeout, "if_generation_match": if_generation_match}
-        if isinstance(data, (bytes, bytearray)):
-            blob.upload_from_string(bytes(data), **kwargs)
-        else:
-            blob.upload_from_filename(str(data), **kwargs)
+        try:
+            if isinstance(data, (bytes, bytearray)):
+                blob.upload_from_string(bytes(data), **kwargs)
+            else:
+                blob.upload_from_filename(str(data), **kwargs)
+        except exceptions.PreconditionFailed as exc:
+            raise PreconditionFailed(f"{self.uri(name)}: generation is not {if_generation_match}") from exc
         return _info(blob)
 
     def stat(self, name: str) -> ObjectInfo | None:
@@ -74,7 +69,8 @@ class GcsStore:
         return _info(blob) if blob is not None else None
 
     def read_bytes(self, name: str) -> bytes:
-        return self._bucket().blob(name).download_as_bytes(timeout=self.timeout)
+        data: bytes = self._bucket().blob(name).download_as_bytes(timeout=self.timeout)
+        return data
 
     def download(self, name: str, folder: Path) -> Path:
         """Copy the object into ``folder`` (keeping its base name) and return the copy's path."""
@@ -94,13 +90,3 @@ class GcsStore:
             self._bucket().blob(name).delete(timeout=self.timeout)
         except NotFound:
             pass
-
-    def ensure_bucket(self, location: str = "EU") -> None:
-        """Create the bucket if it does not exist (the emulator chain; Terraform does it in GCP)."""
-        from google.api_core.exceptions import Conflict
-
-        if self.client.lookup_bucket(self.bucket, timeout=self.timeout) is None:
-            try:
-                self.client.create_bucket(self.bucket, location=location, timeout=self.timeout)
-            except Conflict:
-                pass

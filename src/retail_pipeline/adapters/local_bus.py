@@ -19,6 +19,8 @@ from ..ports import Message
 
 
 class SpoolBus:
+    """The topic and its one subscription in a spool folder (the subscriber is the local dispatcher)."""
+
     def __init__(self, root: Path, topic: str, *, max_attempts: int = 5, backoff_seconds: float = 0.2) -> None:
         self.root = Path(root) / topic
         self.topic = f"projects/local/topics/{topic}"
@@ -26,6 +28,13 @@ class SpoolBus:
         self.backoff_seconds = backoff_seconds
         self.pending = self.root / "pending"
         self.dead = self.root / "dead-letter"
+
+    def provision(self) -> None:
+        self.pending.mkdir(parents=True, exist_ok=True)
+
+    def subscribe(self, name: str, push_endpoint: str | None = None) -> SpoolSubscription:
+        """The spool's subscription: the local dispatcher pulls it and pushes to the endpoint itself."""
+        return SpoolSubscription(self, f"projects/local/subscriptions/{name}")
 
     def publish(self, data: bytes, attributes: dict[str, str]) -> str:
         self.pending.mkdir(parents=True, exist_ok=True)
@@ -43,57 +52,75 @@ class SpoolBus:
         os.replace(tmp, self.pending / f"{message_id}.json")
         return message_id
 
+
+class SpoolSubscription:
+    """The spool's subscription: due messages, acks, nacks with backoff, then the dead-letter folder."""
+
+    pushed_by_platform = False
+
+    def __init__(self, bus: SpoolBus, name: str) -> None:
+        self.bus = bus
+        self.name = name
+
     def pull(self, max_messages: int = 100) -> list[Message]:
-        if not self.pending.is_dir():
+        if not self.bus.pending.is_dir():
             return []
         now = time.time()
         out = []
-        for path in sorted(self.pending.glob("*.json")):
+        for path in sorted(self.bus.pending.glob("*.json")):
             try:
                 record = json.loads(path.read_text())
             except (FileNotFoundError, json.JSONDecodeError):
                 continue
             if record["not_before"] > now:
                 continue
-            out.append(Message(record["message_id"], record["data"].encode("utf-8"), record["attributes"],
-                               datetime.fromisoformat(record["publish_time"]), record["delivery_attempt"]))
+            out.append(_message(record))
             if len(out) >= max_messages:
                 break
         return out
 
     def ack(self, message_id: str) -> None:
-        (self.pending / f"{message_id}.json").unlink(missing_ok=True)
+        (self.bus.pending / f"{message_id}.json").unlink(missing_ok=True)
 
     def nack(self, message_id: str) -> None:
-        path = self.pending / f"{message_id}.json"
+        path = self.bus.pending / f"{message_id}.json"
         try:
             record = json.loads(path.read_text())
         except FileNotFoundError:
             return
         record["delivery_attempt"] += 1
-        if record["delivery_attempt"] > self.max_attempts:
-            self.dead.mkdir(parents=True, exist_ok=True)
-            os.replace(path, self.dead / path.name)
+        if record["delivery_attempt"] > self.bus.max_attempts:
+            self.bus.dead.mkdir(parents=True, exist_ok=True)
+            os.replace(path, self.bus.dead / path.name)
             return
-        record["not_before"] = time.time() + self.backoff_seconds * 2 ** (record["delivery_attempt"] - 2)
+        record["not_before"] = time.time() + self.bus.backoff_seconds * 2 ** (record["delivery_attempt"] - 2)
         tmp = path.with_name(f".{path.stem}.tmp")
         tmp.write_text(json.dumps(record))
         os.replace(tmp, path)
 
     def backlog(self) -> int:
-        return len(list(self.pending.glob("*.json"))) if self.pending.is_dir() else 0
+        return len(list(self.bus.pending.glob("*.json"))) if self.bus.pending.is_dir() else 0
 
-    def dead_letters(self) -> int:
-        return len(list(self.dead.glob("*.json"))) if self.dead.is_dir() else 0
+    def is_dead_lettered(self, message_id: str) -> bool:
+        return (self.bus.dead / f"{message_id}.json").exists()
+
+    def dead_letters(self) -> list[Message]:
+        return [_message(json.loads(p.read_text())) for p in sorted(self.bus.dead.glob("*.json"))] \
+            if self.bus.dead.is_dir() else []
 
     def next_due_in(self) -> float | None:
         """Seconds until the next pending message is due, or None when the spool is empty."""
-        if not self.pending.is_dir():
+        if not self.bus.pending.is_dir():
             return None
         due = []
-        for path in self.pending.glob("*.json"):
+        for path in self.bus.pending.glob("*.json"):
             try:
                 due.append(json.loads(path.read_text())["not_before"])
             except (FileNotFoundError, json.JSONDecodeError):
                 continue
         return max(0.0, min(due) - time.time()) if due else None
+
+
+def _message(record: dict) -> Message:
+    return Message(record["message_id"], record["data"].encode("utf-8"), record["attributes"],
+                   datetime.fromisoformat(record["publish_time"]), record["delivery_attempt"])

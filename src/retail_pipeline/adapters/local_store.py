@@ -1,8 +1,11 @@
-"""A bucket as a local folder. Generations and metadata live in a sibling ``<folder>.meta`` folder."""
+"""A bucket as a local folder. Generations and metadata live in the folder's own hidden
+``.bucket-meta/`` sub-folder, which listings skip: everything written for a bucket stays inside
+the folder the user named."""
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -10,20 +13,39 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..ports import ObjectInfo
+from ..ports import ObjectInfo, PreconditionFailed
+
+META_DIR = ".bucket-meta"
 
 _lock = threading.Lock()
+
+
+@contextmanager
+def _bucket_lock(meta_root: Path) -> Iterator[None]:
+    """One writer at a time per bucket, across threads and processes (a precondition check and the
+    write it guards are one step, as in Cloud Storage)."""
+    meta_root.mkdir(parents=True, exist_ok=True)
+    with _lock, open(meta_root / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class FolderStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).resolve()
-        self.meta_root = self.root.with_name(self.root.name + ".meta")
+        self.meta_root = self.root / META_DIR
         self.bucket = self.root.name
+
+    def provision(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
 
     def uri(self, name: str) -> str:
         return (self.root / name).as_uri()
@@ -39,13 +61,16 @@ class FolderStore:
         path = (self.root / name).resolve()
         if self.root not in path.parents:
             raise ValueError(f"object name {name!r} escapes the bucket folder")
+        if segments[0] == META_DIR:
+            raise ValueError(f"object names under {META_DIR}/ are reserved for the folder bucket's own records")
         return path
 
     def _meta_path(self, name: str) -> Path:
         return self.meta_root / (name + ".json")
 
     def put(self, name: str, data: bytes | Path, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None) -> ObjectInfo:
+            metadata: dict[str, str] | None = None, if_generation_match: int | None = None) -> ObjectInfo:
+        """Write atomically; ``if_generation_match`` is checked and applied under one lock, as GCS does."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -62,8 +87,11 @@ class FolderStore:
                         out.write(chunk)
                         md5.update(chunk)
                         size += len(chunk)
-        with _lock:
+        with _bucket_lock(self.meta_root):
             previous = self.stat(name)
+            if if_generation_match is not None and (previous.generation if previous else 0) != if_generation_match:
+                os.unlink(tmp)
+                raise PreconditionFailed(f"{self.uri(name)}: generation is not {if_generation_match}")
             generation = max(time.time_ns() // 1000, (previous.generation + 1) if previous else 0)
             info = ObjectInfo(
                 bucket=self.bucket, name=name, generation=generation, size=size,
@@ -107,6 +135,8 @@ class FolderStore:
         if not self.root.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == str(self.root) and META_DIR in dirnames:
+                dirnames.remove(META_DIR)
             dirnames.sort()
             for filename in sorted(filenames):
                 if filename.startswith(".tmp-"):
@@ -123,7 +153,6 @@ class FolderStore:
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
-        shutil.rmtree(self.meta_root, ignore_errors=True)
 
 
 def _to_json(info: ObjectInfo) -> dict:

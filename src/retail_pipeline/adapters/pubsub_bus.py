@@ -1,38 +1,63 @@
 """The bus on Pub/Sub (google-cloud-pubsub), or on Google's Pub/Sub emulator.
 
-The client libraries honour ``PUBSUB_EMULATOR_HOST`` themselves (plaintext, no credentials).
-Delivery to the transform function is the platform's job: an Eventarc trigger in GCP, a push
-subscription on the emulator chain (see cli_serve.py).
+Clients are made by :mod:`.google_clients` from the settings. Delivery to the transform function
+is the platform's job: a push subscription (Terraform's in GCP, :meth:`PubSubBus.subscribe` on
+the emulator chain), so the subscription hands a local dispatcher nothing to pull.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..ports import Message
+
+
+class PushSubscription:
+    """A push subscription: Pub/Sub delivers, redelivers and dead-letters by itself."""
+
+    pushed_by_platform = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def pull(self, max_messages: int = 100) -> list[Message]:
+        return []
+
+    def ack(self, message_id: str) -> None:
+        return None
+
+    def nack(self, message_id: str) -> None:
+        return None
+
+    def is_dead_lettered(self, message_id: str) -> bool:
+        return False
+
+    def dead_letters(self) -> list[Message]:
+        return []
+
+    def next_due_in(self) -> float | None:
+        return None
 
 
 class PubSubBus:
     """One topic behind the MessageBus port."""
 
-    def __init__(self, project: str, topic: str, publisher=None, timeout: float = 60.0) -> None:
+    def __init__(self, project: str, topic: str, *, publisher: Any, subscriber_factory: Callable[[], Any],
+                 timeout: float = 60.0) -> None:
         self.project = project
         self.topic = f"projects/{project}/topics/{topic}"
         self.timeout = timeout
-        self._publisher = publisher
-
-    @property
-    def publisher(self):
-        if self._publisher is None:
-            from google.cloud import pubsub_v1
-
-            self._publisher = pubsub_v1.PublisherClient()
-        return self._publisher
+        self.publisher = publisher
+        self.subscriber_factory = subscriber_factory
 
     def publish(self, data: bytes, attributes: dict[str, str]) -> str:
         """Publish once and wait for the server's message id (raises on failure: the caller retries)."""
         future = self.publisher.publish(self.topic, data, **{k: str(v) for k, v in attributes.items()})
         return future.result(timeout=self.timeout)
 
-    def ensure_topic(self) -> None:
+    def provision(self) -> None:
         """Create the topic if missing (emulator chain; Terraform creates it in GCP)."""
         from google.api_core.exceptions import AlreadyExists
 
@@ -41,14 +66,15 @@ class PubSubBus:
         except AlreadyExists:
             pass
 
-    def ensure_push_subscription(self, name: str, push_endpoint: str, *,
-                                 ack_deadline_seconds: int = 600) -> str:
-        """A push subscription with acked messages retained (so ``seek`` can replay them)."""
+    def subscribe(self, name: str, push_endpoint: str | None = None, *,
+                  ack_deadline_seconds: int = 600) -> PushSubscription:
+        """A push subscription to ``push_endpoint`` with acked messages retained (so ``seek`` can replay them)."""
         from google.api_core.exceptions import AlreadyExists
-        from google.cloud import pubsub_v1
         from google.protobuf import duration_pb2
 
-        subscriber = pubsub_v1.SubscriberClient()
+        subscriber = self.subscriber_factory()
+        if push_endpoint is None:
+            return PushSubscription(subscriber.subscription_path(self.project, name))
         path = subscriber.subscription_path(self.project, name)
         request = {
             "name": path, "topic": self.topic, "push_config": {"push_endpoint": push_endpoint},
@@ -64,17 +90,16 @@ class PubSubBus:
                                           timeout=self.timeout)
         finally:
             subscriber.close()
-        return path
+        return PushSubscription(path)
 
     def seek(self, subscription: str, to: datetime | None = None, minutes_back: float = 60.0) -> None:
         """Replay: move ``subscription`` back to a time; retained messages after it are delivered again."""
-        from google.cloud import pubsub_v1
         from google.protobuf import timestamp_pb2
 
         moment = to or datetime.now(timezone.utc) - timedelta(minutes=minutes_back)
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(moment.astimezone(timezone.utc))
-        subscriber = pubsub_v1.SubscriberClient()
+        subscriber = self.subscriber_factory()
         try:
             subscriber.seek(request={"subscription": subscription, "time": stamp}, timeout=self.timeout)
         finally:

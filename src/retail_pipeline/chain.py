@@ -1,0 +1,192 @@
+"""The emulator chain's lifecycle: its settings, the record a home keeps of it, and a whole run.
+
+- :func:`emulator_settings`: gs:// buckets, BigQuery datasets ``retail<suffix>_*``, a Pub/Sub
+  topic, each client pointed at the emulators.
+- :class:`Chain`: provisions what Terraform makes in GCP, starts the three function servers,
+  subscribes the transform server to the topic (a push subscription on Pub/Sub; the local
+  dispatcher pushes from the spool bus otherwise) and plays Eventarc for the buckets.
+- :func:`run_on_emulators`: one whole run, with the same summary as the embedded run.
+- The chain a home used is recorded in ``HOME/chain.json``; :func:`recorded_settings` gives later
+  commands (``status``, ``drop``, ``replay``) that chain's settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import context
+from .config import DEFAULT_TOPIC, Endpoints, Settings
+from .emulators import PROJECT, Emulators
+from .faults import FaultPlan
+from .ingest import batch_id_for
+from .media import content_type_for
+from .pipeline import SUBSCRIPTION, with_fault_plan
+from .runtime import HttpApps, LocalRuntime
+from .servers import FunctionServers, reachable
+from .status import FINAL_STATES, collect, run_summary
+
+CHAIN_FILE = "chain.json"
+
+
+class ChainError(RuntimeError):
+    """The chain cannot run or be reached; the message says why."""
+
+
+def emulator_settings(home: Path, emulators: Emulators, suffix: str = "", base: Settings | None = None) -> Settings:
+    """Settings of the emulator chain: gs:// buckets, BigQuery datasets ``retail<suffix>_*``, Pub/Sub."""
+    base = base or Settings.from_env(home)
+    return base.with_changes(
+        home=Path(home).resolve(), landing=f"gs://landing{suffix}", lake=f"gs://lake{suffix}",
+        warehouse=f"bigquery://{emulators.project}/retail{suffix.replace('-', '_')}",
+        bus=f"pubsub://{emulators.project}/{DEFAULT_TOPIC}{suffix}", transform="dbt",
+        endpoints=Endpoints(storage=emulators.gcs_url, bigquery=emulators.bq_url,
+                            pubsub=emulators.pubsub_host if emulators.with_pubsub else None,
+                            project=emulators.project))
+
+
+# -- the record a home keeps ---------------------------------------------------------------------
+def write_chain(settings: Settings, emulators: Emulators | None, servers: dict[str, str] | None = None) -> Path:
+    record = {"chain": "emulators" if emulators else "embedded", "env": settings.to_env(),
+              "emulators": None if emulators is None else {"root": str(emulators.root), "project": emulators.project},
+              "servers": servers or {}, "pid": os.getpid(), "written_at": datetime.now(timezone.utc).isoformat()}
+    path = settings.home / CHAIN_FILE
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def read_chain(home: Path) -> dict[str, Any] | None:
+    path = Path(home) / CHAIN_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@dataclass
+class Recorded:
+    settings: Settings
+    servers: dict[str, str]  #: function URLs, when a `serve` of this home is running
+    emulators: Emulators | None = None  #: emulators started for this command (stop them after)
+
+
+def recorded_settings(settings: Settings, *, start_emulators: bool, with_pubsub: bool = False) -> Recorded:
+    """The settings of the chain this home last used. An emulator home whose emulators are not running
+    gets them started on the home's data (when ``start_emulators``), on new ports."""
+    record = read_chain(settings.home)
+    if record is None:
+        return Recorded(settings, {})
+    recorded = Settings.from_env(settings.home, environ=record["env"])
+    servers = {k: v for k, v in record.get("servers", {}).items()}
+    if record["chain"] != "emulators":
+        return Recorded(recorded, servers)
+    endpoints = recorded.endpoints
+    if endpoints.storage and reachable(endpoints.storage + "/storage/v1/b") and endpoints.bigquery \
+            and reachable(endpoints.bigquery + "/readyz"):
+        return Recorded(recorded, servers)
+    if not start_emulators:
+        raise ChainError("this home uses the emulator chain, and its emulators are not running")
+    emulators = Emulators(Path(record["emulators"]["root"]), project=record["emulators"]["project"],
+                          with_pubsub=with_pubsub)
+    try:
+        emulators.start()
+    except Exception as exc:
+        raise ChainError(f"this home uses the emulator chain, and its emulators would not start: {exc}") from exc
+    suffix_settings = recorded.with_changes(endpoints=Endpoints(
+        storage=emulators.gcs_url, bigquery=emulators.bq_url,
+        pubsub=emulators.pubsub_host if with_pubsub else None, project=emulators.project))
+    return Recorded(suffix_settings, {}, emulators)
+
+
+# -- a running chain ------------------------------------------------------------------------------
+class Chain:
+    """One running chain: the function servers, the transform's subscription, a dispatcher."""
+
+    def __init__(self, settings: Settings, emulators: Emulators | None = None,
+                 progress: Callable[[str], None] | None = None, faults: FaultPlan | None = None) -> None:
+        self.settings = with_fault_plan(settings, faults)
+        self.emulators = emulators
+        self.say = progress or (lambda _m: None)
+        self.faults = faults
+        self.servers: FunctionServers | None = None
+        self.ctx = context.Context(self.settings)
+        self.runtime: LocalRuntime | None = None
+        self.subscription: str | None = None
+
+    def start(self) -> Chain:
+        context.use(self.ctx)
+        self.ctx.provision()  # what Terraform makes in GCP
+        self.servers = FunctionServers(self.settings).start()
+        # the topic in the push URL path: functions-framework puts it in the CloudEvent's source
+        subscription = self.ctx.bus.subscribe(SUBSCRIPTION + self._suffix(),
+                                              push_endpoint=self.servers.urls["transform"] + self.ctx.bus.topic)
+        self.subscription = subscription.name
+        self.runtime = LocalRuntime(self.ctx, HttpApps(self.servers.urls), subscription=subscription,
+                                    faults=self.faults, progress=self.say)
+        self.runtime.eventarc.poll()  # generations already there were handled by earlier runs
+        write_chain(self.settings, self.emulators, self.servers.urls)
+        return self
+
+    def _suffix(self) -> str:
+        return self.settings.bus_url.topic[len(DEFAULT_TOPIC):]
+
+    def wait_for_batches(self, batch_ids: list[str], timeout: float) -> dict[str, Any]:
+        """Deliver storage events until idle, then wait until every batch is in a final state."""
+        assert self.runtime is not None
+        deadline = time.monotonic() + timeout
+        self.runtime.run_until_idle(timeout=timeout)
+        while True:
+            report = collect(self.ctx)
+            mine = {b["batch_id"]: b["state"] for b in report["batches"] if b["batch_id"] in batch_ids}
+            if len(mine) == len(batch_ids) and all(s in FINAL_STATES for s in mine.values()):
+                return report
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batches not finished after {timeout:.0f} s: {mine}")
+            self.runtime.step()  # the spool bus (serve without emulators), and late lake objects
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.servers is not None:
+            self.servers.stop()
+        context.use(None)
+
+
+def run_on_emulators(settings: Settings, files: list[tuple[Path, str]], *,
+                     progress: Callable[[str], None] | None = None, timeout: float = 1800.0,
+                     faults: FaultPlan | None = None, emulators: Emulators | None = None,
+                     suffix: str = "") -> dict[str, Any]:
+    """One whole run on the emulator chain; returns the same summary as pipeline.run_local.
+
+    ``emulators``: running emulators to use (tests share one set); default: start them under
+    ``HOME/emulators`` and stop them at the end (their data stays there for ``status``).
+    """
+    say = progress or (lambda _m: None)
+    own = emulators is None
+    started = time.monotonic()
+    if emulators is None:
+        say("starting the GCS, Pub/Sub and BigQuery emulators")
+        emulators = Emulators(settings.home / "emulators", project=PROJECT).start()
+    chain = Chain(emulator_settings(settings.home, emulators, suffix, base=settings), emulators, progress=say,
+                  faults=faults)
+    try:
+        chain.start()
+        batch_ids = []
+        for path, name in files:
+            info = chain.ctx.landing.put(name, path, content_type=content_type_for(path))
+            batch_ids.append(batch_id_for(chain.ctx.landing.uri(name), info.generation))
+            say(f"dropped {name} into {chain.settings.landing} (generation {info.generation})")
+        report = chain.wait_for_batches(batch_ids, timeout)
+        assert chain.runtime is not None
+        stats = chain.runtime.stats
+    finally:
+        chain.stop()
+        if own:
+            emulators.stop()
+    seconds = {**stats.seconds, "total": time.monotonic() - started}
+    summary = run_summary(report, batch_ids, dead_letters=stats.dead_letters, seconds=seconds,
+                          deliveries=stats.deliveries)
+    return {**summary, "subscription": chain.subscription}
