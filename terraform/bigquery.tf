@@ -1,5 +1,7 @@
 # BigQuery: raw tables written by the load function, the pipeline's bookkeeping, dbt's models.
-# The raw tables' schemas are generated from the single schema definition in code
+# Every table the functions and the dbt job use is created here, never at runtime (the functions
+# hold no project-level bigquery.datasets.create or dataset-creating role; they only look tables up).
+# The schemas are generated from the single schema definition in code
 # (retail_pipeline/schema.py: `retail-pipeline schema bigquery-json --table T > terraform/schemas/T.json`);
 # tests/test_terraform.py fails if a checked-in file differs from what the code generates.
 # Access is granted per dataset (iam.tf); no dataset is public.
@@ -21,7 +23,7 @@ resource "google_bigquery_dataset" "pipeline" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption keys; bookkeeping only. Add default_encryption_configuration with a Cloud KMS key if your policy requires CMEK.
   dataset_id    = local.datasets.pipeline
   friendly_name = "Retail pipeline: bookkeeping"
-  description   = "Load ledger (one row per lake object applied) and transform claims (one dbt run per batch); tables created by the functions."
+  description   = "Load ledger (one row per lake object applied), transform runs (one dbt run per batch, with its outcome) and the load function's staging tables."
   location      = var.bigquery.location
   labels        = local.labels
 
@@ -80,4 +82,28 @@ resource "google_bigquery_table" "batches" {
   schema              = file("${path.module}/schemas/batches.json")
   deletion_protection = var.deletion_protection
   labels              = local.labels
+}
+
+resource "google_bigquery_table" "load_ledger" {
+  #checkov:skip=CKV_GCP_80:Google-managed encryption keys; bookkeeping only. Add encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id          = google_bigquery_dataset.pipeline.dataset_id
+  table_id            = "load_ledger"
+  description         = "One row per lake object applied to a raw table (exactly-once loading). Written by the load function."
+  schema              = file("${path.module}/schemas/load_ledger.json")
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  clustering = ["batch_id"]
+}
+
+resource "google_bigquery_table" "transform_runs" {
+  #checkov:skip=CKV_GCP_80:Google-managed encryption keys; bookkeeping only. Add encryption_configuration with a Cloud KMS key if your policy requires CMEK.
+  dataset_id          = google_bigquery_dataset.pipeline.dataset_id
+  table_id            = "transform_runs"
+  description         = "One row per claimed dbt run of a batch: claimed by the transform function, outcome recorded by the dbt job."
+  schema              = file("${path.module}/schemas/transform_runs.json")
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  clustering = ["batch_id"]
 }

@@ -73,8 +73,9 @@ resource "google_cloud_run_v2_job" "dbt" {
 
   depends_on = [
     google_bigquery_dataset_iam_member.dbt_reads_raw,
-    google_bigquery_dataset_iam_member.dbt_reads_pipeline,
+    google_bigquery_dataset_iam_member.dbt_writes_pipeline,
     google_bigquery_dataset_iam_member.dbt_writes_analytics,
     google_project_iam_member.dbt_runs_jobs,
+    google_bigquery_table.transform_runs,
   ]
 }

@@ -161,3 +161,14 @@ variable "storage_data_access_logs" {
   description = "Turn on Data Access audit logs (reads and writes) for Cloud Storage in the project: how bucket access is audited here. Replaces any other audit config for storage.googleapis.com."
   default     = true
 }
+
+variable "first_apply_wait" {
+  type        = string
+  description = "How long the first apply waits after enabling the APIs and granting the service agents' roles before it creates the functions and Eventarc triggers (IAM propagation; a duration such as \"120s\"). Only the first apply waits."
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.first_apply_wait))
+    error_message = "first_apply_wait must be a duration in seconds or minutes, e.g. \"120s\" or \"2m\"."
+  }
+}

@@ -162,7 +162,8 @@ def test_each_trigger_identity_may_invoke_its_function(tf):
     assert receivers["role"] == "roles/eventarc.eventReceiver"
     gcs_agent = tf["resource"][("google_project_iam_member", "gcs_agent_publishes_events")]
     assert gcs_agent["role"] == "roles/pubsub.publisher"
-    assert "data.google_storage_project_service_account.gcs.email_address" in gcs_agent["member"]
+    assert gcs_agent["member"] == "${local.gcs_agent}"
+    assert "data.google_storage_project_service_account.gcs.email_address" in tf["locals"]["gcs_agent"]
 
 
 def test_buckets_private_versioned_with_lifecycle(tf):
@@ -188,7 +189,10 @@ def test_raw_table_partitioned_clustered_from_generated_schema(tf):
             f'${{file("${{path.module}}/schemas/{name}.json")}}'
 
 
-@pytest.mark.parametrize("table", ["sales_lines", "quarantine", "batches"])
+SCHEMA_TABLES = ["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs"]
+
+
+@pytest.mark.parametrize("table", SCHEMA_TABLES)
 def test_schema_files_equal_the_code(table):
     from retail_pipeline.schema import bigquery_json_text
 
@@ -196,6 +200,54 @@ def test_schema_files_equal_the_code(table):
     assert checked_in == bigquery_json_text(table), (
         f"terraform/schemas/{table}.json is stale: run "
         f"`retail-pipeline schema bigquery-json --table {table} > terraform/schemas/{table}.json`")
+
+
+def test_every_schema_file_is_a_terraform_table_and_the_cli_prints_it(tf):
+    from click.testing import CliRunner
+
+    from retail_pipeline.cli import cli
+
+    files = sorted(p.stem for p in (TF / "schemas").glob("*.json"))
+    assert files == sorted(SCHEMA_TABLES)
+    tables = _of_type(tf, "google_bigquery_table")
+    used = sorted(t["schema"].split("/schemas/")[1].split(".json")[0] for t in tables.values())
+    assert used == files, "every schema file is used by exactly one table, every table has one"
+    for table in SCHEMA_TABLES:  # the generator the stale-file message names accepts every table
+        result = CliRunner().invoke(cli, ["schema", "bigquery-json", "--table", table])
+        assert result.exit_code == 0, result.output
+        assert result.output == (TF / "schemas" / f"{table}.json").read_text()
+
+
+# The columns the BigQuery adapter reads and writes (adapters/bigquery_warehouse.py LEDGER_SCHEMA /
+# RUNS_SCHEMA), plus `execution`: the Cloud Run execution whose outcome the dbt job records.
+PIPELINE_COLUMNS = {
+    "load_ledger": [
+        ("batch_id", "STRING", "REQUIRED"), ("source_uri", "STRING", "REQUIRED"),
+        ("source_generation", "INT64", "REQUIRED"), ("kind", "STRING", "REQUIRED"),
+        ("partition", "STRING", "REQUIRED"), ("object_uri", "STRING", "REQUIRED"),
+        ("object_generation", "INT64", "REQUIRED"), ("rows", "INT64", "REQUIRED"),
+        ("loaded_at", "TIMESTAMP", "REQUIRED"), ("load_token", "STRING", "NULLABLE"),
+    ],
+    "transform_runs": [
+        ("batch_id", "STRING", "REQUIRED"), ("claim_key", "STRING", "REQUIRED"), ("state", "STRING", "REQUIRED"),
+        ("started_at", "TIMESTAMP", "REQUIRED"), ("finished_at", "TIMESTAMP", "NULLABLE"),
+        ("tests_passed", "INT64", "NULLABLE"), ("tests_failed", "INT64", "NULLABLE"),
+        ("models_built", "INT64", "NULLABLE"), ("seconds", "FLOAT64", "NULLABLE"), ("error", "STRING", "NULLABLE"),
+        ("claim_token", "STRING", "NULLABLE"), ("execution", "STRING", "NULLABLE"),
+    ],
+}
+
+
+@pytest.mark.parametrize("table", sorted(PIPELINE_COLUMNS))
+def test_pipeline_tables_are_created_by_terraform(tf, table):
+    body = tf["resource"][("google_bigquery_table", table)]
+    assert body["dataset_id"] == "${google_bigquery_dataset.pipeline.dataset_id}"
+    assert body["table_id"] == table
+    assert body["clustering"] == ["batch_id"]
+    assert body["deletion_protection"] == "${var.deletion_protection}"
+    fields = json.loads((TF / "schemas" / f"{table}.json").read_text())
+    assert [(f["name"], f["type"], f["mode"]) for f in fields] == PIPELINE_COLUMNS[table]
+    assert all(f["description"] for f in fields)
 
 
 def test_raw_schema_file_has_the_partition_and_cluster_columns():
@@ -251,7 +303,7 @@ def test_one_service_account_per_function_and_one_for_dbt(tf):
 # Roles that exist only at project level, and who may hold them.
 ALLOWED_PROJECT_ROLES = {
     "roles/bigquery.jobUser", "roles/eventarc.eventReceiver", "roles/logging.logWriter", "roles/pubsub.publisher",
-    "roles/storage.objectViewer",
+    "roles/storage.objectViewer", "roles/eventarc.serviceAgent",
 }
 
 
@@ -261,7 +313,9 @@ def test_project_level_grants_are_narrow(tf):
     for name, body in grants.items():
         assert body["role"] in ALLOWED_PROJECT_ROLES, (name, body["role"])
         if body["role"] == "roles/pubsub.publisher":
-            assert "google_storage_project_service_account" in body["member"], name
+            assert body["member"] == "${local.gcs_agent}", name
+        if body["role"] == "roles/eventarc.serviceAgent":
+            assert body["member"] == "${local.eventarc_agent}", name
         if body["role"] == "roles/storage.objectViewer":
             condition = _one(body["condition"])
             assert "gcf-v2-sources-" in condition["expression"], name
@@ -277,11 +331,170 @@ def test_data_access_is_granted_on_datasets_and_buckets(tf):
     load = by_member['${local.function_members["load"]}']
     assert load == {("raw", "roles/bigquery.dataEditor"), ("pipeline", "roles/bigquery.dataEditor")}
     dbt = by_member["${local.dbt_member}"]
-    assert ("analytics", "roles/bigquery.dataEditor") in dbt and ("raw", "roles/bigquery.dataViewer") in dbt
+    # the dbt job records its run's outcome in transform_runs (pipeline dataset)
+    assert dbt == {("analytics", "roles/bigquery.dataEditor"), ("raw", "roles/bigquery.dataViewer"),
+                   ("pipeline", "roles/bigquery.dataEditor")}
+    transform = by_member['${local.function_members["transform"]}']
+    assert transform == {("raw", "roles/bigquery.dataViewer"), ("pipeline", "roles/bigquery.dataEditor")}
     assert '${local.function_members["ingest"]}' not in by_member
     rejected = tf["resource"][("google_storage_bucket_iam_member", "ingest_writes_rejected_reports")]
     assert "/objects/rejected/" in _one(rejected["condition"])["expression"]
 
+
+def _bucket_grants(tf: dict, member: str) -> dict[tuple[str, str], str | None]:
+    """(bucket resource, role) -> condition expression (None when unconditional) for one member."""
+    grants = {}
+    for body in _of_type(tf, "google_storage_bucket_iam_member").values():
+        if body["member"] == member:
+            bucket = body["bucket"].removeprefix("${google_storage_bucket.").removesuffix(".name}")
+            # python-hcl2 keeps the HCL escapes of the quotes inside the expression
+            condition = _one(body["condition"])["expression"].replace('\\"', '"') if "condition" in body else None
+            grants[(bucket, body["role"])] = condition
+    return grants
+
+
+def test_transform_reads_manifests_and_writes_only_claims_in_the_lake(tf):
+    grants = _bucket_grants(tf, '${local.function_members["transform"]}')
+    assert set(grants) == {("lake", "roles/storage.objectViewer"), ("lake", "roles/storage.objectUser")}
+    assert grants[("lake", "roles/storage.objectViewer")] is None  # listing is a bucket-level check
+    claims = grants[("lake", "roles/storage.objectUser")]
+    assert claims == ('resource.name.startsWith("projects/_/buckets/${google_storage_bucket.lake.name}'
+                      '/objects/_claims/transform/")')
+    # the prefix is the one the code claims under
+    from retail_pipeline.adapters.bigquery_warehouse import CLAIMS_PREFIX
+
+    assert claims.endswith(f'/objects/{CLAIMS_PREFIX}")')
+
+
+# Permissions of the predefined Cloud Run roles considered for starting the dbt job with overrides,
+# from https://cloud.google.com/iam/docs/roles-permissions/run (abridged to the run.jobs.* and
+# run.executions.* entries that matter here).
+CLOUD_RUN_ROLES = {
+    "roles/run.invoker": {"run.jobs.run", "run.routes.invoke"},
+    "roles/run.jobsExecutorWithOverrides": {"run.jobs.run", "run.jobs.runWithOverrides", "run.executions.cancel"},
+    "roles/run.developer": {"run.jobs.run", "run.jobs.runWithOverrides", "run.jobs.create", "run.jobs.update",
+                            "run.jobs.delete", "run.executions.get", "run.executions.delete"},
+}
+
+
+def test_transform_may_run_the_dbt_job_with_overrides_and_nothing_more(tf):
+    grants = [b for b in _of_type(tf, "google_cloud_run_v2_job_iam_member").values()]
+    assert len(grants) == 1
+    grant = grants[0]
+    assert grant["name"] == "${google_cloud_run_v2_job.dbt.name}"  # on the job only
+    assert grant["member"] == '${local.function_members["transform"]}'
+    needed = {"run.jobs.run", "run.jobs.runWithOverrides"}  # RunJob with container overrides
+    sufficient = [r for r, perms in CLOUD_RUN_ROLES.items() if needed <= perms]
+    least = min(sufficient, key=lambda r: len(CLOUD_RUN_ROLES[r]))
+    assert grant["role"] == least == "roles/run.jobsExecutorWithOverrides"
+    assert not needed <= CLOUD_RUN_ROLES["roles/run.invoker"]
+    # the transform's request really carries overrides (so run.jobs.run alone would be refused)
+    from retail_pipeline.cloudrun import CloudRunJobTransformer
+
+    request = CloudRunJobTransformer("acme-retail-42", "europe-west1", "retail-dbt").build_request("b1", ["2011-01"])
+    assert request.overrides.container_overrides[0].args
+
+
+def test_no_runtime_identity_can_create_datasets(tf):
+    """Tables come from Terraform; the functions and the job hold only bigquery.jobUser at project level."""
+    runtime = {'${local.function_members["ingest"]}', '${local.function_members["load"]}',
+               '${local.function_members["transform"]}', "${local.dbt_member}"}
+    for name, body in _of_type(tf, "google_project_iam_member").items():
+        members = set(body["for_each"].values()) if isinstance(body.get("for_each"), dict) else {body["member"]}
+        if members & runtime or body["member"] in runtime:
+            assert body["role"] in {"roles/bigquery.jobUser", "roles/eventarc.eventReceiver"}, (name, body["role"])
+    for body in _of_type(tf, "google_bigquery_dataset_iam_member").values():
+        assert body["role"] in {"roles/bigquery.dataViewer", "roles/bigquery.dataEditor"}, body["role"]
+    tables = {t["table_id"] for t in _of_type(tf, "google_bigquery_table").values()}
+    assert {"sales_lines", "quarantine", "batches", "load_ledger", "transform_runs"} <= tables
+
+
+def test_first_apply_waits_for_apis_and_service_agents(tf):
+    wait = tf["resource"][("time_sleep", "agents_ready")]
+    assert wait["create_duration"] == "${var.first_apply_wait}"
+    for dependency in ("google_project_service.required", "google_project_iam_member.gcs_agent_publishes_events",
+                       "google_project_iam_member.eventarc_agent", "google_project_service_identity.eventarc",
+                       "google_service_account_iam_member.pubsub_agent_token_creator"):
+        assert f"${{{dependency}}}" in wait["depends_on"], dependency
+    # every function and every Eventarc trigger is created after the wait
+    for rtype in ("google_cloudfunctions2_function", "google_eventarc_trigger"):
+        for name, body in _of_type(tf, rtype).items():
+            assert "${time_sleep.agents_ready}" in body.get("depends_on", []), f"{rtype}.{name}"
+    eventarc_agent = tf["resource"][("google_project_iam_member", "eventarc_agent")]
+    assert eventarc_agent["role"] == "roles/eventarc.serviceAgent"
+    assert "google_project_service_identity.eventarc.email" in tf["locals"]["eventarc_agent"]
+    tokens = tf["resource"][("google_service_account_iam_member", "pubsub_agent_token_creator")]
+    assert tokens["role"] == "roles/iam.serviceAccountTokenCreator" and tokens["member"] == "${local.pubsub_agent}"
+    assert set(tf["locals"]["push_identities"]) == {"ingest", "load", "transform"}
+
+
+GRANT_TYPES = ("_iam_member",)
+PERMISSION = re.compile(r"\b[a-z]+\.[a-zA-Z]+\.[a-zA-Z]+\b")
+
+
+def test_every_grant_names_the_calls_that_need_it(tf):
+    """Each IAM grant has a comment right above it naming at least one permission it is for."""
+    checked = 0
+    for name, text in tf["files"].items():
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            match = re.match(r'^resource "(google_\w+_iam_member)" "(\w+)"', line)
+            if not match:
+                continue
+            comment = []
+            j = i - 1
+            while j >= 0 and lines[j].startswith("#"):
+                comment.insert(0, lines[j])
+                j -= 1
+            assert comment, f"{name}: {match[1]}.{match[2]} has no comment"
+            assert PERMISSION.search(" ".join(comment)), f"{name}: {match[1]}.{match[2]}: no permission named"
+            checked += 1
+    assert checked >= 25
+
+
+
+# How docs/deploy.md names the member of each grant.
+DOC_ACCOUNTS = {
+    "${local.dbt_member}": "PREFIX-dbt-job",
+    "${local.build_member}": "PREFIX-fn-build",
+    "${local.gcs_agent}": "service-NUMBER@gs-project-accounts",
+    "${local.eventarc_agent}": "service-NUMBER@gcp-sa-eventarc",
+    "${local.pubsub_agent}": "service-NUMBER@gcp-sa-pubsub",
+}
+
+
+def _doc_account(member: str) -> str:
+    match = re.fullmatch(r'\$\{local\.function_members\["(\w+)"\]\}', member)
+    return f"PREFIX-fn-{match[1]}" if match else DOC_ACCOUNTS[member]
+
+
+def _granted(tf: dict) -> set[tuple[str, str]]:
+    """(account as the docs name it, role) of every IAM grant in terraform/."""
+    pairs = set()
+    for (rtype, _), body in tf["resource"].items():
+        if not rtype.endswith("_iam_member"):
+            continue
+        members = body["for_each"].values() if body["member"] == "${each.value}" else [body["member"]]
+        pairs |= {(_doc_account(m), body["role"]) for m in members}
+    return pairs
+
+
+def _documented() -> set[tuple[str, str]]:
+    text = (REPO / "docs" / "deploy.md").read_text()
+    section = text.split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and "`roles/" in line]
+    assert rows, "docs/deploy.md has no component/role table"
+    pairs = set()
+    for component, account, role, calls in rows:
+        assert component.strip() and "`" in calls, (component, calls)  # every row names the calls
+        pairs.add((account.strip().strip("`"), re.search(r"`(roles/[\w.]+)`", role)[1]))
+    return pairs
+
+
+def test_deploy_doc_role_table_matches_the_grants(tf):
+    granted, documented = _granted(tf), _documented()
+    assert granted - documented == set(), "granted in terraform/ but not in docs/deploy.md"
+    assert documented - granted == set(), "in docs/deploy.md but not granted in terraform/"
 
 # --- names and settings -------------------------------------------------------------------------
 
@@ -317,6 +530,7 @@ def test_outputs_and_versions(tf):
     providers = versions["required_providers"][0]
     assert providers["google"]["version"].startswith("~> 6.")
     assert providers["google-beta"]["version"].startswith("~> 6.")
+    assert providers["time"]["source"] == "hashicorp/time" and providers["time"]["version"].startswith("~> 0.")
     backend = versions["backend"][0]["gcs"]
     assert "bucket" not in backend, "the state bucket is passed at init (-backend-config)"
 
