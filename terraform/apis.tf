@@ -1,19 +1,21 @@
 # APIs the deployment uses. They stay enabled on destroy (other workloads may use them).
 
 locals {
-  required_apis = toset([
+  required_apis = toset(concat([
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "eventarc.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
-  ])
+  ], local.cmek_enabled ? ["cloudkms.googleapis.com"] : []))
 }
 
 resource "google_project_service" "required" {

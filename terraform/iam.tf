@@ -108,6 +108,22 @@ resource "google_storage_bucket_iam_member" "transform_writes_claims" {
   }
 }
 
+# The sweep compares the landing bucket with the manifests: it lists the workbooks and reads each
+# one's metadata to re-deliver its finalize event (storage.objects.list, storage.objects.get).
+resource "google_storage_bucket_iam_member" "sweep_reads_landing" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectViewer"
+  member = local.function_members["sweep"]
+}
+
+# The sweep lists the lake's manifests and objects to find what the ledger lacks
+# (storage.objects.list, storage.objects.get).
+resource "google_storage_bucket_iam_member" "sweep_reads_lake" {
+  bucket = google_storage_bucket.lake.name
+  role   = "roles/storage.objectViewer"
+  member = local.function_members["sweep"]
+}
+
 # Function builds read the uploaded bundle (storage.objects.get).
 resource "google_storage_bucket_iam_member" "functions_build_reads_sources" {
   bucket = google_storage_bucket.function_sources.name
@@ -172,6 +188,21 @@ resource "google_bigquery_dataset_iam_member" "dbt_writes_analytics" {
   member     = local.dbt_member
 }
 
+# The sweep reads the manifests in raw.batches (bigquery.tables.getData) ...
+resource "google_bigquery_dataset_iam_member" "sweep_reads_raw" {
+  dataset_id = google_bigquery_dataset.raw.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = local.function_members["sweep"]
+}
+
+# ... and the ledger and transform_runs, to find objects never loaded and batches never
+# transformed or stuck (bigquery.tables.getData). It changes nothing itself: it re-drives.
+resource "google_bigquery_dataset_iam_member" "sweep_reads_pipeline" {
+  dataset_id = google_bigquery_dataset.pipeline.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = local.function_members["sweep"]
+}
+
 # Every query, DML, transaction and load job is a job in the project: bigquery.jobs.create exists
 # only at project level. roles/bigquery.jobUser holds nothing else that matters here (no
 # bigquery.datasets.create: datasets and tables come from Terraform).
@@ -179,6 +210,7 @@ resource "google_project_iam_member" "bigquery_job_user" {
   for_each = {
     load      = local.function_members["load"]
     transform = local.function_members["transform"]
+    sweep     = local.function_members["sweep"]
   }
 
   project = var.project_id
@@ -200,6 +232,14 @@ resource "google_pubsub_topic_iam_member" "load_publishes" {
   topic  = google_pubsub_topic.partition_loaded.name
   role   = "roles/pubsub.publisher"
   member = local.function_members["load"]
+}
+
+# The sweep re-publishes "partition loaded" for complete batches never transformed
+# (pubsub.topics.publish).
+resource "google_pubsub_topic_iam_member" "sweep_publishes" {
+  topic  = google_pubsub_topic.partition_loaded.name
+  role   = "roles/pubsub.publisher"
+  member = local.function_members["sweep"]
 }
 
 # --- Service agents ------------------------------------------------------------------------
@@ -252,8 +292,9 @@ resource "google_service_account_iam_member" "pubsub_agent_token_creator" {
 
 # --- Eventarc and invocation ---------------------------------------------------------------
 
-# The trigger identities of the storage-triggered functions receive events
-# (eventarc.events.receiveEvent; a project-level role only).
+# The trigger identities of the storage-triggered functions receive events, the load identity
+# also for the landing-removed (retract) trigger (eventarc.events.receiveEvent; a project-level
+# role only).
 resource "google_project_iam_member" "event_receiver" {
   for_each = {
     ingest = local.function_members["ingest"]
@@ -274,7 +315,8 @@ resource "google_cloud_run_v2_service_iam_member" "ingest_invoker" {
   member   = local.function_members["ingest"]
 }
 
-# The load trigger's push requests (run.routes.invoke).
+# The load triggers' push requests: lake object finalized, landing object archived (retract)
+# (run.routes.invoke).
 resource "google_cloud_run_v2_service_iam_member" "load_invoker" {
   name     = google_cloudfunctions2_function.load.service_config[0].service
   location = var.region
@@ -288,6 +330,31 @@ resource "google_cloud_run_v2_service_iam_member" "transform_invoker" {
   location = var.region
   role     = "roles/run.invoker"
   member   = local.function_members["transform"]
+}
+
+# Cloud Scheduler calls the sweep with an OIDC token of the sweep identity (run.routes.invoke).
+resource "google_cloud_run_v2_service_iam_member" "sweep_invoker" {
+  name     = google_cloudfunctions2_function.sweep.service_config[0].service
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = local.function_members["sweep"]
+}
+
+# The sweep re-delivers missed storage events to ingest and load over HTTP, as Eventarc would
+# (run.routes.invoke on their Cloud Run services).
+resource "google_cloud_run_v2_service_iam_member" "sweep_invokes_ingest" {
+  name     = google_cloudfunctions2_function.ingest.service_config[0].service
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = local.function_members["sweep"]
+}
+
+# (run.routes.invoke, as above.)
+resource "google_cloud_run_v2_service_iam_member" "sweep_invokes_load" {
+  name     = google_cloudfunctions2_function.load.service_config[0].service
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = local.function_members["sweep"]
 }
 
 # --- Cloud Run job -------------------------------------------------------------------------
