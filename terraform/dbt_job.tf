@@ -3,12 +3,14 @@
 # months in the execution overrides; the job runs `dbt build --target prod` (dbt/Dockerfile).
 
 resource "google_artifact_registry_repository" "images" {
-  #checkov:skip=CKV_GCP_84:Google-managed encryption keys; the images hold public code only. Set kms_key_name if your policy requires CMEK.
   repository_id = local.artifact_repository_id
   location      = var.region
   format        = "DOCKER"
   description   = "dbt job image and Cloud Functions build images of the retail pipeline."
   labels        = local.labels
+
+  # CMEK when var.cmek is set (kms.tf); null keeps Google-managed keys. Fixed at creation.
+  kms_key_name = local.cmek_enabled ? local.kms_key : null
 
   cleanup_policy_dry_run = false
 
@@ -30,7 +32,7 @@ resource "google_artifact_registry_repository" "images" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.artifactregistry_agent]
 }
 
 resource "google_cloud_run_v2_job" "dbt" {
@@ -73,8 +75,9 @@ resource "google_cloud_run_v2_job" "dbt" {
 
   depends_on = [
     google_bigquery_dataset_iam_member.dbt_reads_raw,
-    google_bigquery_dataset_iam_member.dbt_reads_pipeline,
+    google_bigquery_dataset_iam_member.dbt_writes_pipeline,
     google_bigquery_dataset_iam_member.dbt_writes_analytics,
     google_project_iam_member.dbt_runs_jobs,
+    google_bigquery_table.transform_runs,
   ]
 }

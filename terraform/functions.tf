@@ -57,9 +57,7 @@ resource "google_cloudfunctions2_function" "ingest" {
   }
 
   depends_on = [
-    google_project_iam_member.gcs_agent_publishes_events,
-    google_project_iam_member.event_receiver,
-    google_project_service_identity.eventarc,
+    time_sleep.agents_ready,
     google_storage_bucket_iam_member.ingest_reads_landing,
     google_storage_bucket_iam_member.ingest_writes_rejected_reports,
     google_storage_bucket_iam_member.ingest_writes_lake,
@@ -116,12 +114,14 @@ resource "google_cloudfunctions2_function" "load" {
   }
 
   depends_on = [
-    google_project_iam_member.gcs_agent_publishes_events,
-    google_project_iam_member.event_receiver,
-    google_project_service_identity.eventarc,
+    time_sleep.agents_ready,
     google_storage_bucket_iam_member.load_reads_lake,
     google_bigquery_dataset_iam_member.load_writes_raw,
     google_bigquery_dataset_iam_member.load_writes_pipeline,
+    google_bigquery_table.sales_lines,
+    google_bigquery_table.quarantine,
+    google_bigquery_table.batches,
+    google_bigquery_table.load_ledger,
     google_pubsub_topic_iam_member.load_publishes,
     google_project_iam_member.bigquery_job_user,
     google_project_iam_member.functions_build,
@@ -167,8 +167,14 @@ resource "google_cloudfunctions2_function" "transform" {
   }
 
   depends_on = [
+    time_sleep.agents_ready,
+    google_storage_bucket_iam_member.transform_reads_lake,
+    google_storage_bucket_iam_member.transform_writes_claims,
     google_bigquery_dataset_iam_member.transform_reads_raw,
     google_bigquery_dataset_iam_member.transform_writes_pipeline,
+    google_bigquery_table.batches,
+    google_bigquery_table.load_ledger,
+    google_bigquery_table.transform_runs,
     google_cloud_run_v2_job_iam_member.transform_runs_dbt,
     google_project_iam_member.bigquery_job_user,
     google_project_iam_member.functions_build,

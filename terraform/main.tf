@@ -4,7 +4,11 @@
 #     --> BigQuery raw tables + Pub/Sub "partition-loaded" --push subscription--> transform
 #     --> one Cloud Run job execution (dbt build) per complete batch --> analytics marts --> Looker Studio
 #
-# Files by concern: apis.tf, storage.tf, bigquery.tf, pubsub.tf, iam.tf, functions.tf, dbt_job.tf.
+#   Cloud Scheduler --daily--> sweep (re-drives what the events missed); landing object archived
+#     (deleted by a person) --Eventarc--> load (retract)
+#
+# Files by concern: apis.tf, storage.tf, bigquery.tf, pubsub.tf, iam.tf, functions.tf, dbt_job.tf,
+# sweep.tf, monitoring.tf, kms.tf.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -29,13 +33,14 @@ locals {
     ingest    = "${local.prefix}-ingest"
     load      = "${local.prefix}-load"
     transform = "${local.prefix}-transform"
+    sweep     = "${local.prefix}-sweep"
   }
 
   dbt_job_name = "${local.prefix}-dbt"
 
   artifact_repository_id = coalesce(var.artifact_registry.repository_id, "${local.prefix}-images")
 
-  # The pipeline's settings (src/retail_pipeline/config.py), the same for the three functions.
+  # The pipeline's settings (src/retail_pipeline/config.py), the same for every function.
   function_env = {
     RETAIL_PIPELINE_HOME        = "/tmp/retail-pipeline"
     RETAIL_PIPELINE_LANDING     = "gs://${local.bucket_names.landing}"

@@ -79,7 +79,34 @@ output "function_names" {
     ingest    = google_cloudfunctions2_function.ingest.name
     load      = google_cloudfunctions2_function.load.name
     transform = google_cloudfunctions2_function.transform.name
+    sweep     = google_cloudfunctions2_function.sweep.name
   }
+}
+
+output "sweep_schedule" {
+  description = "Cloud Scheduler job that calls the sweep function, and its schedule (run it now: gcloud scheduler jobs run NAME --location REGION)."
+  value = {
+    job      = google_cloud_scheduler_job.sweep.name
+    schedule = google_cloud_scheduler_job.sweep.schedule
+  }
+}
+
+output "alert_policies" {
+  description = "Cloud Monitoring alert policies (failed dbt runs, dead letters, function errors) and the notification channel they use, if any."
+  value = {
+    dbt_failed      = google_monitoring_alert_policy.dbt_failed.name
+    dead_letters    = google_monitoring_alert_policy.dead_letters.name
+    function_errors = google_monitoring_alert_policy.function_errors.name
+    channels        = local.notification_channels
+  }
+}
+
+output "kms_keys" {
+  description = "Cloud KMS keys in use (null when var.cmek is off): for the buckets, topics and registry, and for the BigQuery datasets."
+  value = local.cmek_enabled ? {
+    regional = local.kms_key
+    bigquery = local.kms_key_bigquery
+  } : null
 }
 
 output "dbt_job_name" {

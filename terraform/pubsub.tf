@@ -7,19 +7,23 @@
 # `gcloud pubsub subscriptions seek`, the replay runbook) are all explicit.
 
 resource "google_pubsub_topic" "partition_loaded" {
-  #checkov:skip=CKV_GCP_83:Google-managed encryption keys; messages carry batch ids and counts only. Set kms_key_name if your policy requires CMEK.
   name   = var.topic_name
   labels = local.labels
 
-  depends_on = [google_project_service.required]
+  # CMEK when var.cmek is set (kms.tf); null keeps Google-managed keys.
+  kms_key_name = local.cmek_enabled ? local.kms_key : null
+
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.pubsub_agent]
 }
 
 resource "google_pubsub_topic" "partition_loaded_dead_letter" {
-  #checkov:skip=CKV_GCP_83:Google-managed encryption keys; messages carry batch ids and counts only. Set kms_key_name if your policy requires CMEK.
   name   = "${var.topic_name}-dead-letter"
   labels = local.labels
 
-  depends_on = [google_project_service.required]
+  # CMEK when var.cmek is set (kms.tf); null keeps Google-managed keys.
+  kms_key_name = local.cmek_enabled ? local.kms_key : null
+
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.pubsub_agent]
 }
 
 resource "google_pubsub_subscription" "transform" {

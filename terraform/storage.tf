@@ -1,6 +1,7 @@
 # Buckets: landing (workbooks dropped by people), lake (partitioned Parquet + manifests written by
 # ingest), function sources (the packaged function bundles). All private: uniform bucket-level
-# access, public access prevention enforced, no ACLs.
+# access, public access prevention enforced, no ACLs. With var.cmek set, each has a default
+# Cloud KMS key (kms.tf); otherwise Google-managed keys.
 
 resource "google_storage_bucket" "landing" {
   #checkov:skip=CKV_GCP_62:Access is audited by Data Access audit logs for Cloud Storage (google_project_iam_audit_config.storage in iam.tf) instead of usage-log buckets.
@@ -13,24 +14,20 @@ resource "google_storage_bucket" "landing" {
   labels                      = local.labels
 
   # A re-uploaded workbook is a new generation; the old one stays for noncurrent_retention_days.
+  # Deleting a workbook archives it (the google.cloud.storage.object.v1.archived event retracts its
+  # rows, sweep.tf) and it can be restored from its noncurrent version within that time.
   versioning {
     enabled = true
   }
 
-  # Landing objects are inputs: once ingested, the lake holds the data.
-  lifecycle_rule {
-    condition {
-      age = var.buckets.landing_retention_days
-    }
-    action {
-      type = "Delete"
-    }
-  }
+  # No rule deletes live workbooks: `reprocess` re-reads them, and a lifecycle deletion would be
+  # indistinguishable from a person deleting the file (it would retract the source's rows).
 
-  # Error reports of rejected files (written by ingest under rejected/) expire sooner.
+  # Error reports of rejected files (written by ingest under rejected/) quote raw source rows:
+  # they have a retention of their own.
   lifecycle_rule {
     condition {
-      age            = var.buckets.rejected_retention_days
+      age            = var.buckets.raw_rows_retention_days
       matches_prefix = ["rejected/"]
     }
     action {
@@ -47,7 +44,22 @@ resource "google_storage_bucket" "landing" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  dynamic "encryption" {
+    for_each = local.cmek_enabled ? [local.kms_key] : []
+
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.cmek_enabled ? strcontains(local.kms_key, "/locations/${var.region}/") : true
+      error_message = "cmek.kms_key_name must be a key in var.region: buckets need a key in their own location."
+    }
+  }
+
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.gcs_agent]
 }
 
 resource "google_storage_bucket" "lake" {
@@ -65,6 +77,17 @@ resource "google_storage_bucket" "lake" {
     enabled = true
   }
 
+  # Quarantine Parquet keeps the raw text of rows that could not be typed: a retention of its own.
+  lifecycle_rule {
+    condition {
+      age            = var.buckets.raw_rows_retention_days
+      matches_prefix = ["quarantine/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = var.buckets.noncurrent_retention_days
@@ -74,7 +97,22 @@ resource "google_storage_bucket" "lake" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  dynamic "encryption" {
+    for_each = local.cmek_enabled ? [local.kms_key] : []
+
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.cmek_enabled ? strcontains(local.kms_key, "/locations/${var.region}/") : true
+      error_message = "cmek.kms_key_name must be a key in var.region: buckets need a key in their own location."
+    }
+  }
+
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.gcs_agent]
 }
 
 resource "google_storage_bucket" "function_sources" {
@@ -110,7 +148,22 @@ resource "google_storage_bucket" "function_sources" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  dynamic "encryption" {
+    for_each = local.cmek_enabled ? [local.kms_key] : []
+
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.cmek_enabled ? strcontains(local.kms_key, "/locations/${var.region}/") : true
+      error_message = "cmek.kms_key_name must be a key in var.region: buckets need a key in their own location."
+    }
+  }
+
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.gcs_agent]
 }
 
 # One zip per function: main.py, requirements.txt and a copy of the shared package

@@ -16,6 +16,11 @@ terraform {
       source  = "hashicorp/google-beta"
       version = "~> 6.10"
     }
+    # time_sleep: the first-apply wait for service agents and IAM propagation (apis.tf).
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.12"
+    }
   }
 
   backend "gcs" {

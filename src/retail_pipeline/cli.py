@@ -207,8 +207,8 @@ def status(click_ctx: click.Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("what", type=click.Choice(["bigquery-json", "dbt-sources", "arrow"]))
-@click.option("--table", type=click.Choice(["sales_lines", "quarantine", "batches"]), default="sales_lines",
-              show_default=True)
+@click.option("--table", type=click.Choice(["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs"]),
+              default="sales_lines", show_default=True)
 def schema(what: str, table: str) -> None:
     """Print a schema generated from the single definition (BigQuery JSON, dbt sources, Arrow)."""
     from . import schema as s

@@ -36,6 +36,7 @@ def _c(name: str, kind: str, required: bool, description: str) -> Column:
     arrow, bq, ddb = {
         "string": (pa.string(), "STRING", "VARCHAR"),
         "int": (pa.int64(), "INT64", "BIGINT"),
+        "float": (pa.float64(), "FLOAT64", "DOUBLE"),
         "price": (pa.decimal128(18, PRICE_SCALE), f"NUMERIC(18, {PRICE_SCALE})", f"DECIMAL(18, {PRICE_SCALE})"),
         "datetime": (pa.timestamp("us"), "DATETIME", "TIMESTAMP"),
         "date": (pa.date32(), "DATE", "DATE"),
@@ -94,6 +95,41 @@ BATCHES = [
 
 TABLES = {"sales_lines": SALES_LINES, "quarantine": QUARANTINE, "batches": BATCHES}
 
+# The pipeline dataset's bookkeeping tables (created by Terraform, looked up at runtime; both
+# clustered by batch_id). Not raw tables: TABLES above stays the raw dataset's list.
+LOAD_LEDGER = [
+    _c("batch_id", "string", True, "Batch the lake object belongs to."),
+    _c("source_uri", "string", True, "Landing object of the batch."),
+    _c("source_generation", "int", True, "Generation of the landing object."),
+    _c("kind", "string", True, "What the lake object holds: 'sales', 'quarantine' or 'manifest'."),
+    _c("partition", "string", True, "Lake partition of the object (its invoice month; empty when the object has none)."),
+    _c("object_uri", "string", True, "Lake object that was applied."),
+    _c("object_generation", "int", True, "Generation of the lake object that was applied."),
+    _c("rows", "int", True, "Rows the object put into its raw table."),
+    _c("loaded_at", "timestamp", True, "When the load's transaction committed (UTC)."),
+    _c("load_token", "string", False, "Token unique to the load attempt that applied the object."),
+]
+
+TRANSFORM_RUNS = [
+    _c("batch_id", "string", True, "Batch the dbt run is for."),
+    _c("claim_key", "string", True, "Claim key: 'initial', or the replay key that asked for another run."),
+    _c("state", "string", True, "'running' from the claim until the run records its outcome (e.g. 'success', 'started', 'failed')."),
+    _c("started_at", "timestamp", True, "When the claim was taken (UTC)."),
+    _c("finished_at", "timestamp", False, "When the run recorded its outcome (UTC); null while running."),
+    _c("tests_passed", "int", False, "dbt tests that passed."),
+    _c("tests_failed", "int", False, "dbt tests that failed."),
+    _c("models_built", "int", False, "dbt models built."),
+    _c("seconds", "float", False, "Duration of the run in seconds."),
+    _c("error", "string", False, "Why the run failed; null on success."),
+    _c("claim_token", "string", False, "Token unique to the claim attempt that won."),
+    _c("execution", "string", False, "Cloud Run job execution that ran dbt (projects/.../executions/...); null in-process."),
+]
+
+PIPELINE_TABLES = {"load_ledger": LOAD_LEDGER, "transform_runs": TRANSFORM_RUNS}
+
+#: Every table whose schema this module defines (what `schema bigquery-json --table` accepts).
+ALL_TABLES = {**TABLES, **PIPELINE_TABLES}
+
 LINE_TYPES = {
     "sale": "A product sold on a regular invoice.",
     "cancellation": "A line of a 'C' invoice: goods returned or an order cancelled (negative quantity).",
@@ -126,18 +162,18 @@ QUARANTINE_REASONS = {
 
 def arrow_schema(table: str) -> pa.Schema:
     """The Arrow schema of a table, with non-null fields for required columns."""
-    return pa.schema([pa.field(c.name, c.arrow, nullable=not c.required) for c in TABLES[table]])
+    return pa.schema([pa.field(c.name, c.arrow, nullable=not c.required) for c in ALL_TABLES[table]])
 
 
 def duckdb_ddl(table: str, qualified_name: str) -> str:
-    cols = ",\n  ".join(f"{c.name} {c.duckdb}{' NOT NULL' if c.required else ''}" for c in TABLES[table])
+    cols = ",\n  ".join(f"{c.name} {c.duckdb}{' NOT NULL' if c.required else ''}" for c in ALL_TABLES[table])
     return f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n  {cols}\n)"
 
 
 def bigquery_json(table: str) -> list[dict]:
     """BigQuery JSON schema (as `bq` and Terraform's google_bigquery_table take it)."""
     out = []
-    for c in TABLES[table]:
+    for c in ALL_TABLES[table]:
         field = {"name": c.name, "type": c.bigquery.split("(")[0], "mode": c.bigquery_mode, "description": c.description}
         if "(" in c.bigquery:
             precision, scale = c.bigquery.split("(")[1].rstrip(")").split(",")

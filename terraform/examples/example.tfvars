@@ -14,8 +14,15 @@ bigquery = {
 }
 
 buckets = {
-  landing_retention_days  = 90
-  rejected_retention_days = 30
+  raw_rows_retention_days = 30 # quarantine/ and rejected/ reports keep raw rows
+}
+
+alerts = {
+  email = "data-oncall@example.com" # empty: no notification channel
+}
+
+sweep = {
+  schedule = "0 3 * * *" # daily, like the original batch pipeline
 }
 
 functions = {
