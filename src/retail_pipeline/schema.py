@@ -165,9 +165,12 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.arrow, nullable=not c.required) for c in ALL_TABLES[table]])
 
 
-def duckdb_ddl(table: str, qualified_name: str) -> str:
-    cols = ",\n  ".join(f"{c.name} {c.duckdb}{' NOT NULL' if c.required else ''}" for c in ALL_TABLES[table])
-    return f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n  {cols}\n)"
+def duckdb_ddl(table: str, qualified_name: str, primary_key: tuple[str, ...] = ()) -> str:
+    cols = [f"{c.name} {c.duckdb}{' NOT NULL' if c.required else ''}" for c in ALL_TABLES[table]]
+    if primary_key:
+        cols.append(f"PRIMARY KEY ({', '.join(primary_key)})")
+    body = ",\n  ".join(cols)
+    return f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n  {body}\n)"
 
 
 def bigquery_json(table: str) -> list[dict]:

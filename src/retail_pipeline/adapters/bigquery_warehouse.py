@@ -45,26 +45,11 @@ from ..config import Faults
 from ..faults import maybe_crash
 from ..ports import (BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, PreconditionFailed,
                      TransformResult)
-from ..schema import TABLES, bigquery_json
+from ..schema import PIPELINE_TABLES, TABLES, bigquery_json
 from . import batch_sql
 
 RAW_TABLES = {"sales": "sales_lines", "quarantine": "quarantine", "manifest": "batches"}
 CLAIMS_PREFIX = "_claims/transform/"
-
-LEDGER_SCHEMA = [
-    ("batch_id", "STRING", "REQUIRED"), ("source_uri", "STRING", "REQUIRED"),
-    ("source_generation", "INT64", "REQUIRED"), ("kind", "STRING", "REQUIRED"), ("partition", "STRING", "REQUIRED"),
-    ("object_uri", "STRING", "REQUIRED"), ("object_generation", "INT64", "REQUIRED"), ("rows", "INT64", "REQUIRED"),
-    ("loaded_at", "TIMESTAMP", "REQUIRED"), ("load_token", "STRING", "NULLABLE"),
-]
-RUNS_SCHEMA = [
-    ("batch_id", "STRING", "REQUIRED"), ("claim_key", "STRING", "REQUIRED"), ("state", "STRING", "REQUIRED"),
-    ("started_at", "TIMESTAMP", "REQUIRED"), ("finished_at", "TIMESTAMP", "NULLABLE"),
-    ("tests_passed", "INT64", "NULLABLE"), ("tests_failed", "INT64", "NULLABLE"), ("models_built", "INT64", "NULLABLE"),
-    ("seconds", "FLOAT64", "NULLABLE"), ("error", "STRING", "NULLABLE"), ("claim_token", "STRING", "NULLABLE"),
-    ("execution", "STRING", "NULLABLE"),
-]
-
 
 def sql_literal(value) -> str:
     """A GoogleSQL literal. Scripts are inlined because the emulator passes no query parameters into
@@ -142,9 +127,8 @@ class BigQueryWarehouse:
             elif name == "quarantine":
                 table.clustering_fields = ["batch_id"]
             self.client.create_table(table, exists_ok=True, timeout=self.timeout)
-        for name, cols in (("load_ledger", LEDGER_SCHEMA), ("transform_runs", RUNS_SCHEMA)):
-            schema = [bigquery.SchemaField(n, t, mode=m) for n, t, m in cols]
-            table = bigquery.Table(f"{self.project}.{self.pipeline}.{name}", schema=schema)
+        for name in PIPELINE_TABLES:
+            table = bigquery.Table(f"{self.project}.{self.pipeline}.{name}", schema=self.raw_schema(name))
             table.clustering_fields = ["batch_id"]
             self.client.create_table(table, exists_ok=True, timeout=self.timeout)
 

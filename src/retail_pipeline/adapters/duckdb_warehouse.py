@@ -22,15 +22,6 @@ from ..schema import duckdb_ddl
 from . import batch_sql
 
 RAW_TABLES = {"sales": "raw.sales_lines", "quarantine": "raw.quarantine", "manifest": "raw.batches"}
-LEDGER = """CREATE TABLE IF NOT EXISTS pipeline.load_ledger (
-  batch_id VARCHAR NOT NULL, source_uri VARCHAR NOT NULL, source_generation BIGINT NOT NULL,
-  kind VARCHAR NOT NULL, partition VARCHAR NOT NULL, object_uri VARCHAR NOT NULL,
-  object_generation BIGINT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL,
-  PRIMARY KEY (batch_id, kind, partition))"""
-RUNS = """CREATE TABLE IF NOT EXISTS pipeline.transform_runs (
-  batch_id VARCHAR NOT NULL, claim_key VARCHAR NOT NULL, state VARCHAR NOT NULL,
-  started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ, tests_passed INTEGER, tests_failed INTEGER,
-  models_built INTEGER, seconds DOUBLE, error VARCHAR, execution VARCHAR, PRIMARY KEY (batch_id, claim_key))"""
 TABLES = batch_sql.Tables("raw.batches", "pipeline.load_ledger", "pipeline.transform_runs", lambda name: f'"{name}"')
 
 
@@ -74,9 +65,9 @@ class DuckDBWarehouse:
             con.execute(duckdb_ddl("sales_lines", "raw.sales_lines"))
             con.execute(duckdb_ddl("quarantine", "raw.quarantine"))
             con.execute(duckdb_ddl("batches", "raw.batches"))
-            con.execute(LEDGER)
-            con.execute(RUNS)
-            con.execute("ALTER TABLE pipeline.transform_runs ADD COLUMN IF NOT EXISTS execution VARCHAR")
+            # the primary keys make a repeated load or claim a conflict (DuckDB enforces them; BigQuery has none)
+            con.execute(duckdb_ddl("load_ledger", "pipeline.load_ledger", ("batch_id", "kind", "partition")))
+            con.execute(duckdb_ddl("transform_runs", "pipeline.transform_runs", ("batch_id", "claim_key")))
 
     def load_object(self, req: LoadRequest) -> LoadResult:
         with tempfile.TemporaryDirectory(prefix="lake-") as tmp:
@@ -116,7 +107,8 @@ class DuckDBWarehouse:
                 if rows != req.rows:
                     raise ValueError(f"{req.object_uri}: holds {rows} rows, its metadata says {req.rows}")
                 con.execute(
-                    "INSERT INTO pipeline.load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    "INSERT INTO pipeline.load_ledger (batch_id, source_uri, source_generation, kind, partition, "
+                    "object_uri, object_generation, rows, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
                     [req.batch_id, req.source_uri, req.source_generation, req.kind, req.partition, req.object_uri,
                      req.object_generation, rows],
                 )
