@@ -180,6 +180,7 @@ def test_check_follows_the_resource_hierarchy_and_conditions(rmap):
     landing = "projects/_/buckets/t-landing"
     allowed = policy.check(ingest, "storage.objects.create", f"{landing}/objects/rejected/2011.xlsx.json")
     assert allowed.allowed and "google_storage_bucket_iam_member.reports" in allowed.granted_by
+    assert allowed.binding == "google_storage_bucket_iam_member.reports"
     assert not policy.check(ingest, "storage.objects.create", f"{landing}/objects/2011.xlsx").allowed
     assert not policy.check(ingest, "storage.objects.list", landing).allowed  # a bucket is not under rejected/
     raw_table = f"projects/{PROJECT}/datasets/t_raw/tables/sales_lines"

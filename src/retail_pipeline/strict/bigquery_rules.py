@@ -21,7 +21,7 @@ Mapped (``/bigquery/v2/projects/P/...``; permissions as Google documents them pe
   the sources and the destination as above.
 - jobs.get / getQueryResults / cancel: allowed to the job's creator (as in BigQuery); anyone else
   needs ``bigquery.jobs.get`` / ``bigquery.jobs.update`` on the project. The creator may also read
-  the query's results table (the emulator's anonymous dataset). Creators are remembered by this
+  the query's results table (in an anonymous dataset, ``_...``). Creators are remembered by this
   gateway only (a job made before it started needs ``bigquery.jobs.get``).
 
 Load jobs from uploaded files: media and multipart uploads are mapped like jobs.insert; resumable
@@ -134,7 +134,13 @@ class BigQueryRules:
             need = Need(permission, f"{project_name(project)}/jobs/{job}", "creator of the job")
         else:
             need = Need(permission, project_name(project))
-        return ctx.authorize(req, [need]) or ctx.forward(req)
+        denied = ctx.authorize(req, [need])
+        if denied is not None:
+            return denied
+        reply = ctx.forward(req)
+        if need.granted_by is not None and what == "jobs":  # the creator may read the results table it names
+            self._remember_results(reply, project, req.account)
+        return reply
 
     def _job_lock(self, project: str, job: str) -> threading.Lock:
         with self._guard:
@@ -174,16 +180,21 @@ class BigQueryRules:
     def _record(self, req: Request, reply: Reply, project: str) -> Reply:
         """Remember who created the job the emulator accepted, and its results table."""
         if 200 <= reply.status < 300:
-            answer = reply.json()
-            job_id = (answer.get("jobReference") or {}).get("jobId")
-            with self._guard:
-                if job_id:
+            job_id = (reply.json().get("jobReference") or {}).get("jobId")
+            if job_id:
+                with self._guard:
                     self._owners[(project, job_id)] = req.account
-                dest = _table_of(((answer.get("configuration") or {}).get("query") or {}).get("destinationTable")
-                                 or {}, project)
-                if dest:
-                    self._results[table_name(*dest)] = req.account
+            self._remember_results(reply, project, req.account)
         return reply
+
+    def _remember_results(self, reply: Reply, project: str, account: str) -> None:
+        if not 200 <= reply.status < 300:
+            return
+        query = (reply.json().get("configuration") or {}).get("query") or {}
+        dest = _table_of(query.get("destinationTable") or {}, project)
+        if dest and dest[1].startswith("_"):  # an anonymous results dataset, not a table the caller named
+            with self._guard:
+                self._results[table_name(*dest)] = account
 
     @staticmethod
     def _upload_metadata(req: Request) -> dict:

@@ -59,7 +59,7 @@ class Context:
             decision = (Decision(True, need.granted_by) if need.granted_by is not None
                         else self.policy.check(req.account, need.permission, need.resource))
             self.audit.write(req.account, req.method, req.path, need.permission, need.resource, decision.allowed,
-                             decision.granted_by)
+                             decision.granted_by, decision.binding)
             if not decision.allowed:
                 return error_reply(403, "forbidden", denied_message(req.account, need.permission, need.resource))
         return None

@@ -76,7 +76,7 @@ def denied_message(account: str, permission: str, resource: str) -> str:
 
 class AuditLog:
     """Appends one JSON line per decision: time, service, account, method, path, permission, resource,
-    allowed, granted_by."""
+    allowed, granted_by, binding (the Terraform address of the grant, when one granted it)."""
 
     def __init__(self, path: Path, service: str) -> None:
         self.path = Path(path)
@@ -85,10 +85,10 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, account: str | None, method: str, path: str, permission: str | None, resource: str | None,
-              allowed: bool, granted_by: str | None) -> None:
+              allowed: bool, granted_by: str | None, binding: str | None = None) -> None:
         line = json.dumps({"time": datetime.now(timezone.utc).isoformat(), "service": self.service,
                            "account": account, "method": method, "path": path, "permission": permission,
-                           "resource": resource, "allowed": allowed, "granted_by": granted_by})
+                           "resource": resource, "allowed": allowed, "granted_by": granted_by, "binding": binding})
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 

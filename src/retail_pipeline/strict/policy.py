@@ -31,6 +31,7 @@ _REF = re.compile(r"\$\{([^}]*)\}")
 class Decision:
     allowed: bool
     granted_by: str | None  #: e.g. ``roles/storage.objectUser on projects/_/buckets/b (google_..._iam_member.x)``
+    binding: str | None = None  #: the Terraform address of the granting binding (``google_..._iam_member.x``)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Policy:
             for grant in self._by_key.get((email, scope), ()):
                 if permission in grant.permissions and (grant.name_prefix is None
                                                         or resource.startswith(grant.name_prefix)):
-                    return Decision(True, grant.describe())
+                    return Decision(True, grant.describe(), grant.binding.address)
         return Decision(False, None)
 
     def grants_of(self, principal: str) -> list[Grant]:

@@ -129,7 +129,7 @@ class RunAdmin:
     def _authorize(self, req: Request, permission: str, resource: str) -> Reply | None:
         decision = self.policy.check(req.account, permission, resource)
         self.audit.write(req.account, req.method, req.path, permission, resource, decision.allowed,
-                         decision.granted_by)
+                         decision.granted_by, decision.binding)
         if decision.allowed:
             return None
         return error_reply(403, "forbidden", denied_message(req.account, permission, resource))
