@@ -13,7 +13,7 @@ from google.api_core import exceptions as gx
 from google.cloud import run_v2
 
 from retail_pipeline.cloudrun import BATCH_ENV, CloudRunJobTransformer, dbt_vars
-from retail_pipeline.strict.identity import ServiceAccountIdentity
+from retail_pipeline.identity import ServiceAccountIdentity
 from retail_pipeline.strict.policy import Policy
 from retail_pipeline.strict.resources import ResourceMap
 from retail_pipeline.strict.run_admin import JobDefinition, RunAdmin

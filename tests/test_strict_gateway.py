@@ -19,7 +19,7 @@ from google.api_core import exceptions as gx
 from google.cloud import bigquery, storage
 
 from retail_pipeline.strict.gateway import Gateway
-from retail_pipeline.strict.identity import ServiceAccountIdentity
+from retail_pipeline.identity import ServiceAccountIdentity
 from retail_pipeline.strict.policy import Policy
 from retail_pipeline.strict.resources import ResourceMap
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from retail_pipeline.strict.identity import ServiceAccountIdentity, account_from_authorization, token_for
+from retail_pipeline.identity import ServiceAccountIdentity, account_from_authorization, token_for
 from retail_pipeline.strict.policy import Policy, predefined_roles
 from retail_pipeline.strict.resources import ResourceMap
 from retail_pipeline.strict.sql_refs import table_uses
