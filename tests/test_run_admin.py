@@ -88,7 +88,7 @@ def _overridden(args: list[str], env: dict[str, str] | None = None) -> run_v2.Ru
 
 def test_the_transformer_starts_the_job_with_its_overrides_and_the_outcome_is_reported(snippet_admin, rmap, tmp_path):
     transformer = CloudRunJobTransformer(PROJECT, REGION, JOB, client=_jobs(snippet_admin, rmap, "transform"))
-    assert transformer.run("batch-7", ["2011-02", "2011-01"]).status == "started"
+    assert transformer.run(["batch-7"], ["2011-02", "2011-01"]).status == "started"
     (execution,) = snippet_admin.executions()
     assert execution.name.startswith(f"{JOB_NAME}/executions/{JOB}-")
     assert snippet_admin.wait(execution.name, timeout=60).state == "succeeded"
@@ -133,7 +133,7 @@ def test_overrides_need_run_with_overrides(snippet_admin, rmap):
 def test_terraform_lets_the_transform_start_the_dbt_job_with_overrides(rmap, tmp_path):
     with _admin(Policy.from_terraform(REPO / "terraform", rmap), tmp_path) as admin:
         transformer = CloudRunJobTransformer(PROJECT, REGION, JOB, client=_jobs(admin, rmap, "transform"))
-        assert transformer.run("batch-8", ["2011-03"]).status == "started"
+        assert transformer.run(["batch-8"], ["2011-03"]).status == "started"
         (execution,) = admin.executions()
         assert admin.wait(execution.name, timeout=60).state == "succeeded"
     rows = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]

@@ -11,6 +11,7 @@ import hcl2
 import pytest
 
 from retail_pipeline.identity import ServiceAccountIdentity, account_from_authorization, token_for
+from retail_pipeline.strict.hcl_expr import split_conditional
 from retail_pipeline.strict.policy import Policy, predefined_roles
 from retail_pipeline.strict.resources import ResourceMap
 from retail_pipeline.strict.sql_refs import table_uses
@@ -38,17 +39,24 @@ def _email(rmap: ResourceMap, who: str) -> str:
 # --- terraform/*.tf ---------------------------------------------------------------------------
 
 def _iam_grant_count() -> int:
-    """Grants as Terraform would create them: one per *_iam_member resource and for_each entry."""
-    count = 0
+    """Grants as Terraform would create them: one per *_iam_member resource and for_each entry (a map
+    literal, or ``local.NAME`` holding one); a ``count = flag ? 1 : 0`` grant counts once (flag on)."""
+    docs = []
     for path in TF.glob("*.tf"):
         with path.open() as handle:
-            doc = hcl2.load(handle)
+            docs.append(hcl2.load(handle))
+    local_maps = {name: value for doc in docs for block in doc.get("locals", []) for name, value in block.items()
+                  if isinstance(value, dict)}
+    count = 0
+    for doc in docs:
         for block in doc.get("resource", []):
             for rtype, named in block.items():
                 if not rtype.strip('"').endswith("_iam_member"):
                     continue
                 for body in named.values():
                     for_each = body.get("for_each")  # a map literal, or an expression string
+                    if isinstance(for_each, str) and for_each.startswith("${local."):
+                        for_each = local_maps[for_each[len("${local."):-1]]
                     count += len(for_each) if isinstance(for_each, dict) else 1
     return count
 
@@ -144,6 +152,107 @@ resource "google_bigquery_dataset_iam_binding" "raw_viewers" {
     for who in ("ingest", "dbt"):
         assert policy.check(_email(rmap, who), "bigquery.tables.getData", raw_table).allowed
     assert not policy.check(_email(rmap, "load"), "bigquery.tables.getData", raw_table).allowed
+
+
+def test_the_sweep_and_the_service_agents_have_their_terraform_grants(policy, rmap):
+    sa = f"{PROJECT}.iam.gserviceaccount.com"
+    assert rmap.email("sweep") == f"retail-fn-sweep@{sa}"  # account_id "${local.prefix}-fn-${each.key}"
+    assert rmap.email("eventarc_agent") == "service-000000000000@gcp-sa-eventarc.iam.gserviceaccount.com"
+    sweep, eventarc = rmap.email("sweep"), rmap.email("eventarc_agent")
+    services = f"projects/{PROJECT}/locations/europe-west1/services"
+    for service in ("retail-ingest", "retail-load", "retail-sweep"):
+        assert policy.check(sweep, "run.routes.invoke", f"{services}/{service}").allowed, service
+    assert not policy.check(sweep, "run.routes.invoke", f"{services}/retail-transform").allowed
+    assert policy.check(sweep, "storage.objects.list", "projects/_/buckets/t-landing").allowed
+    assert not policy.check(sweep, "storage.objects.create", "projects/_/buckets/t-landing/objects/x.xlsx").allowed
+    assert policy.check(sweep, "bigquery.tables.getData", f"projects/{PROJECT}/datasets/t_pipeline/tables/x").allowed
+    assert not policy.check(sweep, "bigquery.tables.updateData",
+                            f"projects/{PROJECT}/datasets/t_pipeline/tables/x").allowed
+    assert policy.check(sweep, "pubsub.topics.publish", f"projects/{PROJECT}/topics/partition-loaded").allowed
+    assert policy.check(eventarc, "pubsub.topics.create", f"projects/{PROJECT}").allowed
+    assert not policy.check(sweep, "pubsub.topics.create", f"projects/{PROJECT}").allowed
+
+
+def test_the_cmek_grants_are_read_on_the_keys_terraform_creates(policy, rmap):
+    data_key = f"projects/{PROJECT}/locations/europe-west1/keyRings/retail-keys/cryptoKeys/retail-data"
+    bigquery_key = f"projects/{PROJECT}/locations/europe/keyRings/retail-keys-bq/cryptoKeys/retail-data-bq"
+    assert rmap.email("bigquery_agent") == "bq-000000000000@bigquery-encryption.iam.gserviceaccount.com"
+    kms = {g.binding.address: (g.email, g.resource) for g in policy.grants if g.binding.address.startswith("google_kms")}
+    assert kms == {
+        "google_kms_crypto_key_iam_member.gcs_agent[0]": (rmap.email("gcs_agent"), data_key),
+        "google_kms_crypto_key_iam_member.pubsub_agent[0]": (rmap.email("pubsub_agent"), data_key),
+        "google_kms_crypto_key_iam_member.artifactregistry_agent[0]": (
+            "service-000000000000@gcp-sa-artifactregistry.iam.gserviceaccount.com", data_key),
+        "google_kms_crypto_key_iam_member.bigquery_agent[0]": (rmap.email("bigquery_agent"), bigquery_key),
+    }
+    assert policy.check(rmap.email("bigquery_agent"), "cloudkms.cryptoKeyVersions.useToEncrypt",
+                        f"{bigquery_key}/cryptoKeyVersions/1").allowed
+    assert not policy.check(rmap.email("gcs_agent"), "cloudkms.cryptoKeyVersions.useToEncrypt", bigquery_key).allowed
+    assert not policy.check(rmap.email("ingest"), "cloudkms.cryptoKeyVersions.useToDecrypt", data_key).allowed
+    # a BigQuery location that is also the key's region: one key for everything, as kms.tf has it
+    same = ResourceMap.for_chain(PROJECT, "t-landing", "t-lake", "t", "partition-loaded", "retail-dbt",
+                                 bigquery_location="europe-west1")
+    assert same.resource("cryptoKey:bigquery") == same.resource("cryptoKey:data") == data_key
+
+
+CMEK = """
+locals {
+  on    = var.cmek.create_key || var.cmek.kms_key_name != null
+  key   = var.cmek.create_key ? one(google_kms_crypto_key.data[*].id) : local.given
+  given = var.cmek.kms_key_name != null ? var.cmek.kms_key_name : ""
+  agent = local.on ? "serviceAccount:${one(google_project_service_identity.artifactregistry[*].email)}" : ""
+}
+resource "google_kms_crypto_key" "data" {
+  count    = var.cmek.create_key ? 1 : 0
+  name     = "k"
+  key_ring = "r"
+}
+resource "google_kms_crypto_key_iam_member" "x" {
+  COUNT
+  crypto_key_id = KEY
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = MEMBER
+}
+"""
+
+
+def _cmek(count: str = "count = local.on ? 1 : 0", key: str = "local.key", member: str = "local.agent") -> str:
+    return CMEK.replace("COUNT", count).replace("KEY", key).replace("MEMBER", member)
+
+
+def test_a_grant_switched_on_by_a_flag_is_read_once(rmap):
+    for key in ("local.key", "google_kms_crypto_key.data[0].id", '(local.on ? local.key : "")'):
+        policy = Policy.from_hcl(_cmek(key=key), rmap)
+        assert [(g.binding.address, g.binding.principal, g.binding.resource) for g in policy.grants] == [
+            ("google_kms_crypto_key_iam_member.x[0]", "artifactregistry_agent", "cryptoKey:data")], key
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"count": "count = local.on ? 2 : 0"}, "count"),
+    ({"count": "count = length(var.keys)"}, "count"),
+    ({"key": "var.cmek.kms_key_name"}, "names no google_kms_crypto_key"),
+    ({"key": "google_kms_crypto_key.other[0].id"}, "no resource google_kms_crypto_key.other"),
+    ({"key": "local.on ? local.key : data.google_kms_crypto_key.k.id"}, "cannot tell which crypto key"),
+    ({"member": 'local.on ? local.agent : "serviceAccount:${google_service_account.dbt.email}"'},
+     "does not name exactly one"),
+    ({"member": "one(google_project_service_identity.artifactregistry[*].name)"}, "principal"),
+])
+def test_unknown_cmek_expressions_fail_loudly(rmap, kwargs, message):
+    with pytest.raises(TerraformIamError, match=message):
+        Policy.from_hcl(_cmek(**kwargs), rmap)
+
+
+@pytest.mark.parametrize("expr, expected", [
+    ("a", None),
+    ("a ? b : c", ("a", "b", "c")),
+    ('(x == "a:b?" ? (p ? q : r) : s)', ('x == "a:b?"', "p ? q : r", "s")),
+    ("a ? b ? c : d : e ? f : g", ("a", "b ? c : d", "e ? f : g")),
+    ('f ? "serviceAccount:${one(x[*].email)}" : ""', ("f", '"serviceAccount:${one(x[*].email)}"', '""')),
+    ('{ a = 1 }["a"] == 1 ? "${y ? 1 : 2}" : z', ('{ a = 1 }["a"] == 1', '"${y ? 1 : 2}"', "z")),
+    ("(a) ? (b) : (c)", ("(a)", "b", "c")),
+])
+def test_hcl_conditionals_split_at_their_top_level(expr, expected):
+    assert split_conditional(expr) == expected
 
 
 # --- Policy.check -----------------------------------------------------------------------------

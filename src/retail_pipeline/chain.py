@@ -31,6 +31,7 @@ from .pipeline import SUBSCRIPTION, with_fault_plan
 from .runtime import HttpApps, LocalRuntime
 from .servers import FunctionServers, reachable
 from .status import FINAL_STATES, collect, run_summary
+from .strict.stack import StrictLayer
 
 CHAIN_FILE = "chain.json"
 
@@ -107,7 +108,8 @@ class Chain:
     """One running chain: the function servers, the transform's subscription, a dispatcher."""
 
     def __init__(self, settings: Settings, emulators: Emulators | None = None,
-                 progress: Callable[[str], None] | None = None, faults: FaultPlan | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, faults: FaultPlan | None = None,
+                 strict: bool = True) -> None:
         self.settings = with_fault_plan(settings, faults)
         self.emulators = emulators
         self.say = progress or (lambda _m: None)
@@ -116,11 +118,22 @@ class Chain:
         self.ctx = context.Context(self.settings)
         self.runtime: LocalRuntime | None = None
         self.subscription: str | None = None
+        self.strict: StrictLayer | None = None
+        if strict and emulators is not None:
+            self.strict = StrictLayer(emulators.gcs_url, emulators.bq_url, self.settings.home / "strict")
 
     def start(self) -> Chain:
+        identities: dict[str, str] = {}
+        if self.strict is not None:
+            # every call goes through the strict layer, each component as its Terraform identity;
+            # this process (the user, Eventarc, `terraform apply`) acts as the deployer
+            settings = self.strict.start(self.settings)
+            self.settings = settings.with_changes(identity=self.strict.admin)
+            identities = self.strict.identities()
+            self.ctx = context.Context(self.settings)
         context.use(self.ctx)
         self.ctx.provision()  # what Terraform makes in GCP
-        self.servers = FunctionServers(self.settings).start()
+        self.servers = FunctionServers(self.settings, identities).start()
         # the topic in the push URL path: functions-framework puts it in the CloudEvent's source
         subscription = self.ctx.bus.subscribe(SUBSCRIPTION + self._suffix(),
                                               push_endpoint=self.servers.urls["transform"] + self.ctx.bus.topic)
@@ -152,6 +165,8 @@ class Chain:
     def stop(self) -> None:
         if self.servers is not None:
             self.servers.stop()
+        if self.strict is not None:
+            self.strict.stop()
         context.use(None)
 
 

@@ -11,6 +11,7 @@ follow Google's own (the ones IAM conditions see in ``resource.name``):
 - ``projects/P/topics/T``, ``projects/P/subscriptions/S``
 - ``projects/P/locations/R/jobs/J`` (Cloud Run job), ``.../services/S``, ``.../repositories/R``
 - ``projects/P/serviceAccounts/EMAIL``
+- ``projects/P/locations/L/keyRings/R/cryptoKeys/K`` (Cloud KMS; the chain itself uses no key)
 
 A grant on a resource covers everything under it (object under bucket under project, table under
 dataset under project, execution under job): :meth:`ResourceMap.ancestors`.
@@ -47,6 +48,15 @@ def run_job_name(project: str, region: str, job: str) -> str:
     return f"projects/{project}/locations/{region}/jobs/{job}"
 
 
+def crypto_key_name(project: str, location: str, key_ring: str, key: str) -> str:
+    return f"projects/{project}/locations/{location}/keyRings/{key_ring}/cryptoKeys/{key}"
+
+
+def kms_location(bigquery_location: str) -> str:
+    """The Cloud KMS location of a BigQuery location (terraform/kms.tf): "EU" -> "europe", "US" -> "us"."""
+    return {"EU": "europe", "US": "us"}.get(bigquery_location.upper(), bigquery_location.lower())
+
+
 @dataclass(frozen=True)
 class ResourceMap:
     """Logical resource -> full resource name, logical principal -> email, for one deployment."""
@@ -64,23 +74,30 @@ class ResourceMap:
     def for_chain(cls, project: str, landing_bucket: str, lake_bucket: str, dataset_prefix: str, topic: str,
                   dbt_job: str, *, region: str = "europe-west1", name_prefix: str = "retail",
                   function_sources_bucket: str | None = None, project_number: str = "000000000000",
-                  admin_email: str | None = None) -> "ResourceMap":
+                  admin_email: str | None = None, bigquery_location: str = "EU") -> ResourceMap:
         """The names terraform/main.tf derives, given the chain's actual buckets, datasets, topic and job.
 
-        Service account emails follow terraform/iam.tf's account ids (``<prefix>-fn-<function>``,
-        ``<prefix>-dbt-job``, ``<prefix>-fn-build``); Google's service agents get their documented
-        ``service-<number>@...`` addresses. The admin (the provisioner) is ``terraform@<project>...``
-        unless given.
+        Service account emails follow terraform/iam.tf's account ids (``<prefix>-fn-<function>`` for
+        ingest, load, transform and sweep, ``<prefix>-dbt-job``, ``<prefix>-fn-build``); Google's service
+        agents get their documented addresses (``service-<number>@gcp-sa-<service>...``, BigQuery's
+        ``bq-<number>@bigquery-encryption...``). The admin (the provisioner) is
+        ``terraform@<project>...`` unless given. The Cloud KMS keys are the ones terraform/kms.tf
+        creates when ``cmek.create_key`` is on: ``<prefix>-keys/<prefix>-data`` in REGION, and for
+        BigQuery ``<prefix>-keys-bq/<prefix>-data-bq`` in BIGQUERY_LOCATION's KMS location when that
+        differs from REGION (else the same key).
         """
         p = project_name(project)
         sa = f"{project}.iam.gserviceaccount.com"
-        functions = {name: f"{name_prefix}-{name}" for name in ("ingest", "load", "transform")}
+        functions = {name: f"{name_prefix}-{name}" for name in ("ingest", "load", "transform", "sweep")}
         principals = {name: f"{name_prefix}-fn-{name}@{sa}" for name in functions}
         principals.update({
             "dbt": f"{name_prefix}-dbt-job@{sa}",
             "functions_build": f"{name_prefix}-fn-build@{sa}",
             "pubsub_agent": f"service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com",
             "gcs_agent": f"service-{project_number}@gs-project-accounts.iam.gserviceaccount.com",
+            "eventarc_agent": f"service-{project_number}@gcp-sa-eventarc.iam.gserviceaccount.com",
+            "artifactregistry_agent": f"service-{project_number}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+            "bigquery_agent": f"bq-{project_number}@bigquery-encryption.iam.gserviceaccount.com",
             ADMIN: admin_email or f"terraform@{sa}",
         })
         location = f"{p}/locations/{region}"
@@ -99,10 +116,15 @@ class ResourceMap:
             "subscription:dead_letter": f"{p}/subscriptions/{topic}-dead-letter",
             "job:dbt": run_job_name(project, region, dbt_job),
             "repository:images": f"{location}/repositories/{name_prefix}-images",
+            "cryptoKey:data": crypto_key_name(project, region, f"{name_prefix}-keys", f"{name_prefix}-data"),
         }
+        bq_kms = kms_location(bigquery_location)
+        resources["cryptoKey:bigquery"] = (resources["cryptoKey:data"] if bq_kms == region else
+                                           crypto_key_name(project, bq_kms, f"{name_prefix}-keys-bq",
+                                                           f"{name_prefix}-data-bq"))
         for name, service in functions.items():
             resources[f"service:{name}"] = f"{location}/services/{service}"
-        for name in ("ingest", "load", "transform", "dbt", "functions_build"):
+        for name in (*functions, "dbt", "functions_build"):
             resources[f"serviceAccount:{name}"] = f"{p}/serviceAccounts/{principals[name]}"
         return cls(project=project, resources=resources, principals=principals, project_number=project_number)
 

@@ -6,6 +6,12 @@ what (a logical resource such as ``bucket:landing``, ``dataset:raw``, ``project`
 and its IAM condition expression if any. Expressions are resolved by the patterns this project's
 Terraform uses; anything else is a :class:`TerraformIamError` naming the resource and the
 expression, so a new kind of grant cannot be silently ignored.
+
+Grants that exist only when a flag is on (``count = local.cmek_enabled ? 1 : 0``, the CMEK grants of
+terraform/kms.tf) are read as if the flag were on: one grant, addressed ``...[0]``. Their members
+and keys are conditionals too (``flag ? "serviceAccount:${...}" : ""``); the branch that names
+something is read. A Cloud KMS key is ``cryptoKey:<name>`` after the ``google_kms_crypto_key`` its
+expression names first (a key named in variables instead is the same logical key, deployed elsewhere).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+
+from .hcl_expr import split_conditional, strip_parens, unsplat
 
 
 class TerraformIamError(ValueError):
@@ -44,6 +52,7 @@ TARGET_ATTRIBUTE = {
     "google_cloud_run_v2_service_iam": "name",
     "google_service_account_iam": "service_account_id",
     "google_artifact_registry_repository_iam": "repository",
+    "google_kms_crypto_key_iam": "crypto_key_id",
 }
 NOT_GRANTS = {"google_project_iam_audit_config", "google_project_iam_custom_role"}
 
@@ -68,7 +77,10 @@ _PRINCIPAL_PATTERNS = [
     (re.compile(r"^google_service_account\.(\w+)\.(email|member)$"), lambda m: m[1]),
     (re.compile(r"^google_project_service_identity\.(\w+)\.(email|member)$"), lambda m: f"{m[1]}_agent"),
     (re.compile(r"^data\.google_storage_project_service_account\.\w+\.email_address$"), lambda m: "gcs_agent"),
+    (re.compile(r"^data\.google_bigquery_default_service_account\.\w+\.email$"), lambda m: "bigquery_agent"),
 ]
+_EMPTY = ('""', "null")
+_KEY = re.compile(r"^google_kms_crypto_key\.(\w+)\.id$")
 _INTERPOLATION = re.compile(r"^\$\{(.*)\}$", re.S)
 _CUSTOM_ROLE = re.compile(r"^google_project_iam_custom_role\.(\w+)\.(id|name)$")
 
@@ -135,17 +147,31 @@ class _Reader:
             return self.expression(text, each, where) if text.startswith("${") else text
         return expr
 
+    def one_branch(self, expr: str, each: tuple[str, Any] | None, where: str) -> str:
+        """EXPR, or of a conditional ``flag ? X : ""`` (either way round) the branch X, as an expression."""
+        for _ in range(8):
+            parts = _conditional(expr, where)
+            if parts is None:
+                return expr
+            _, if_true, if_false = parts
+            named = [branch for branch in (if_true, if_false) if branch not in _EMPTY]
+            if len(named) != 1:
+                raise TerraformIamError(f"{where}: {expr!r} is a conditional that does not name exactly one thing")
+            expr = self.expression("${" + named[0] + "}", each, where)
+        raise TerraformIamError(f"{where}: conditionals nested too deep in {expr!r}")
+
     def principal(self, value: Any, each: tuple[str, Any] | None, where: str) -> str:
-        expr = self.expression(value, each, where)
+        expr = self.one_branch(self.expression(value, each, where), each, where)
         literal = _unquote(expr) if expr.startswith('"') else None
         if literal is not None:
             inner = re.fullmatch(r"serviceAccount:\$\{(.*)\}", literal)
             if inner:
-                expr = inner[1].strip()
+                expr = unsplat(inner[1].strip())
             elif re.fullmatch(r"(serviceAccount|user):[^$]+@[^$]+", literal):
                 return "email:" + literal.split(":", 1)[1]
             else:
                 raise TerraformIamError(f"{where}: member {literal!r} is not a service account")
+        expr = unsplat(expr)
         if expr.startswith("local.function_members[") and \
                 "google_service_account.function" not in str(self.locals.get("function_members", "")):
             raise TerraformIamError(f"{where}: local.function_members is not the function service accounts' members")
@@ -165,7 +191,37 @@ class _Reader:
             defined = self.resources[("google_bigquery_table", match[1])]
             dataset = self._resolve(self.expression(defined["dataset_id"], None, where), where)
             return f"table:{dataset.split(':', 1)[1]}/{_unquote(defined['table_id'])}"
+        if family == "google_kms_crypto_key_iam":
+            keys = self.crypto_keys(self.expression(body["crypto_key_id"], each, where), where, 0)
+            if not keys:
+                raise TerraformIamError(f"{where}: crypto_key_id = {body['crypto_key_id']!r} names no "
+                                        "google_kms_crypto_key of this configuration")
+            return f"cryptoKey:{keys[0]}"
         return self._resolve(self.expression(body[TARGET_ATTRIBUTE[family]], each, where), where)
+
+    def crypto_keys(self, expr: str, where: str, depth: int) -> list[str]:
+        """The ``google_kms_crypto_key`` names EXPR can be, in order; branches naming a key given in
+        variables (``var.*``, a local built from them) or nothing (``""``) add none; anything else fails."""
+        if depth > 8:
+            raise TerraformIamError(f"{where}: crypto key expression nested too deep")
+        expr = strip_parens(expr)
+        parts = _conditional(expr, where)
+        if parts is not None:
+            found = []
+            for branch in parts[1:]:
+                found += [k for k in self.crypto_keys(branch, where, depth + 1) if k not in found]
+            return found
+        key = _KEY.match(unsplat(expr))
+        if key:
+            if ("google_kms_crypto_key", key[1]) not in self.resources:
+                raise TerraformIamError(f"{where}: no resource google_kms_crypto_key.{key[1]}")
+            return [key[1]]
+        if expr == '""' or re.fullmatch(r"var\.\w+(\.\w+)*", expr):
+            return []
+        local = re.fullmatch(r"local\.(\w+)", expr)
+        if local and isinstance(self.locals.get(local[1]), str) and self.locals[local[1]].startswith("${"):
+            return self.crypto_keys(_INTERPOLATION.match(self.locals[local[1]])[1], where, depth + 1)  # type: ignore[index]
+        raise TerraformIamError(f"{where}: cannot tell which crypto key {expr!r} is")
 
     def _resolve(self, expr: str, where: str) -> str:
         for pattern, logical in _RESOURCE_PATTERNS:
@@ -185,9 +241,19 @@ class _Reader:
             raise TerraformIamError(f"{where}: cannot resolve role = {value!r}")
         return f"custom:{match[1]}"
 
+    def switched(self, body: dict, where: str) -> bool:
+        """Whether the grant has ``count = <flag> ? 1 : 0`` (read as on); any other count fails."""
+        if "count" not in body:
+            return False
+        spec = body["count"]
+        match = _INTERPOLATION.match(spec) if isinstance(spec, str) else None
+        parts = _conditional(match[1], where) if match else None
+        if parts is None or parts[1:] != ("1", "0") or "for_each" in body:
+            raise TerraformIamError(f"{where}: count = {spec!r} on an IAM grant is not supported "
+                                    "(only count = <condition> ? 1 : 0, a grant that is on or off)")
+        return True
+
     def for_each(self, body: dict, where: str) -> list[tuple[str, Any]] | None:
-        if "count" in body:
-            raise TerraformIamError(f"{where}: count on an IAM grant is not supported")
         spec = body.get("for_each")
         if spec is None:
             return None
@@ -228,10 +294,11 @@ class _Reader:
             family, kind = rtype.rsplit("_", 1)
             if family not in TARGET_ATTRIBUTE or kind not in ("member", "binding"):
                 raise TerraformIamError(f"{rtype}.{name}: the strict layer does not read {rtype} resources")
+            index = "[0]" if self.switched(body, f"{rtype}.{name}") else ""
             entries = self.for_each(body, f"{rtype}.{name}")
             expanded: list[tuple[str, Any] | None] = list(entries) if entries is not None else [None]
             for each in expanded:
-                where = f"{rtype}.{name}" + (f'["{each[0]}"]' if each else "")
+                where = f"{rtype}.{name}" + (f'["{each[0]}"]' if each else index)
                 role = self.role(body.get("role"), where)
                 target = self.target(rtype, body, each, where)
                 members = [body["member"]] if kind == "member" else list(body.get("members") or [])
@@ -239,6 +306,13 @@ class _Reader:
                     found.append(Binding(where, role, self.principal(member, each, where), target,
                                          self.condition(body, where)))
         return found
+
+
+def _conditional(expr: str, where: str) -> tuple[str, str, str] | None:
+    try:
+        return split_conditional(expr)
+    except ValueError as exc:
+        raise TerraformIamError(f"{where}: {exc}") from None
 
 
 def read_bindings(docs: list[dict]) -> tuple[list[Binding], dict[str, frozenset[str]]]:
