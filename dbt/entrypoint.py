@@ -7,8 +7,15 @@ container overrides (see retail_pipeline/cloudrun.py). ``--vars`` may also come 
 ``DBT_VARS``; the target from ``--target`` or ``DBT_TARGET`` (default ``prod``, BigQuery with the
 job's service account). Locally the same script runs against DuckDB with ``--target local``.
 
+The job records its own outcome (state, models built, tests passed/failed, error, execution) in
+the pipeline dataset's ``transform_runs`` rows of the batches it was started for
+(``RETAIL_PIPELINE_BATCH_IDS``, comma-separated, and ``RETAIL_PIPELINE_CLAIM_KEY``, both in the
+execution's env overrides), so ``retail-pipeline status`` shows the true result on every chain.
+
 Exit codes: 0 every model built and every test passed; 1 dbt ran and something failed (Cloud Run
-marks the execution failed); 2 dbt could not run at all (bad vars, no connection, bad project).
+marks the execution failed); 2 dbt could not run at all (bad vars, no connection, bad project);
+3 the outcome could not be recorded. Every failure logs ``"stage": "transform", "status": "failed"``
+(the log-based metric of terraform/monitoring.tf counts those lines).
 The script is standalone (the image holds only dbt and this project), so it imports no pipeline code.
 """
 
@@ -63,6 +70,70 @@ def summarize(results) -> dict:
     return summary
 
 
+def record_outcome(target: str, outcome: dict) -> int:
+    """Write the run's outcome into transform_runs for the batches this execution was started for.
+    Returns how many run rows it updated (0 when the execution names no batches: a manual run)."""
+    batch_ids = [b for b in os.environ.get("RETAIL_PIPELINE_BATCH_IDS", "").split(",") if b]
+    claim_key = os.environ.get("RETAIL_PIPELINE_CLAIM_KEY", "initial")
+    if not batch_ids:
+        return 0
+    values = [outcome["state"], outcome.get("tests_passed", 0), outcome.get("tests_failed", 0),
+              outcome.get("models_built", 0), float(outcome.get("seconds", 0.0)), outcome.get("error"),
+              os.environ.get("CLOUD_RUN_EXECUTION")]
+    columns = ["state", "tests_passed", "tests_failed", "models_built", "seconds", "error", "execution"]
+    if target == "local":
+        import duckdb
+
+        con = duckdb.connect(os.environ["RETAIL_PIPELINE_DUCKDB_PATH"])
+        try:
+            sets = ", ".join(f"{c} = ?" for c in columns)
+            marks = ", ".join("?" for _ in batch_ids)
+            updated = con.execute(f"UPDATE pipeline.transform_runs SET {sets}, finished_at = now() "
+                                  f"WHERE claim_key = ? AND batch_id IN ({marks})",
+                                  [*values, claim_key, *batch_ids]).fetchone()
+        finally:
+            con.close()
+        return int(updated[0]) if updated else 0
+    from google.cloud import bigquery
+
+    project = os.environ["RETAIL_PIPELINE_GCP_PROJECT"]
+    table = f"`{project}.{os.environ.get('RETAIL_PIPELINE_PIPELINE_DATASET', 'retail_pipeline')}.transform_runs`"
+    kwargs: dict = {"project": project, "location": os.environ.get("RETAIL_PIPELINE_BQ_LOCATION", "EU")}
+    if os.environ.get("BIGQUERY_EMULATOR_HOST"):  # the emulator chain: as this job's identity, through its gateway
+        from google.oauth2.credentials import Credentials
+
+        kwargs["credentials"] = Credentials(token=os.environ.get("RETAIL_PIPELINE_ACCESS_TOKEN", "emulator"))
+        kwargs["client_options"] = {"api_endpoint": os.environ["BIGQUERY_EMULATOR_HOST"]}
+    client = bigquery.Client(**kwargs)
+    types = ["STRING", "INT64", "INT64", "INT64", "FLOAT64", "STRING", "STRING"]
+    params = [bigquery.ScalarQueryParameter(c, t, v) for c, t, v in zip(columns, types, values)]
+    params += [bigquery.ScalarQueryParameter("claim_key", "STRING", claim_key),
+               bigquery.ArrayQueryParameter("batch_ids", "STRING", batch_ids)]
+    sets = ", ".join(f"{c} = @{c}" for c in columns)
+    job = client.query(f"UPDATE {table} SET {sets}, finished_at = CURRENT_TIMESTAMP() "
+                       "WHERE claim_key = @claim_key AND batch_id IN UNNEST(@batch_ids)",
+                       job_config=bigquery.QueryJobConfig(query_parameters=params))
+    job.result(timeout=300)
+    return int(job.num_dml_affected_rows or 0)
+
+
+def finish(record: dict, outcome: dict, code: int, target: str) -> int:
+    """Record the outcome in the warehouse, print the one JSON line, return the exit code."""
+    try:
+        record["runs_recorded"] = record_outcome(target, outcome)
+    except Exception as exc:  # noqa: BLE001 - reported, and the execution fails so it is retried or seen
+        outcome = {**outcome, "state": "failed", "error": f"{outcome.get('error') or ''} "
+                   f"(and the outcome could not be recorded: {exc})".strip()}
+        code = code or 3
+    ok = outcome["state"] == "success"
+    print(json.dumps({**record, **{k: v for k, v in outcome.items() if k != "state"},
+                      "severity": "INFO" if ok else "ERROR", "stage": "transform",
+                      "status": "success" if ok else "failed",
+                      "message": f"dbt build {'passed' if ok else 'failed'} for batch {record.get('batch_id')}"}),
+          flush=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run dbt build with the batch's vars; print one JSON line (Cloud Logging parses it); return the exit code."""
     parser = argparse.ArgumentParser(description="dbt build for one batch (the Cloud Run job)")
@@ -77,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         batch_vars = parse_vars(args.vars)
     except ValueError as exc:
-        print(json.dumps({**record, "severity": "ERROR", "status": "bad_request", "message": str(exc)}), flush=True)
-        return 2
+        return finish(record, {"state": "failed", "error": f"bad request: {exc}"}, 2, args.target)
     record.update(batch_id=batch_vars.get("batch_id"), partitions=batch_vars.get("partitions", []))
 
     from dbt.cli.main import dbtRunner
@@ -88,19 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.full_refresh:
         dbt_args.append("--full-refresh")
     outcome = dbtRunner().invoke(dbt_args)
-    record["seconds"] = round(time.monotonic() - started, 3)
+    seconds = round(time.monotonic() - started, 3)
     if outcome.exception is not None:
-        print(json.dumps({**record, "severity": "ERROR", "status": "error",
-                          "message": f"dbt could not run: {outcome.exception}"}), flush=True)
-        return 2
+        return finish(record, {"state": "failed", "seconds": seconds,
+                               "error": f"dbt could not run: {outcome.exception}"[:4000]}, 2, args.target)
     summary = summarize(outcome.result.results if outcome.result is not None else [])
     ok = outcome.success and not summary["errors"]
-    summary["errors"] = summary["errors"][:20]
-    print(json.dumps({**record, **summary, "severity": "INFO" if ok else "ERROR",
-                      "status": "success" if ok else "failed",
-                      "message": f"dbt build {'passed' if ok else 'failed'} for batch {record['batch_id']}"}),
-          flush=True)
-    return 0 if ok else 1
+    errors = summary.pop("errors")
+    return finish(record, {**summary, "state": "success" if ok else "failed", "seconds": seconds,
+                           "error": "; ".join(errors)[:4000] or None}, 0 if ok else 1, args.target)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ def test_run_sends_one_request_with_the_batch_in_the_overrides(admin_api):
     [override] = request.overrides.container_overrides
     assert override.args[0] == "--vars"
     assert json.loads(override.args[1]) == {"batch_id": "abc123", "partitions": ["2010-12", "2011-02"]}
-    assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": "abc123"}
+    assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": "abc123",
+                                                       "RETAIL_PIPELINE_BATCH_IDS": "abc123",
+                                                       "RETAIL_PIPELINE_CLAIM_KEY": "initial"}
     assert request.overrides.task_count == 1
     with pytest.raises(ValueError, match="YYYY-MM"):
         t.run(["abc123"], ["2011-13"])
@@ -164,7 +166,9 @@ def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_a
         [override] = request.overrides.container_overrides
         assert override.args[0] == "--vars"
         assert json.loads(override.args[1]) == {"batch_id": batch_id, "partitions": MONTHS}
-        assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": batch_id}
+        assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": batch_id,
+                                                           "RETAIL_PIPELINE_BATCH_IDS": batch_id,
+                                                           "RETAIL_PIPELINE_CLAIM_KEY": "initial"}
         runs = ctx.warehouse.runs()
         assert [(r["batch_id"], r["claim_key"], r["state"]) for r in runs] == [(batch_id, "initial", "started")]
 

@@ -10,8 +10,8 @@ container overrides that carry the batch:
 - ``env``: ``RETAIL_PIPELINE_BATCH_ID`` (for the job's logs).
 
 It does not wait for the execution to finish (a dbt build can outlast a function's timeout): the
-run is recorded as ``started`` (the execution's name goes to the log), and the job's own logs
-and exit code tell the outcome. One execution per batch is the caller's claim (``Warehouse.claim_transform``),
+run is recorded as ``started`` with the execution's name, and the job records its own outcome
+(state, models, tests, error) in the same ``transform_runs`` rows when it ends. One execution per batch is the caller's claim (``Warehouse.claim_transform``),
 taken before :meth:`run` is called.
 """
 
@@ -30,7 +30,9 @@ from .ports import TransformResult
 log = logging.getLogger(__name__)
 
 PARTITION_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-BATCH_ENV = "RETAIL_PIPELINE_BATCH_ID"
+BATCH_ENV = "RETAIL_PIPELINE_BATCH_ID"  #: the batch that triggered the run (for the job's logs)
+BATCHES_ENV = "RETAIL_PIPELINE_BATCH_IDS"  #: every batch the run is for: the job records its outcome on them
+CLAIM_ENV = "RETAIL_PIPELINE_CLAIM_KEY"
 
 
 class JobsClientLike(Protocol):
@@ -74,14 +76,17 @@ class CloudRunJobTransformer:
             self._made_client = self.client_factory()
         return self._made_client
 
-    def build_request(self, batch_id: str, partitions: list[str]):
-        """The RunJobRequest for one batch (separate so it can be inspected)."""
+    def build_request(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> Any:
+        """The RunJobRequest for the batches (separate so it can be inspected). The env tells the job
+        which transform_runs rows are its own, to record its outcome in (dbt/entrypoint.py)."""
         from google.cloud import run_v2
         from google.protobuf import duration_pb2
 
         override = run_v2.RunJobRequest.Overrides.ContainerOverride(
-            args=["--vars", dbt_vars(batch_id, partitions)],
-            env=[run_v2.EnvVar(name=BATCH_ENV, value=batch_id)],
+            args=["--vars", dbt_vars(batch_ids[0], partitions)],
+            env=[run_v2.EnvVar(name=BATCH_ENV, value=batch_ids[0]),
+                 run_v2.EnvVar(name=BATCHES_ENV, value=",".join(batch_ids)),
+                 run_v2.EnvVar(name=CLAIM_ENV, value=claim_key)],
         )
         return run_v2.RunJobRequest(
             name=self.job_name,
@@ -93,7 +98,7 @@ class CloudRunJobTransformer:
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
         """Start one job execution for the batches; returns once the API accepted it (state ``started``)."""
         batch_id = batch_ids[0]
-        request = self.build_request(batch_id, partitions)
+        request = self.build_request(batch_ids, partitions, claim_key)
         started = time.monotonic()
         operation = self._client().run_job(request=request, timeout=self.request_timeout)
         execution = _execution_name(operation)

@@ -299,13 +299,13 @@ class BigQueryWarehouse:
         return bool(winners) and winners[0][0] == token
 
     def finish_transform(self, batch_id: str, claim_key: str, result: TransformResult) -> None:
+        finished = "NULL" if result.status == "started" else "CURRENT_TIMESTAMP()"  # a started job records its end
         self.query(
             f"UPDATE {self.table(self.pipeline, 'transform_runs')} SET state = {sql_literal(result.status)}, "
-            f"finished_at = CURRENT_TIMESTAMP(), tests_passed = {sql_literal(result.tests_passed)}, "
+            f"finished_at = {finished}, tests_passed = {sql_literal(result.tests_passed)}, "
             f"tests_failed = {sql_literal(result.tests_failed)}, models_built = {sql_literal(result.models_built)}, "
             f"seconds = {sql_literal(float(result.seconds))}, error = {sql_literal(result.error)}, "
-            f"execution = {sql_literal(result.execution)}"
-            f"{', finished_at = NULL' if result.status == 'started' else ''} "
+            f"execution = {sql_literal(result.execution)} "
             f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
 
     def release_transform(self, batch_id: str, claim_key: str) -> None:

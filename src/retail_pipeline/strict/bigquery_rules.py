@@ -49,6 +49,7 @@ _ROUTES = [
     ("datasets", re.compile(_P + r"/datasets$")),
     ("dataset", re.compile(_P + r"/datasets/(?P<dataset>[^/]+)$")),
     ("tables", re.compile(_P + r"/datasets/(?P<dataset>[^/]+)/tables$")),
+    ("routines", re.compile(_P + r"/datasets/(?P<dataset>[^/]+)/routines$")),
     ("table", re.compile(_P + r"/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)$")),
     ("tabledata", re.compile(_P + r"/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)/(?P<op>data|insertAll)$")),
     ("jobs", re.compile(_P + r"/jobs$")),
@@ -73,7 +74,8 @@ class BigQueryRules:
         self._owners: dict[tuple[str, str], str] = {}  #: (project, job id) -> creator's email
         self._results: dict[str, str] = {}  #: results table resource -> creator's email
         self._handlers: dict[str, Callable[..., Reply | None]] = {
-            "datasets": self._datasets, "dataset": self._dataset, "tables": self._tables, "table": self._table,
+            "datasets": self._datasets, "dataset": self._dataset, "tables": self._tables, "routines": self._routines,
+            "table": self._table,
             "tabledata": self._tabledata, "jobs": self._jobs_insert, "job": self._job, "queries": self._jobs_query}
 
     def serve(self, req: Request, ctx: Context) -> Reply:
@@ -102,6 +104,11 @@ class BigQueryRules:
 
     def _tables(self, req: Request, ctx: Context, project: str, dataset: str) -> Reply | None:
         permission = {"GET": "bigquery.tables.list", "POST": "bigquery.tables.create"}.get(req.method)
+        return self._simple(req, ctx, permission, dataset_name(project, dataset))
+
+    def _routines(self, req: Request, ctx: Context, project: str, dataset: str) -> Reply | None:
+        # dbt lists a dataset's routines when it lists relations
+        permission = {"GET": "bigquery.routines.list", "POST": "bigquery.routines.create"}.get(req.method)
         return self._simple(req, ctx, permission, dataset_name(project, dataset))
 
     def _table(self, req: Request, ctx: Context, project: str, dataset: str, table: str) -> Reply | None:

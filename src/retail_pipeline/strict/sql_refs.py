@@ -23,6 +23,21 @@ _SKIP_BEFORE_NAME = {"IF", "NOT", "EXISTS", "TEMP", "TEMPORARY", "OR", "REPLACE"
                      "SNAPSHOT", "ONLY"}
 
 
+_FROM_FUNCTIONS = {"EXTRACT", "SUBSTRING", "TRIM", "NORMALIZE"}  #: FROM inside these is no table
+
+
+def _inside_from_functions(upper: list[str]) -> list[bool]:
+    """For each token: is it inside the parentheses of EXTRACT(part FROM expr) and the like?"""
+    out, stack = [], []
+    for i, tok in enumerate(upper):
+        if tok == "(":
+            stack.append(i > 0 and upper[i - 1] in _FROM_FUNCTIONS)
+        elif tok == ")" and stack:
+            stack.pop()
+        out.append(bool(stack) and stack[-1])
+    return out
+
+
 @dataclass(frozen=True)
 class TableUse:
     """One table (or dataset, for ``kind == "dataset_*"``) and what a statement does with it."""
@@ -114,8 +129,9 @@ def _statement_uses(tokens: list[str], project: str) -> list[TableUse]:
         use = _resolve(parts, project, target_kind)
         if use is not None:
             uses.append(use)
+    in_function = _inside_from_functions(upper)
     for i, tok in enumerate(tokens):
-        if upper[i] in _NAME_AFTER and i + 1 < len(tokens) and tokens[i + 1] != "(":
+        if upper[i] in _NAME_AFTER and i + 1 < len(tokens) and tokens[i + 1] != "(" and not in_function[i]:
             parts, _ = _path_at(tokens, i + 1)
         elif tok.startswith("`") and tok.count(".") >= 2 and (i == 0 or tokens[i - 1] != "."):
             parts, _ = _path_at(tokens, i)
