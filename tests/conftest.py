@@ -75,3 +75,15 @@ def reference_home(tmp_path_factory: pytest.TempPathFactory, reference_workbook:
     home = tmp_path_factory.mktemp("reference") / "home"
     run_cli(home, "run", str(reference_workbook))
     return home
+
+
+@pytest.fixture(scope="session")
+def embedded_reference(tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -> dict:
+    """The embedded chain's summary for the small workbook: what every other chain must equal."""
+    from retail_pipeline.config import Settings
+    from retail_pipeline.pipeline import run_local
+
+    home = tmp_path_factory.mktemp("embedded") / "home"
+    summary = run_local(Settings.from_env(home, environ={}), [(small_workbook, "small.xlsx")])
+    assert summary["ok"], summary
+    return summary

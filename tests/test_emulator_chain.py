@@ -32,18 +32,6 @@ class EveryEventTwiceShuffled:
         return 2
 
 
-@pytest.fixture(scope="module")
-def embedded_reference(tmp_path_factory, small_workbook) -> dict:
-    """The embedded chain's figures on the workbook, and the rows ingest kept (independent check)."""
-    from retail_pipeline.config import Settings
-    from retail_pipeline.pipeline import run_local
-
-    home = tmp_path_factory.mktemp("embedded")
-    summary = run_local(Settings.from_env(home), [(small_workbook, "small.xlsx")])
-    assert summary["ok"], summary
-    return summary
-
-
 def expected_net(lake_store, batch_id: str):
     """Sum of quantity * unit_price over the batch's lake partitions, computed here with Arrow."""
     import io

@@ -1,0 +1,178 @@
+"""Cloud truth (issue 11): the emulator chain runs as its Terraform identities behind the strict
+layer, which refuses what Google Cloud refuses, and the deployed grants are exactly what it needs.
+
+One strict run of the small workbook, with every storage event delivered twice and the two new
+crash points (a load whose job is done but whose transaction never ran; a transform that won its
+claim and then failed), is shared by the tests below: its summary, and the strict layer's audit
+log of every call each identity made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+pytestmark = pytest.mark.emulator
+
+REPO = Path(__file__).resolve().parents[1]
+#: grants the local chain cannot exercise, because what uses them is the platform itself (Eventarc and
+#: Pub/Sub pushing to the functions, Cloud Build, Cloud Scheduler, CMEK) or a part not yet run locally
+PLATFORM_GRANTS = {
+    "eventarc.eventReceiver": "Eventarc checks it when a trigger delivers as the function's account",
+    "run.invoker": "Eventarc / the push subscription / Cloud Scheduler invoke a function's service with an OIDC token",
+    "iam.serviceAccountTokenCreator": "the Pub/Sub service agent mints the push subscription's OIDC tokens",
+    "pubsub.subscriber": "the Pub/Sub service agent forwards undeliverable messages to the dead-letter topic",
+    "pubsub.publisher": "publishing is not checked locally (the Pub/Sub emulator speaks plaintext gRPC)",
+    "cloudkms.cryptoKeyEncrypterDecrypter": "customer-managed keys: no KMS on the laptop",
+    "eventarc.serviceAgent": "the Eventarc agent's own role",
+    "artifactregistry.reader": "Cloud Run pulls the dbt image",
+    "storage.objectViewer@functions_build": "Cloud Build reads the function sources",
+}
+
+
+@pytest.fixture(scope="module")
+def strict_run(emulators, emulator_env, tmp_path_factory, small_workbook) -> dict:
+    from retail_pipeline.chain import run_on_emulators
+    from retail_pipeline.config import Settings
+    from retail_pipeline.faults import FaultPlan
+
+    home = tmp_path_factory.mktemp("strict") / "home"
+    plan = FaultPlan(max_copies=2, seed=5, crash=("load.after_job", "transform.after_claim"))
+    summary = run_on_emulators(Settings.from_env(home), [(small_workbook, "small.xlsx")], emulators=emulators,
+                               suffix="-truth", faults=plan, timeout=600)
+    audit = [json.loads(line) for line in (home / "strict" / "audit.jsonl").read_text().splitlines()]
+    return {"home": home, "summary": summary, "audit": audit}
+
+
+def test_strict_chain_under_crashes_and_duplicates_equals_the_embedded_chain(strict_run, embedded_reference):
+    summary = strict_run["summary"]
+    assert summary["ok"], summary["dead_letters"]
+    assert summary["warehouse"] == embedded_reference["warehouse"]
+    [batch] = summary["batches"]
+    assert batch["state"] == "transformed"
+    # both crash points fired once and were retried by the platform
+    faults = sorted(p.name for p in (strict_run["home"] / "faults").iterdir())
+    assert len(faults) >= 2
+    assert summary["deliveries"]["load"] > batch["partitions"] + 1  # duplicates and the crash's retry
+
+
+def test_the_dbt_job_ran_as_its_own_process_and_recorded_its_outcome(strict_run, embedded_reference):
+    summary = strict_run["summary"]
+    dbt = summary["dbt"]
+    assert dbt["status"] == "success" and dbt["tests_failed"] == 0
+    assert dbt["tests_passed"] == embedded_reference["dbt"]["tests_passed"] > 0  # the job's own counts
+    assert re.fullmatch(r"projects/retail-local/locations/europe-west1/jobs/retail-dbt/executions/retail-dbt-\w+",
+                        dbt["execution"] or ""), dbt
+    dbt_calls = [e for e in strict_run["audit"] if e["account"].startswith("retail-dbt-job@")]
+    assert any(e["permission"] == "bigquery.tables.updateData" and e["resource"].endswith("/transform_runs")
+               for e in dbt_calls), "the job wrote its outcome as the dbt job's account"
+    run_calls = [e for e in strict_run["audit"] if e["service"] == "run"]
+    assert {(e["account"].split("@")[0], e["permission"]) for e in run_calls} >= {
+        ("retail-fn-transform", "run.jobs.run"), ("retail-fn-transform", "run.jobs.runWithOverrides")}
+
+
+def test_nothing_was_refused_and_no_function_creates_datasets_or_tables(strict_run):
+    audit = strict_run["audit"]
+    assert audit and [e for e in audit if not e["allowed"]] == []
+    accounts = {e["account"].split("@")[0] for e in audit}
+    assert {"retail-fn-ingest", "retail-fn-load", "retail-fn-transform", "retail-dbt-job"} <= accounts
+    creators = {(e["account"].split("@")[0], e["permission"]) for e in audit
+                if e["permission"] in ("bigquery.datasets.create", "storage.buckets.create")}
+    assert all(account == "terraform" for account, _ in creators), creators  # only the deployer provisions
+    # raw and pipeline tables are Terraform's: the functions never create them (staging tables aside)
+    made = {e["resource"] for e in audit if e["permission"] == "bigquery.tables.create"
+            and not e["account"].startswith("terraform@")}
+    assert all("/tables/_stage_" in r or "/datasets/retail_truth_pipeline" in r or "_analytics" in r
+               for r in made), made
+
+
+def _policy(home: Path):
+    from retail_pipeline.config import Settings
+    from retail_pipeline.strict.policy import Policy
+    from retail_pipeline.strict.stack import TERRAFORM, StrictLayer
+
+    settings = Settings.from_env(home, environ=json.loads((home / "chain.json").read_text())["env"])
+    return Policy.from_terraform(TERRAFORM, StrictLayer("", "", home).resource_map(settings))
+
+
+def _used(audit: list[dict]) -> list[tuple[str, str, str]]:
+    return sorted({(e["account"], e["permission"], e["resource"]) for e in audit
+                   if e["permission"] and not e["account"].startswith("terraform@")})
+
+
+def test_every_grant_is_needed_and_every_need_is_granted(strict_run):
+    from retail_pipeline.strict.policy import Policy
+
+    policy = _policy(strict_run["home"])
+    used = _used(strict_run["audit"])
+    assert used
+    assert all(policy.check(*call).allowed for call in used)  # every need is met by the Terraform grants
+    unexercised = []
+    for binding in policy.bindings:
+        without = Policy([b for b in policy.bindings if b != binding], policy.resources)
+        broken = [call for call in used if not without.check(*call).allowed]
+        if not broken:
+            unexercised.append(binding)
+    # each grant the chain did not need is one the platform uses: listed, with the reason, above
+    unexplained = [f"{b.address} ({b.role} for {b.principal})" for b in unexercised
+                   if b.role.removeprefix("roles/") not in PLATFORM_GRANTS
+                   and f"{b.role.removeprefix('roles/')}@{b.principal}" not in PLATFORM_GRANTS
+                   and b.principal not in ("sweep",) and not b.resource.startswith("cryptoKey:")]
+    assert unexplained == [], "grants no step of the chain needs: " + "; ".join(unexplained)
+
+
+def test_deploy_doc_lists_every_permission_the_chain_used(strict_run):
+    """docs/deploy.md's role table, checked against what the strict chain observed: every permission a
+    component used appears in the calls column of one of its rows."""
+    policy = _policy(strict_run["home"])
+    table = [line for line in (REPO / "docs" / "deploy.md").read_text().splitlines() if line.startswith("| ")]
+    by_account: dict[str, str] = defaultdict(str)
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) == 4:
+            by_account[cells[1].strip("`").replace("PREFIX", "retail")] += " " + cells[3]
+    missing = []
+    for account, permission, _resource in _used(strict_run["audit"]):
+        calls = by_account.get(account.split("@")[0], "")
+        service, _, verb = permission.rpartition(".")
+        if permission not in calls and f".{verb}" not in calls:
+            missing.append(f"{account.split('@')[0]}: {permission}")
+    assert not missing, "docs/deploy.md misses: " + ", ".join(sorted(set(missing)))
+    assert policy  # the table's accounts are the policy's
+
+
+def test_a_refusal_names_the_account_the_permission_and_the_resource(strict_run, emulators):
+    from google.api_core.exceptions import Forbidden
+
+    from retail_pipeline.adapters import open_store
+    from retail_pipeline.config import Settings
+    from retail_pipeline.strict.stack import StrictLayer
+
+    home = strict_run["home"]
+    recorded = Settings.from_env(home, environ=json.loads((home / "chain.json").read_text())["env"])
+    layer = StrictLayer(emulators.gcs_url, emulators.bq_url, home / "strict-again")
+    settings = layer.start(recorded)
+    try:
+        transform = settings.with_changes(identity=layer.identities()["transform"])
+        landing = open_store(transform.landing, transform)
+        with pytest.raises(Forbidden) as refused:
+            landing.put("book.xlsx", b"not the transform's to write")
+        message = str(refused.value)
+        assert "retail-fn-transform@retail-local.iam.gserviceaccount.com" in message
+        assert "storage.objects.create" in message and "landing-truth" in message
+    finally:
+        layer.stop()
+
+
+def test_an_unknown_crash_point_is_an_error_that_lists_the_known_ones(tmp_path):
+    proc = run_cli(tmp_path / "home", "run", "--faults", "crash=load.after_jobs", check=False)
+    assert proc.returncode == 2
+    assert "load.after_jobs" in proc.stderr and "load.after_job" in proc.stderr
+    assert "transform.after_claim" in proc.stderr
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()  # nothing ran
