@@ -86,7 +86,7 @@ def record_outcome(target: str, outcome: dict) -> int:
 
         con = duckdb.connect(os.environ["RETAIL_PIPELINE_DUCKDB_PATH"])
         try:
-            sets = ", ".join(f"{c} = ?" for c in columns)
+            sets = ", ".join(f"{c} = coalesce({c}, ?)" if c == "execution" else f"{c} = ?" for c in columns)
             marks = ", ".join("?" for _ in batch_ids)
             updated = con.execute(f"UPDATE pipeline.transform_runs SET {sets}, finished_at = now() "
                                   f"WHERE claim_key = ? AND batch_id IN ({marks})",
@@ -109,7 +109,8 @@ def record_outcome(target: str, outcome: dict) -> int:
     params = [bigquery.ScalarQueryParameter(c, t, v) for c, t, v in zip(columns, types, values)]
     params += [bigquery.ScalarQueryParameter("claim_key", "STRING", claim_key),
                bigquery.ArrayQueryParameter("batch_ids", "STRING", batch_ids)]
-    sets = ", ".join(f"{c} = @{c}" for c in columns)
+    # the transform recorded the execution's full name when it started it; Cloud Run tells the job its short name
+    sets = ", ".join(f"{c} = COALESCE({c}, @{c})" if c == "execution" else f"{c} = @{c}" for c in columns)
     job = client.query(f"UPDATE {table} SET {sets}, finished_at = CURRENT_TIMESTAMP() "
                        "WHERE claim_key = @claim_key AND batch_id IN UNNEST(@batch_ids)",
                        job_config=bigquery.QueryJobConfig(query_parameters=params))

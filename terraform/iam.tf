@@ -85,14 +85,6 @@ resource "google_storage_bucket_iam_member" "load_reads_lake" {
   member = local.function_members["load"]
 }
 
-# Transform lists the batch manifests and reads them (storage.objects.list, storage.objects.get)
-# to decide whether every partition of a batch is loaded.
-resource "google_storage_bucket_iam_member" "transform_reads_lake" {
-  bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectViewer"
-  member = local.function_members["transform"]
-}
-
 # Transform claims a batch by creating _claims/transform/<batch>/<key> with ifGenerationMatch=0
 # (storage.objects.create) and releases the claim on failure (storage.objects.delete). The
 # condition keeps it out of the data: it can write nothing else in the lake.
