@@ -381,3 +381,29 @@ class BigQueryWarehouse:
                     run[stamp] = run[stamp].isoformat(sep=" ") if run[stamp] is not None else None
                 runs.append(run)
         return {"warehouse": {"fact_rows": int(fact_rows), "net_amount": Decimal(net)}, "loads": loads, "runs": runs}
+
+    # -- analytics layer (issue 13): one model of <prefix>_analytics, as a DataFrame ---------------
+    def read_relation(self, name: str, *, columns: list[str] | None = None,
+                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
+        """Rows of ``<prefix>_analytics.<name>``. Filters are ANDed query parameters, so a filter on
+        the fact's ``invoice_date`` prunes its day partitions; dtypes per analytics_frames."""
+        from google.cloud import bigquery
+
+        from ..analytics_frames import RelationNotFound, check_read, frame_from_arrow, parameter_type
+
+        check_read(name, columns, where)
+        if not self._exists(self.analytics, name):
+            raise RelationNotFound(f"BigQuery has no {self.project}.{self.analytics}.{name}")
+        select = ", ".join(f"`{c}`" for c in columns) if columns else "*"
+        sql = f"SELECT {select} FROM {self.table(self.analytics, name)}"
+        params = [bigquery.ScalarQueryParameter(f"p{i}", parameter_type(value), value)
+                  for i, (_, _, value) in enumerate(where or [])]
+        if where:
+            sql += " WHERE " + " AND ".join(f"`{column}` {operator} @p{i}"
+                                            for i, (column, operator, _) in enumerate(where))
+        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
+                                timeout=self.timeout)
+        rows = job.result(timeout=self.timeout)
+        # the Storage Read API (gRPC) is BigQuery's fast path for large results; the emulator serves REST only
+        arrow = rows.to_arrow(create_bqstorage_client=not os.environ.get("BIGQUERY_EMULATOR_HOST"))
+        return frame_from_arrow(arrow)
