@@ -236,6 +236,11 @@ from .cli_bench import bench  # noqa: E402
 
 cli.add_command(bench)
 
+from .cli_report import marts, report  # noqa: E402
+
+cli.add_command(report)
+cli.add_command(marts)
+
 
 _ONE_SHOT_PROCESS = False  #: True when running as the console script (not under a test runner)
 

@@ -92,7 +92,7 @@ def use_recorded_chain(click_ctx: click.Context, settings: Settings) -> Settings
     if _reachable(env["STORAGE_EMULATOR_HOST"] + "/storage/v1/b") and _reachable(env["BIGQUERY_EMULATOR_HOST"] + "/readyz"):
         os.environ.update(env)
         return settings
-    if command in ("status", "drop", "replay"):
+    if command in ("status", "drop", "replay", "dashboard", "report", "marts"):
         emu = Emulators(Path(record["emulators"]["root"]), project=record["emulators"]["project"],
                         with_pubsub=command == "replay")
         try:

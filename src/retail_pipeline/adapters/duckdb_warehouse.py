@@ -202,7 +202,7 @@ class DuckDBWarehouse:
                                 "AND table_name = ?", [self.ANALYTICS_SCHEMA, name]).fetchone()[0]
             if not found:
                 raise RelationNotFound(f"{self.path} has no {self.ANALYTICS_SCHEMA}.{name}")
-            return frame_from_arrow(con.execute(sql, params).fetch_arrow_table())
+            return frame_from_arrow(con.execute(sql, params).to_arrow_table())
 
         try:
             with self.connect(read_only=True) as con:
