@@ -38,6 +38,7 @@ MEASURES = (
 )
 SEGMENT_ORDER = ("Champions", "Loyal", "Potential loyalist", "New", "Needs attention", "At risk", "Hibernating", "Lost")
 TOP_COUNTRIES = 10
+WHOLE_POUNDS = '"£"#,##0'  #: value axes of money charts
 CHART_COLUMN = "G"
 
 
@@ -178,6 +179,7 @@ class SummarySheet:
         for series in chart.series:
             series.smooth = False  # straight segments between months: no invented curve
         chart.x_axis.number_format = "mmm yy"
+        chart.y_axis.number_format = WHOLE_POUNDS
         self.ws.add_chart(chart, f"{CHART_COLUMN}{anchor_row}")
 
     def bar_chart(self, title: str, header_row: int, rows: int, value_col: int, anchor_row: int,
@@ -187,6 +189,8 @@ class SummarySheet:
         chart.title = title
         _style(chart, y_title)
         chart.x_axis.scaling.orientation = "maxMin"  # the largest on top
+        if y_title == "£":
+            chart.y_axis.number_format = WHOLE_POUNDS
         chart.add_data(_ref(self.ws.title, value_col, header_row, header_row + rows), titles_from_data=True)
         chart.set_categories(_ref(self.ws.title, 1, header_row + 1, header_row + rows))
         self.ws.add_chart(chart, f"{CHART_COLUMN}{anchor_row}")
