@@ -1,8 +1,9 @@
 """The offline dashboard in headless Chromium (Debian's `chromium`), driven over the DevTools protocol.
 
-One pipeline run per session (a generated 3,000-row workbook through `retail-pipeline run`, which
-rebuilds the dashboard after dbt); then the page is loaded from file:// with the network emulated
-offline, and checked against the marts queried here with DuckDB.
+The page is built on both chains from the same generated 3,000-row workbook: the embedded run
+(`retail-pipeline run`, which rebuilds the dashboard after dbt; DuckDB) and the emulator chain's
+BigQuery (`retail-pipeline dashboard` on that home). Each page is loaded from file:// with the
+network emulated offline, and checked against its own warehouse's marts, queried here directly.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -162,39 +162,55 @@ def requested_urls(browser: Browser) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def dashboard_run(tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -> Path:
-    """A home after one `retail-pipeline run` of the small workbook (its dashboard built by the run)."""
-    home = tmp_path_factory.mktemp("dashboard") / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIL_PIPELINE_")}
-    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    proc = subprocess.run([str(BIN), "--home", str(home), "run", str(small_workbook), "--timeout", "300"],
-                          capture_output=True, text=True, timeout=420, env=env)
-    assert proc.returncode == 0, f"run failed\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
-    return home
+def dashboard_run(small_home: Path) -> Path:
+    """The embedded run of the small workbook; `run` built its dashboard (see analytics_fixtures)."""
+    return small_home
+
+
+@pytest.fixture(scope="session", params=["duckdb", pytest.param("bigquery", marks=pytest.mark.emulator)])
+def built(request, dashboard_run: Path, duckdb_sql) -> tuple[Path, object]:
+    """(page file, sql) per chain: the DuckDB run's page, or the page `retail-pipeline dashboard` builds
+    from the emulator chain's BigQuery; sql(statement) queries that chain's marts (unqualified names)."""
+    if request.param == "duckdb":
+        return dashboard_run / "dashboard" / "index.html", \
+            lambda sql: duckdb_sql(dashboard_run / "warehouse.duckdb", sql)
+    return request.getfixturevalue("bigquery_page"), request.getfixturevalue("bigquery_sql")
 
 
 @pytest.fixture(scope="session")
-def marts(dashboard_run: Path):
-    """Query the run's marts (read-only)."""
-    con = duckdb.connect(str(dashboard_run / "warehouse.duckdb"), read_only=True)
-    yield lambda sql, *params: con.execute(sql, list(params)).fetchall()
-    con.close()
+def bigquery_page(emulator_run) -> Path:
+    """`retail-pipeline dashboard` on the emulator chain's home: the page built from BigQuery."""
+    proc = subprocess.run([str(BIN), "--home", str(emulator_run.home), "dashboard"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **emulator_run.env})
+    assert proc.returncode == 0, proc.stderr
+    page_file = emulator_run.home / "dashboard" / "index.html"
+    assert "bigquery://retail-local/retail_an" in page_file.read_text(encoding="utf-8")
+    return page_file
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory):
+def marts(built):
+    """Query the marts of the chain the page was built from."""
+    return lambda sql: built[1](sql)
+
+
+@pytest.fixture(scope="session")
+def page(built, tmp_path_factory: pytest.TempPathFactory):
+    """The chain's dashboard in its own headless Chromium, loaded from the file system, network off."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium")
     b = Browser(CHROMIUM, tmp_path_factory.mktemp("chromium-profile"))
+    open_page(b, built[0].resolve().as_uri())
     yield b
     b.close()
 
 
-@pytest.fixture(scope="session")
-def page(browser: Browser, dashboard_run: Path) -> Browser:
-    """The run's dashboard, loaded from the file system with the network off."""
-    open_page(browser, (dashboard_run / "dashboard" / "index.html").resolve().as_uri())
-    return browser
+def page_data(page_file: Path) -> dict:
+    """The data the page embeds, less when and from where it was built."""
+    html = page_file.read_text(encoding="utf-8")
+    start = html.index('id="dashboard-data">') + len('id="dashboard-data">')
+    data = json.loads(html[start:html.index("</script>", start)])
+    return {k: v for k, v in data.items() if k not in ("generated_at", "warehouse")}
 
 
 def chart_marks(b: Browser) -> dict[str, int]:
@@ -263,8 +279,8 @@ def test_dashboard_command_explains_a_missing_warehouse(tmp_path: Path):
 
 
 @needs_chromium
-def test_page_loads_offline_without_errors_or_requests(page: Browser, dashboard_run: Path):
-    url = (dashboard_run / "dashboard" / "index.html").resolve().as_uri()
+def test_page_loads_offline_without_errors_or_requests(page: Browser, built):
+    url = built[0].resolve().as_uri()
     assert problems(page) == []
     assert set(requested_urls(page)) == {url}
     assert page.js("document.title").startswith("Online Retail")
@@ -284,11 +300,11 @@ def test_headline_figures_equal_the_marts(page: Browser, marts):
     shown = kpis(page)
     assert sorted(shown) == sorted(KPIS)
     net, orders, gross, cancellations = marts(
-        "select sum(net_revenue), sum(orders), sum(gross_sales), sum(cancellations) from analytics.mart_revenue_monthly")[0]
+        "select sum(net_revenue), sum(orders), sum(gross_sales), sum(cancellations) from mart_revenue_monthly")[0]
     assert Decimal(shown["net_revenue"]["exact"]) == net
     assert pounds(shown["net_revenue"]["text"]) == net.quantize(Decimal("0.01"))
     assert int(shown["orders"]["exact"]) == orders
-    (customers,) = marts("select count(*) from analytics.mart_customer_rfm")[0]
+    (customers,) = marts("select count(*) from mart_customer_rfm")[0]
     assert int(shown["customers"]["exact"]) == customers
     assert pounds(shown["average_order_value"]["text"]) == (gross / orders).quantize(Decimal("0.01"))
     assert shown["cancellation_rate"]["text"] == f"{-100 * cancellations / gross:.1f}%"
@@ -300,7 +316,7 @@ def test_country_filter_changes_every_chart_and_matches_the_country_mart(page: B
     before = chart_pictures(page)
     # the second country by revenue: smaller than the whole, but with orders
     country, net, orders, aov = marts(
-        "select country, net_revenue, orders, average_order_value from analytics.mart_revenue_by_country "
+        "select country, net_revenue, orders, average_order_value from mart_revenue_by_country "
         "where orders > 0 order by revenue_rank limit 1 offset 1")[0]
     choose_country(page, country)
     after = chart_pictures(page)
@@ -321,9 +337,9 @@ def test_country_filter_changes_every_chart_and_matches_the_country_mart(page: B
 def test_date_range_filter_matches_the_monthly_mart(page: Browser, marts):
     reset_filters(page)
     month, first, last, net, orders = marts(
-        "select m.invoice_month, min(d.invoice_date), max(d.invoice_date), any_value(m.net_revenue), any_value(m.orders) "
-        "from analytics.mart_revenue_monthly m join analytics.mart_revenue_daily d using (invoice_month) "
-        "group by m.invoice_month order by any_value(m.net_revenue) desc limit 1")[0]
+        "select m.invoice_month, min(d.invoice_date), max(d.invoice_date), m.net_revenue, m.orders "
+        "from mart_revenue_monthly m join mart_revenue_daily d on d.invoice_month = m.invoice_month "
+        "group by m.invoice_month, m.net_revenue, m.orders order by m.net_revenue desc limit 1")[0]
     page.js(f"""(() => {{
         const f = document.getElementById('date-from'), t = document.getElementById('date-to');
         f.value = '{first.isoformat()}'; f.dispatchEvent(new Event('change'));
@@ -340,13 +356,13 @@ def test_cohort_heatmap_equals_the_retention_mart(page: Browser, marts):
     reset_filters(page)
     cells = page.js("[...document.querySelectorAll('[data-chart=cohorts] rect[data-cohort]')].map("
                     "r => [r.dataset.cohort, +r.dataset.offset, +r.dataset.active, +r.dataset.size])")
-    expected = marts("select strftime(cohort_month, '%Y-%m'), months_since_first_order, active_customers, cohort_size "
-                     "from analytics.mart_cohort_retention order by 1, 2")
-    assert sorted(tuple(c) for c in cells) == [tuple(r) for r in expected]
+    expected = marts("select cohort_month, months_since_first_order, active_customers, cohort_size "
+                     "from mart_cohort_retention")
+    assert sorted(tuple(c) for c in cells) == sorted((m.strftime("%Y-%m"), o, a, n) for m, o, a, n in expected)
 
 
 @needs_chromium
-def test_screenshot(page: Browser):
+def test_screenshot(page: Browser, built):
     reset_filters(page)
     height = page.js("document.documentElement.scrollHeight")
     page.send("Emulation.setDeviceMetricsOverride", width=1440, height=height, deviceScaleFactor=1, mobile=False)
@@ -354,7 +370,8 @@ def test_screenshot(page: Browser):
     shot = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     png = base64.b64decode(shot["data"])
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "dashboard.png").write_bytes(png)
+    name = "dashboard.png" if "bigquery://" not in built[0].read_text(encoding="utf-8") else "dashboard-bigquery.png"
+    (ARTIFACTS / name).write_bytes(png)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
     assert problems(page) == []
 
@@ -394,12 +411,25 @@ def test_dashboard_open_hands_the_file_to_the_browser(dashboard_run: Path, tmp_p
     assert seen.read_text() == (tmp_path / "d.html").resolve().as_uri()
 
 
-def test_revenue_definitions_match_the_dbt_macros():
-    """The page sums invoices itself; its line type → revenue bucket map must be dbt's (dbt/macros/revenue.sql)."""
-    from retail_pipeline.dashboard import queries
+def test_dashboard_reads_the_marts_not_the_fact(dashboard_run: Path, tmp_path: Path):
+    """A copy of the warehouse without the fact builds the same page: the dashboard needs only marts."""
+    home = tmp_path / "no-fact"
+    home.mkdir()
+    shutil.copy(dashboard_run / "warehouse.duckdb", home / "warehouse.duckdb")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("drop table analytics.fct_sales_lines")
+    con.close()
+    proc = subprocess.run([str(BIN), "--home", str(home), "dashboard"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert page_data(home / "dashboard" / "index.html") == page_data(dashboard_run / "dashboard" / "index.html")
 
-    macros = (REPO / "dbt" / "macros" / "revenue.sql").read_text()
-    buckets = macros[macros.index("macro revenue_buckets"):macros.index("endmacro", macros.index("macro revenue_buckets"))]
-    net = macros[macros.index("macro net_revenue_buckets"):macros.index("endmacro", macros.index("macro net_revenue_buckets"))]
-    assert dict(re.findall(r"'(\w+)':\s*'(\w+)'", buckets)) == queries.REVENUE_BUCKETS
-    assert tuple(re.findall(r"'(\w+)'", net)) == queries.NET_REVENUE_BUCKETS
+
+@pytest.mark.emulator
+def test_bigquery_page_carries_the_same_data_as_duckdbs(bigquery_page: Path, dashboard_run: Path):
+    """Both chains ran the same workbook: the pages embed the same data (data quality aside: batch ids,
+    sources and times are each run's own)."""
+    bigquery, duck = page_data(bigquery_page), page_data(dashboard_run / "dashboard" / "index.html")
+    assert len(bigquery["quality"]) == len(duck["quality"])
+    for data in (bigquery, duck):
+        data.pop("quality")
+    assert bigquery == duck

@@ -215,7 +215,7 @@ def test_docs_site_builds_offline(reference_home: Path, tmp_path: Path):
                         if n["resource_type"] == "model" and n["name"].startswith("mart_")}
     assert marts_documented == {"mart_revenue_daily", "mart_revenue_monthly", "mart_revenue_by_country",
                                 "mart_product_performance", "mart_customer_rfm", "mart_cohort_retention",
-                                "mart_data_quality"}
+                                "mart_data_quality", "mart_invoices", "mart_product_sales_daily"}
     daily = manifest["nodes"]["model.retail.mart_revenue_daily"]
     assert "Net revenue" in daily["description"] and "one row per invoice day" in daily["description"].lower()
     assert all(c["description"] for c in daily["columns"].values())

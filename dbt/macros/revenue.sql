@@ -51,7 +51,7 @@
 
 {#- Ratios over the columns revenue_measures() produced (select them from a CTE). -#}
 {% macro revenue_ratios() -%}
-        {{ money(safe_divide('gross_sales', 'orders')) }} as average_order_value,
+        {{ money_per('gross_sales', 'orders') }} as average_order_value,
         round({{ safe_divide('items_sold', 'orders') }}, 2) as items_per_order,
-        round({{ safe_divide('-1 * cancellations', 'gross_sales') }}, 4) as cancellation_rate
+        {{ ratio(safe_divide('-1 * cancellations', 'gross_sales'), 4) }} as cancellation_rate
 {%- endmacro %}

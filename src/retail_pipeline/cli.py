@@ -29,7 +29,7 @@ def cli(ctx: click.Context, home: Path) -> None:
         raise click.ClickException(f"bad setting: {exc}") from exc
 
 
-def _recorded(click_ctx: click.Context, settings: Settings) -> Settings:
+def recorded_chain(click_ctx: click.Context, settings: Settings) -> Settings:
     """The settings of the chain this home used last (``status`` and ``drop`` follow it), starting
     an emulator home's storage and BigQuery emulators for this command when they are not running."""
     from .chain import ChainError, recorded_settings
@@ -70,7 +70,7 @@ def drop(click_ctx: click.Context, workbook: Path, name: str | None) -> None:
     from .adapters import open_store
     from .media import content_type_for
 
-    settings = _recorded(click_ctx, click_ctx.obj)
+    settings = recorded_chain(click_ctx, click_ctx.obj)
     store = open_store(settings.landing, settings)
     try:
         info = store.put(name or workbook.name, workbook, content_type=content_type_for(workbook))
@@ -191,7 +191,7 @@ def status(click_ctx: click.Context, as_json: bool) -> None:
     from .context import Context
     from .status import collect
 
-    report = collect(Context(_recorded(click_ctx, click_ctx.obj)))
+    report = collect(Context(recorded_chain(click_ctx, click_ctx.obj)))
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
@@ -238,6 +238,11 @@ cli.add_command(docs)
 from .cli_bench import bench  # noqa: E402
 
 cli.add_command(bench)
+
+from .cli_report import marts, report  # noqa: E402
+
+cli.add_command(report)
+cli.add_command(marts)
 
 
 _ONE_SHOT_PROCESS = False  #: True when running as the console script (not under a test runner)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import webbrowser
 from pathlib import Path
@@ -16,11 +15,13 @@ from .config import Settings
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the page (default: HOME/dashboard/index.html).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
-@click.pass_obj
-def dashboard(settings: Settings, out: Path | None, open_browser: bool) -> None:
+@click.pass_context
+def dashboard(click_ctx: click.Context, out: Path | None, open_browser: bool) -> None:
     """Build the offline HTML dashboard from the marts (one self-contained file; works without network)."""
+    from .cli import recorded_chain
     from .dashboard import DashboardError, build_dashboard
 
+    settings = recorded_chain(click_ctx, click_ctx.obj)
     started = time.monotonic()
     try:
         path = build_dashboard(settings, out)
@@ -31,13 +32,12 @@ def dashboard(settings: Settings, out: Path | None, open_browser: bool) -> None:
         raise click.ClickException(f"no web browser could be started; open {path.resolve().as_uri()} yourself")
 
 
-def _from_warehouse_url() -> tuple[str | None, str | None]:
-    """Project and analytics dataset implied by RETAIL_PIPELINE_WAREHOUSE=bigquery://PROJECT/PREFIX."""
-    url = os.environ.get("RETAIL_PIPELINE_WAREHOUSE", "")
-    if not url.startswith("bigquery://"):
+def _from_warehouse_url(settings: Settings) -> tuple[str | None, str | None]:
+    """Project and analytics dataset implied by a bigquery://PROJECT/PREFIX warehouse setting."""
+    target = settings.warehouse_url
+    if target.kind != "bigquery":
         return None, None
-    project, _, prefix = url[len("bigquery://"):].partition("/")
-    return project or None, f"{prefix.strip('/') or 'retail'}_analytics"
+    return target.project, target.analytics_dataset
 
 
 @click.command("looker-url")
@@ -48,11 +48,12 @@ def _from_warehouse_url() -> tuple[str | None, str | None]:
                    "from RETAIL_PIPELINE_WAREHOUSE).")
 @click.option("--report-name", envvar="RETAIL_PIPELINE_LOOKER_REPORT_NAME", show_envvar=True,
               default="Online Retail sales", show_default=True, help="Name of the report the link creates.")
-def looker_url(project: str | None, dataset: str | None, report_name: str) -> None:
+@click.pass_obj
+def looker_url(settings: Settings, project: str | None, dataset: str | None, report_name: str) -> None:
     """Print the Looker Studio Linking API URL: a new report with one BigQuery data source per mart."""
     from .dashboard import looker_studio_url
 
-    default_project, default_dataset = _from_warehouse_url()
+    default_project, default_dataset = _from_warehouse_url(settings)
     project, dataset = project or default_project, dataset or default_dataset
     if not project or not dataset:
         raise click.ClickException("say where the marts are: --project and --dataset (or RETAIL_PIPELINE_GCP_PROJECT "

@@ -107,6 +107,12 @@ class MessageBus(Protocol):
     def subscribe(self, name: str, push_endpoint: str | None = None) -> Subscription:
         """The subscription ``name``; with ``push_endpoint``, one that pushes there (where the bus can)."""
 
+    def read_relation(self, name: str, *, columns: list[str] | None = None,
+                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
+        """One model of the analytics layer (a mart or the fact) as a DataFrame: filters
+        ``(column, operator, value)`` ANDed and pushed down as query parameters; money as Decimal,
+        dates as datetime.date, integers as Int64 (see analytics_frames); RelationNotFound if absent."""
+
 
 @dataclass(frozen=True)
 class LoadRequest:

@@ -62,10 +62,10 @@ final as (
         ranked.orders,
         ranked.customers,
         ranked.revenue_rank,
-        round({{ safe_divide('ranked.net_revenue', 'ranked.total_positive_net_revenue') }}, 6) as share_of_net_revenue,
-        round({{ safe_divide('coalesce(ranked.net_revenue_ranked_above, 0)'
-                             ' + case when ranked.net_revenue > 0 then ranked.net_revenue else 0 end',
-                             'ranked.total_positive_net_revenue') }}, 6) as cumulative_share,
+        {{ ratio(safe_divide('ranked.net_revenue', 'ranked.total_positive_net_revenue'), 6) }} as share_of_net_revenue,
+        {{ ratio(safe_divide('coalesce(ranked.net_revenue_ranked_above, 0)'
+                            ' + case when ranked.net_revenue > 0 then ranked.net_revenue else 0 end',
+                            'ranked.total_positive_net_revenue'), 6) }} as cumulative_share,
         case
             when ranked.net_revenue <= 0 then 'C'
             when coalesce(ranked.net_revenue_ranked_above, 0) < {{ var('abc_class_a_share') }} * ranked.total_positive_net_revenue

@@ -23,7 +23,7 @@ final as (
     select
         *,
 {{ revenue_ratios() }},
-        round({{ safe_divide('net_revenue', 'sum(net_revenue) over ()') }}, 6) as share_of_net_revenue,
+        {{ ratio(safe_divide('net_revenue', 'sum(net_revenue) over ()'), 6) }} as share_of_net_revenue,
         row_number() over (order by net_revenue desc, country) as revenue_rank
     from measures
 

@@ -39,7 +39,7 @@ def open_warehouse(settings: Settings, *, lake: ObjectStore | None = None,
         claims = open_store(settings.claims_store_url, settings)
     return BigQueryWarehouse(target.project, target.prefix, client=bigquery_client(settings, target.project),
                              lake=lake, claims=claims, location=settings.bigquery_location,
-                             faults=settings.faults)
+                             faults=settings.faults, storage_read_api=settings.endpoints.bigquery is None)
 
 
 def open_bus(settings: Settings) -> MessageBus:

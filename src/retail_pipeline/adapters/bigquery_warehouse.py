@@ -78,7 +78,7 @@ class BigQueryWarehouse:
 
     def __init__(self, project: str, prefix: str = "retail", *, client: Any, lake: ObjectStore,
                  claims: ObjectStore | None = None, location: str = "EU", timeout: float = 600.0,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, storage_read_api: bool = True) -> None:
         self.project = project
         self.prefix = prefix
         self.raw = f"{prefix}_raw"
@@ -90,6 +90,7 @@ class BigQueryWarehouse:
         self.lake = lake
         self.claims = claims
         self.faults = faults or Faults()
+        self.storage_read_api = storage_read_api  #: BigQuery's gRPC fast path for large reads (not on emulators)
         self.tables = batch_sql.Tables(self.table(self.raw, "batches"), self.table(self.pipeline, "load_ledger"),
                                        self.table(self.pipeline, "transform_runs"), lambda name: f"`{name}`")
 
@@ -335,3 +336,29 @@ class BigQueryWarehouse:
         rows, net = self.query(f"SELECT count(*), coalesce(sum(quantity * unit_price), 0) "
                                f"FROM {self.table(self.analytics, 'fct_sales_lines')}")[0]
         return Figures(int(rows), Decimal(net))
+
+    # -- analytics layer (issue 13): one model of <prefix>_analytics, as a DataFrame ---------------
+    def read_relation(self, name: str, *, columns: list[str] | None = None,
+                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
+        """Rows of ``<prefix>_analytics.<name>``. Filters are ANDed query parameters, so a filter on
+        the fact's ``invoice_date`` prunes its day partitions; dtypes per analytics_frames."""
+        from google.cloud import bigquery
+
+        from ..analytics_frames import RelationNotFound, check_read, frame_from_arrow, parameter_type
+
+        check_read(name, columns, where)
+        if not self._exists(self.analytics, name):
+            raise RelationNotFound(f"BigQuery has no {self.project}.{self.analytics}.{name}")
+        select = ", ".join(f"`{c}`" for c in columns) if columns else "*"
+        sql = f"SELECT {select} FROM {self.table(self.analytics, name)}"
+        params = [bigquery.ScalarQueryParameter(f"p{i}", parameter_type(value), value)
+                  for i, (_, _, value) in enumerate(where or [])]
+        if where:
+            sql += " WHERE " + " AND ".join(f"`{column}` {operator} @p{i}"
+                                            for i, (column, operator, _) in enumerate(where))
+        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
+                                timeout=self.timeout)
+        rows = job.result(timeout=self.timeout)
+        # the Storage Read API (gRPC) is BigQuery's fast path for large results; the emulator serves REST only
+        arrow = rows.to_arrow(create_bqstorage_client=self.storage_read_api)
+        return frame_from_arrow(arrow)

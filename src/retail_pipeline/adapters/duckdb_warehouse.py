@@ -207,3 +207,37 @@ class DuckDBWarehouse:
             rows, net = con.execute(
                 "SELECT count(*), coalesce(sum(quantity * unit_price), 0) FROM analytics.fct_sales_lines").fetchone()
         return Figures(int(rows), Decimal(net))
+
+    # -- analytics layer (issue 13): one model of the schema dbt writes to, as a DataFrame --------
+    ANALYTICS_SCHEMA = "analytics"  #: the `schema` of the local output in dbt/profiles.yml
+
+    def read_relation(self, name: str, *, columns: list[str] | None = None,
+                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
+        """Rows of ``analytics.<name>`` (filters ANDed, as parameters); dtypes per analytics_frames."""
+        from ..analytics_frames import RelationNotFound, check_read, frame_from_arrow
+
+        check_read(name, columns, where)
+        if not self.path.exists():
+            raise RelationNotFound(f"no warehouse at {self.path}")
+        select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        sql = f'SELECT {select} FROM "{self.ANALYTICS_SCHEMA}"."{name}"'
+        if where:
+            sql += " WHERE " + " AND ".join(f'"{column}" {operator} ?' for column, operator, _ in where)
+        params = [value for _, _, value in where or []]
+
+        def read(con: duckdb.DuckDBPyConnection) -> "pandas.DataFrame":
+            found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                                "AND table_name = ?", [self.ANALYTICS_SCHEMA, name]).fetchone()[0]
+            if not found:
+                raise RelationNotFound(f"{self.path} has no {self.ANALYTICS_SCHEMA}.{name}")
+            return frame_from_arrow(con.execute(sql, params).to_arrow_table())
+
+        try:
+            with self.connect(read_only=True) as con:
+                return read(con)
+        except duckdb.ConnectionException as exc:
+            # dbt-duckdb in this process still holds the file read-write: connect as it did
+            if "different configuration" not in str(exc):
+                raise
+            with self.connect() as con:
+                return read(con)

@@ -1,234 +1,174 @@
-"""Every SQL statement of the offline dashboard, in one place.
+"""What the offline dashboard reads: marts only, through the analytics API (DuckDB or BigQuery alike).
 
 The page filters by day range and country in the browser, so it needs data at a fine grain:
-invoices (day × country × customer) and product × day × country lines, computed here from the
-fact ``analytics.fct_sales_lines``. Names and shares that are properties of the whole data set
-(RFM segments, ABC classes, data-quality outcomes) come straight from the marts.
+invoices (``mart_invoices``: one row per invoice, day, country and customer) and product × day ×
+country net revenue (``mart_product_sales_daily``). Whole-data properties (RFM segments, ABC
+classes, data-quality outcomes) come from their marts; the calendar from ``mart_revenue_daily``;
+countries in ``mart_revenue_by_country``'s revenue order. The revenue definitions live in the
+marts (dbt/macros/revenue.sql), not here: a line's bucket is never decided by the dashboard.
 
-Definitions agree with the marts (dbt/macros/revenue.sql, the ``revenue_definitions`` docs block):
-a line's revenue bucket comes from its line type (:data:`REVENUE_BUCKETS`); net revenue is the sum
-over :data:`NET_REVENUE_BUCKETS`; an order is an invoice with at least one gross-sales line; a
-customer counts when they have an order; average order value = gross sales / orders;
-cancellation rate = -cancellations / gross sales. Money leaves DuckDB as exact integers of
-``10**-MONEY_SCALE`` pounds (amount = quantity × unit price keeps the price's scale), so the
-browser sums integers and never rounds a float.
+Money leaves as exact integers of ``10**-MONEY_SCALE`` pounds (amounts carry the unit price's
+scale), so the browser sums integers and never rounds a float. The shaping is vectorised (the
+product slice is about 300,000 rows on the full data set).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import duckdb
+from decimal import Decimal
+from numbers import Integral
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..schema import PRICE_SCALE
 
-SCHEMA = "analytics"
+if TYPE_CHECKING:
+    import pandas
+
+    from ..analytics import Analytics
+
 MONEY_SCALE = PRICE_SCALE
 
-#: line_type → revenue bucket, as in dbt/macros/revenue.sql (a test keeps the two identical).
-REVENUE_BUCKETS = {
-    "sale": "gross_sales",
-    "free_item": "gross_sales",
-    "postage": "shipping",
-    "cancellation": "cancellations",
-    "discount": "adjustments",
-    "non_product": "adjustments",
-    "fee": "excluded",
-    "bad_debt_adjustment": "excluded",
-    "stock_adjustment": "excluded",
-}
-NET_REVENUE_BUCKETS = ("gross_sales", "shipping", "cancellations", "adjustments")
-
-#: The marts and the fact the dashboard reads; building fails with a clear message if one is missing.
-REQUIRED_TABLES = ("fct_sales_lines", "mart_revenue_monthly", "mart_product_performance", "mart_customer_rfm",
-                   "mart_data_quality")
+#: The marts the page reads (building fails with a clear message if one is missing).
+REQUIRED_MARTS = ("mart_revenue_daily", "mart_revenue_by_country", "mart_invoices", "mart_product_sales_daily",
+                  "mart_product_performance", "mart_customer_rfm", "mart_data_quality", "mart_revenue_monthly")
 
 
-def _bucket_case(column: str = "line_type") -> str:
-    whens = " ".join(f"when '{t}' then '{b}'" for t, b in REVENUE_BUCKETS.items())
-    return f"case {column} {whens} end"
+def money_units(values: Iterable[Decimal]) -> list[int]:
+    """Exact decimal amounts as integers of 10**-MONEY_SCALE pounds; a finer amount is an error
+    (Arrow refuses to rescale it with loss)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    amounts = pa.array(list(values), pa.decimal128(38 - MONEY_SCALE - 2, MONEY_SCALE))
+    scaled = pc.multiply(amounts, pa.scalar(Decimal(10 ** MONEY_SCALE), pa.decimal128(MONEY_SCALE + 1, 0)))
+    return pc.cast(scaled, pa.int64()).to_pylist()
 
 
-def _units(expression: str) -> str:
-    """An exact decimal amount as an integer count of 10**-MONEY_SCALE pounds."""
-    return f"cast(({expression}) * {10 ** MONEY_SCALE} as bigint)"
+def money_text(value: Decimal) -> str:
+    """An exact decimal as text with MONEY_SCALE places ('22075976.0600')."""
+    units = money_units([value])[0]
+    whole, fraction = divmod(abs(units), 10 ** MONEY_SCALE)
+    return f"{'-' if units < 0 else ''}{whole}.{fraction:0{MONEY_SCALE}d}"
 
 
-_NET = "revenue_bucket in (" + ", ".join(f"'{b}'" for b in NET_REVENUE_BUCKETS) + ")"
-
-LINES = f"""
-    select *, {_bucket_case()} as revenue_bucket
-    from {SCHEMA}.fct_sales_lines
-"""
-
-#: Distinct invoice days, oldest first, numbered from 0 (the page refers to a day by its number).
-DAY_INDEX = f"""
-    select invoice_date, cast(row_number() over (order by invoice_date) - 1 as integer) as day_index
-    from (select distinct invoice_date from {SCHEMA}.fct_sales_lines)
-"""
-DAYS = f"select invoice_date from ({DAY_INDEX}) order by day_index"
-
-#: Countries by net revenue, largest first, numbered from 0 ('Unknown' for a blank country, as in the marts).
-COUNTRY_INDEX = f"""
-    select country, cast(row_number() over (order by net desc, country) - 1 as integer) as country_index
-    from (
-        select coalesce(country, 'Unknown') as country, sum(case when {_NET} then amount else 0 end) as net
-        from ({LINES}) as lines
-        group by 1
-    )
-"""
-COUNTRIES = f"select country from ({COUNTRY_INDEX}) order by country_index"
-
-#: One row per invoice (per day, country and customer, should an invoice span several).
-INVOICES = f"""
-    with lines as ({LINES})
-    select
-        dense_rank() over (order by invoice_no) - 1 as invoice,
-        invoice_date,
-        coalesce(country, 'Unknown') as country,
-        customer_id,
-        {_units("sum(case when revenue_bucket = 'gross_sales' then amount else 0 end)")} as gross,
-        {_units(f"sum(case when {_NET} then amount else 0 end)")} as net,
-        {_units("sum(case when revenue_bucket = 'cancellations' then amount else 0 end)")} as cancel,
-        cast(sum(case when revenue_bucket = 'gross_sales' then quantity else 0 end) as bigint) as items,
-        bool_or(revenue_bucket = 'gross_sales') as is_order,
-        bool_or(revenue_bucket = 'cancellations') as is_cancellation
-    from lines
-    group by invoice_no, invoice_date, coalesce(country, 'Unknown'), customer_id
-    order by invoice_date, invoice_no
-"""
-
-#: Products of mart_product_performance (ABC class, overall rank).
-PRODUCTS = f"""
-    select stock_code, coalesce(description, stock_code) as description, abc_class, revenue_rank
-    from {SCHEMA}.mart_product_performance
-    order by revenue_rank
-"""
-
-#: Net revenue per day, product and country as numbers (products numbered as PRODUCTS lists them).
-PRODUCT_DAYS = f"""
-    with lines as ({LINES}),
-    day_index as ({DAY_INDEX}),
-    country_index as ({COUNTRY_INDEX}),
-    product_index as (
-        select stock_code, cast(row_number() over (order by revenue_rank) - 1 as integer) as product_index
-        from {SCHEMA}.mart_product_performance
-    )
-    select
-        day_index.day_index as day,
-        product_index.product_index as product,
-        country_index.country_index as country,
-        {_units(f"sum(case when {_NET} then amount else 0 end)")} as net
-    from lines
-    inner join product_index on product_index.stock_code = lines.stock_code
-    inner join day_index on day_index.invoice_date = lines.invoice_date
-    inner join country_index on country_index.country = coalesce(lines.country, 'Unknown')
-    where {_NET}
-    group by 1, 2, 3
-    order by 1, 2, 3
-"""
-
-#: Each buyer's RFM segment (mart_customer_rfm, scored as of the end of the data).
-CUSTOMER_SEGMENTS = f"""
-    select customer_id, segment
-    from {SCHEMA}.mart_customer_rfm
-    order by customer_id
-"""
-
-#: Where every source row went, per batch and outcome (mart_data_quality).
-DATA_QUALITY = f"""
-    select batch_id, source_uri, state, cast(ingested_at as varchar) as ingested_at, outcome, reason,
-           row_count, rows_read, rows_loaded, rows_quarantined, rows_duplicate
-    from {SCHEMA}.mart_data_quality
-    order by ingested_at, batch_id, outcome, reason
-"""
-
-#: The headline figures of the whole data set, straight from the monthly mart (shown as a cross-check).
-MART_TOTALS = f"""
-    select
-        cast(sum(net_revenue) as varchar) as net_revenue,
-        sum(orders) as orders,
-        cast(sum(gross_sales) as varchar) as gross_sales,
-        cast(sum(cancellations) as varchar) as cancellations
-    from {SCHEMA}.mart_revenue_monthly
-"""
+def _numbers(series: "pandas.Series", lookup: dict, what: str) -> list[int]:
+    """Each value's number in ``lookup``; a value the lookup lacks means the marts disagree."""
+    values = series.tolist()
+    try:
+        return [lookup[v] for v in values]
+    except KeyError as exc:
+        raise ValueError(f"{what} {exc.args[0]!r} is in one mart but not in another: rebuild the marts (dbt)") from exc
 
 
-def missing_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The required fact and marts that are not in the warehouse (empty when all are there)."""
-    present = {r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_schema = ?", [SCHEMA]).fetchall()}
-    return [t for t in REQUIRED_TABLES if t not in present]
+def _flags(series: "pandas.Series") -> list[int]:
+    return series.fillna(False).astype(bool).astype(int).tolist()
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
-    return con.execute(sql).fetchall()
-
-
-def collect(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def collect(analytics: "Analytics") -> dict[str, Any]:
     """All the data the page embeds, as plain JSON-ready values (columnar lists of indexes and integers)."""
-    days = [d.isoformat() for (d,) in _rows(con, DAYS)]
-    day_index = {d: i for i, d in enumerate(days)}
-    countries = [c for (c,) in _rows(con, COUNTRIES)]
+    read = analytics.read_mart
+    day_dates = read("mart_revenue_daily", columns=["invoice_date"])["invoice_date"].tolist()
+    day_index = {d: i for i, d in enumerate(day_dates)}
+    countries = read("mart_revenue_by_country", columns=["country", "revenue_rank"]) \
+        .sort_values("revenue_rank")["country"].tolist()
     country_index = {c: i for i, c in enumerate(countries)}
 
-    segment_rows = _rows(con, CUSTOMER_SEGMENTS)
-    customers = [c for c, _ in segment_rows]
-    segment_names = sorted({s for _, s in segment_rows})
+    segments = read("mart_customer_rfm", columns=["customer_id", "segment"])
+    customers = segments["customer_id"].tolist()
+    segment_names = sorted(set(segments["segment"].tolist()))
     customer_index = {c: i for i, c in enumerate(customers)}
 
-    invoices: dict[str, list[int]] = {k: [] for k in (
-        "invoice", "day", "country", "customer", "gross", "net", "cancel", "items", "order", "cancellation")}
-    extra_customers: list[str] = []
-    for (invoice, day, country, customer, gross, net, cancel, items, is_order, is_cancellation) in _rows(con, INVOICES):
-        if customer is not None and customer not in customer_index:
-            # a customer with no order (only cancellations, say) has no RFM row
-            customer_index[customer] = len(customers) + len(extra_customers)
-            extra_customers.append(customer)
-        invoices["invoice"].append(invoice)
-        invoices["day"].append(day_index[day.isoformat()])
-        invoices["country"].append(country_index[country])
-        invoices["customer"].append(-1 if customer is None else customer_index[customer])
-        invoices["gross"].append(int(gross))
-        invoices["net"].append(int(net))
-        invoices["cancel"].append(int(cancel))
-        invoices["items"].append(int(items))
-        invoices["order"].append(int(bool(is_order)))
-        invoices["cancellation"].append(int(bool(is_cancellation)))
-
-    if len(set(invoices["invoice"])) == len(invoices["invoice"]):
+    inv = read("mart_invoices", columns=["invoice_no", "invoice_date", "country", "customer_id", "is_order",
+                                         "is_cancellation", "gross_sales", "net_revenue", "cancellations",
+                                         "items_sold"])
+    inv = inv.sort_values(["invoice_date", "invoice_no", "country", "customer_id"], kind="stable",
+                          na_position="last", ignore_index=True)
+    # a customer with no order (only cancellations, say) has no RFM row: numbered after those that do
+    known = inv["customer_id"].dropna()
+    extra_customers = list(dict.fromkeys(c for c in known.tolist() if c not in customer_index))
+    customer_index.update({c: len(customers) + i for i, c in enumerate(extra_customers)})
+    customer_numbers = [customer_index[c] if known else -1
+                        for c, known in zip(inv["customer_id"].tolist(), inv["customer_id"].notna().tolist())]
+    invoice_numbers = {no: i for i, no in enumerate(sorted(set(inv["invoice_no"].tolist())))}
+    invoices: dict[str, list[int]] = {
+        "invoice": [invoice_numbers[no] for no in inv["invoice_no"].tolist()],
+        "day": _numbers(inv["invoice_date"], day_index, "invoice day"),
+        "country": _numbers(inv["country"], country_index, "country"),
+        "customer": customer_numbers,
+        "gross": money_units(inv["gross_sales"]),
+        "net": money_units(inv["net_revenue"]),
+        "cancel": money_units(inv["cancellations"]),
+        "items": inv["items_sold"].fillna(0).astype("int64").tolist(),
+        "order": _flags(inv["is_order"]),
+        "cancellation": _flags(inv["is_cancellation"]),
+    }
+    if len(invoice_numbers) == len(inv):
         del invoices["invoice"]  # one row per invoice: the row number is the invoice (the page falls back to it)
 
     seg_index = {s: i for i, s in enumerate(segment_names)}
-    customer_segment = [seg_index[s] for _, s in segment_rows] + [-1] * len(extra_customers)
+    customer_segment = [seg_index[s] for s in segments["segment"].tolist()] + [-1] * len(extra_customers)
 
-    product_rows = _rows(con, PRODUCTS)
-    # the largest slice (about 300,000 rows on the full data set): fetched as columns, ordered by day;
-    # day_start[d] .. day_start[d + 1] are day d's rows, so the rows carry no day column
-    columns = con.execute(PRODUCT_DAYS).fetchnumpy()
-    day_start = [0] * (len(days) + 1)
-    for day in columns["day"].tolist():
-        day_start[day + 1] += 1
-    for d in range(len(days)):
-        day_start[d + 1] += day_start[d]
-    product_days = {"day_start": day_start, "product": columns["product"].tolist(),
-                    "country": columns["country"].tolist(), "net": columns["net"].tolist()}
+    products = read("mart_product_performance", columns=["stock_code", "description", "abc_class", "revenue_rank"]) \
+        .sort_values("revenue_rank", ignore_index=True)
+    codes = products["stock_code"].tolist()
+    product_days = _product_days(read("mart_product_sales_daily",
+                                      columns=["invoice_date", "country", "stock_code", "net_revenue"]),
+                                 day_index, {c: i for i, c in enumerate(codes)}, country_index)
 
     quality_cols = ["batch_id", "source_uri", "state", "ingested_at", "outcome", "reason", "row_count", "rows_read",
                     "rows_loaded", "rows_quarantined", "rows_duplicate"]
-    quality = [dict(zip(quality_cols, r)) for r in _rows(con, DATA_QUALITY)]
-    totals = dict(zip(["net_revenue", "orders", "gross_sales", "cancellations"], _rows(con, MART_TOTALS)[0]))
+    quality = read("mart_data_quality", columns=quality_cols).sort_values(
+        ["ingested_at", "batch_id", "outcome", "reason"], kind="stable", ignore_index=True)
+    monthly = read("mart_revenue_monthly", columns=["net_revenue", "orders", "gross_sales", "cancellations"])
+    has_months = len(monthly) > 0
 
     return {
         "money_scale": MONEY_SCALE,
-        "days": days,
+        "days": [d.isoformat() for d in day_dates],
         "countries": countries,
         "segments": segment_names,
         "customer_segment": customer_segment,
         "invoices": invoices,
-        "products": {"code": [r[0] for r in product_rows], "name": [r[1] for r in product_rows],
-                     "abc": [r[2] for r in product_rows]},
+        "products": {"code": codes,
+                     "name": [d if isinstance(d, str) else c for c, d in zip(codes, products["description"].tolist())],
+                     "abc": products["abc_class"].tolist()},
         "product_days": product_days,
-        "quality": [{k: (int(v) if isinstance(v, int) else v) for k, v in row.items()} for row in quality],
-        "mart_totals": {k: (None if v is None else (int(v) if k == "orders" else str(v))) for k, v in totals.items()},
+        "quality": [_quality_row(row) for row in quality.to_dict("records")],
+        "mart_totals": {
+            "net_revenue": money_text(sum(monthly["net_revenue"], Decimal(0))) if has_months else None,
+            "orders": int(monthly["orders"].sum()) if has_months else None,
+            "gross_sales": money_text(sum(monthly["gross_sales"], Decimal(0))) if has_months else None,
+            "cancellations": money_text(sum(monthly["cancellations"], Decimal(0))) if has_months else None,
+        },
     }
+
+
+def _product_days(frame: "pandas.DataFrame", day_index: dict, product_index: dict[str, int],
+                  country_index: dict[str, int]) -> dict[str, list[int]]:
+    """Net revenue per day, product and country as index columns, ordered by day, product, country;
+    day_start[d] .. day_start[d + 1] are day d's rows, so the rows carry no day column."""
+    import numpy as np
+
+    day = np.array(_numbers(frame["invoice_date"], day_index, "invoice day"), dtype=np.int64)
+    product = np.array(_numbers(frame["stock_code"], product_index, "product"), dtype=np.int64)
+    country = np.array(_numbers(frame["country"], country_index, "country"), dtype=np.int64)
+    net = np.array(money_units(frame["net_revenue"]), dtype=np.int64)
+    order = np.lexsort((country, product, day))
+    day_start = np.concatenate([[0], np.cumsum(np.bincount(day, minlength=len(day_index)))])
+    return {"day_start": day_start.tolist(), "product": product[order].tolist(), "country": country[order].tolist(),
+            "net": net[order].tolist()}
+
+
+def _quality_row(row: dict) -> dict:
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if pd.isna(value):
+            out[key] = None
+        elif key == "ingested_at":
+            out[key] = value.isoformat(sep=" ")
+        elif isinstance(value, Integral):
+            out[key] = int(value)
+        else:
+            out[key] = str(value)
+    return out

@@ -599,7 +599,7 @@
     const totals = DATA.mart_totals;
     el.footer.textContent = '';
     const p = document.createElement('p');
-    p.textContent = 'Built ' + DATA.generated_at + ' from ' + DATA.warehouse + ' (DuckDB schema analytics). ' +
+    p.textContent = 'Built ' + DATA.generated_at + ' from ' + DATA.warehouse + ' (its marts). ' +
       'Net revenue = gross sales + shipping + cancellations + adjustments; an order is an invoice with a gross-sales line. ';
     const check = document.createElement('span');
     if (totals.net_revenue !== null) {
