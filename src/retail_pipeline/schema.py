@@ -227,7 +227,9 @@ def dbt_sources_yaml() -> str:
                 "tables": [
                     table("sales_lines", "Typed invoice lines, one row per distinct line of a source; partitioned by invoice_date."),
                     table("quarantine", "Rows that could not be typed, with the reason."),
-                    table("batches", "One row per ingested or rejected landing object (the batch manifest)."),
+                    {**table("batches", "One row per ingested or rejected landing object (the batch manifest)."),
+                     "loaded_at_field": "ingested_at",
+                     "freshness": {"warn_after": {"count": "{{ var('freshness_warn_hours', 36) }}", "period": "hour"}}},
                 ],
             },
             {
