@@ -117,7 +117,8 @@ resource "google_storage_bucket_iam_member" "sweep_rewrites_landing" {
   member = local.function_members["sweep"]
 }
 
-# The same for the lake's objects the ledger lacks (their finalize event loads them).
+# The same for the lake's objects the ledger lacks, whose finalize event loads them
+# (storage.objects.list, .get, storage.objects.create, storage.objects.delete).
 resource "google_storage_bucket_iam_member" "sweep_rewrites_lake" {
   bucket = google_storage_bucket.lake.name
   role   = "roles/storage.objectUser"

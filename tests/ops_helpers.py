@@ -35,7 +35,7 @@ def analytics(settings: Settings) -> dict[str, list[tuple]]:
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = ? "
                 "ORDER BY ordinal_position", [name]).fetchall()
                     if r[0] not in ("dbt_invocation_id", "transform_batch_id", "batch_id", "source_uri",
-                                    "source_generation")]
+                                    "source_generation", "ingested_at")]
             rows = con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM analytics."{name}"').fetchall()
             out[name] = sorted(rows, key=repr)
         return out
