@@ -194,3 +194,24 @@ resource "google_bigquery_table" "transform_runs" {
 
   clustering = ["batch_id"]
 }
+
+resource "google_bigquery_table" "retractions" {
+  dataset_id          = google_bigquery_dataset.pipeline.dataset_id
+  table_id            = "retractions"
+  description         = "Audit of retractions: one row per batch whose rows were removed from the raw tables (who, when, why, rows). Written by retract and the load function."
+  schema              = file("${path.module}/schemas/retractions.json")
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+
+  # Tables Terraform creates name the key themselves; tables made at runtime (staging tables, dbt's
+  # models) get the dataset's default key.
+  dynamic "encryption_configuration" {
+    for_each = local.cmek_enabled ? [local.kms_key_bigquery] : []
+
+    content {
+      kms_key_name = encryption_configuration.value
+    }
+  }
+
+  clustering = ["batch_id"]
+}

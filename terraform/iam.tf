@@ -100,20 +100,29 @@ resource "google_storage_bucket_iam_member" "transform_writes_claims" {
   }
 }
 
-# The sweep compares the landing bucket with the manifests: it lists the workbooks and reads each
-# one's metadata to re-deliver its finalize event (storage.objects.list, storage.objects.get).
-resource "google_storage_bucket_iam_member" "sweep_reads_landing" {
+# The sweep compares the landing bucket with the batches and re-drives a workbook the events missed
+# by rewriting it onto itself (a new generation with the same bytes and metadata, whose finalize
+# event ingests it): storage.objects.list, .get, .create and .delete (the overwrite).
+resource "google_storage_bucket_iam_member" "sweep_rewrites_landing" {
   bucket = google_storage_bucket.landing.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = local.function_members["sweep"]
 }
 
-# The sweep lists the lake's manifests and objects to find what the ledger lacks
-# (storage.objects.list, storage.objects.get).
-resource "google_storage_bucket_iam_member" "sweep_reads_lake" {
+# The same for the lake's objects the ledger lacks, whose finalize event loads them
+# (storage.objects.list, .get, storage.objects.create, storage.objects.delete).
+resource "google_storage_bucket_iam_member" "sweep_rewrites_lake" {
   bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectViewer"
+  role   = "roles/storage.objectUser"
   member = local.function_members["sweep"]
+}
+
+# The load function retracts a deleted workbook only when no live generation of it is left: it
+# reads the landing object's metadata (storage.objects.get).
+resource "google_storage_bucket_iam_member" "load_reads_landing" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectViewer"
+  member = local.function_members["load"]
 }
 
 # Function builds read the uploaded bundle (storage.objects.get).
@@ -187,8 +196,8 @@ resource "google_bigquery_dataset_iam_member" "sweep_reads_raw" {
   member     = local.function_members["sweep"]
 }
 
-# ... and the ledger and transform_runs, to find objects never loaded and batches never
-# transformed or stuck (bigquery.tables.getData). It changes nothing itself: it re-drives.
+# ... and the ledger, transform_runs and retractions, to find objects never loaded and batches
+# never transformed or stuck (bigquery.tables.getData). It writes no table: it re-drives.
 resource "google_bigquery_dataset_iam_member" "sweep_reads_pipeline" {
   dataset_id = google_bigquery_dataset.pipeline.dataset_id
   role       = "roles/bigquery.dataViewer"
@@ -226,8 +235,8 @@ resource "google_pubsub_topic_iam_member" "load_publishes" {
   member = local.function_members["load"]
 }
 
-# The sweep re-publishes "partition loaded" for complete batches never transformed
-# (pubsub.topics.publish).
+# The sweep publishes a message for a complete batch never transformed, or one whose run never
+# finished (pubsub.topics.publish).
 resource "google_pubsub_topic_iam_member" "sweep_publishes" {
   topic  = google_pubsub_topic.partition_loaded.name
   role   = "roles/pubsub.publisher"
@@ -327,23 +336,6 @@ resource "google_cloud_run_v2_service_iam_member" "transform_invoker" {
 # Cloud Scheduler calls the sweep with an OIDC token of the sweep identity (run.routes.invoke).
 resource "google_cloud_run_v2_service_iam_member" "sweep_invoker" {
   name     = google_cloudfunctions2_function.sweep.service_config[0].service
-  location = var.region
-  role     = "roles/run.invoker"
-  member   = local.function_members["sweep"]
-}
-
-# The sweep re-delivers missed storage events to ingest and load over HTTP, as Eventarc would
-# (run.routes.invoke on their Cloud Run services).
-resource "google_cloud_run_v2_service_iam_member" "sweep_invokes_ingest" {
-  name     = google_cloudfunctions2_function.ingest.service_config[0].service
-  location = var.region
-  role     = "roles/run.invoker"
-  member   = local.function_members["sweep"]
-}
-
-# (run.routes.invoke, as above.)
-resource "google_cloud_run_v2_service_iam_member" "sweep_invokes_load" {
-  name     = google_cloudfunctions2_function.load.service_config[0].service
   location = var.region
   role     = "roles/run.invoker"
   member   = local.function_members["sweep"]

@@ -53,12 +53,13 @@ locals {
 
   # What the dbt job's prod target reads (dbt/profiles.yml, dbt/models/staging/_sources.yml).
   dbt_env = {
-    RETAIL_PIPELINE_GCP_PROJECT       = var.project_id
-    RETAIL_PIPELINE_ANALYTICS_DATASET = local.datasets.analytics
-    RETAIL_PIPELINE_RAW_DATASET       = local.datasets.raw
-    RETAIL_PIPELINE_PIPELINE_DATASET  = local.datasets.pipeline
-    RETAIL_PIPELINE_BQ_LOCATION       = var.bigquery.location
-    DBT_SEND_ANONYMOUS_USAGE_STATS    = "false"
+    RETAIL_PIPELINE_GCP_PROJECT        = var.project_id
+    RETAIL_PIPELINE_ANALYTICS_DATASET  = local.datasets.analytics
+    RETAIL_PIPELINE_RAW_DATASET        = local.datasets.raw
+    RETAIL_PIPELINE_PIPELINE_DATASET   = local.datasets.pipeline
+    RETAIL_PIPELINE_BQ_LOCATION        = var.bigquery.location
+    RETAIL_PIPELINE_MAX_DATA_AGE_HOURS = tostring(var.max_data_age_hours)
+    DBT_SEND_ANONYMOUS_USAGE_STATS     = "false"
   }
 
   labels = merge({ app = "retail-pipeline", managed-by = "terraform" }, var.labels)

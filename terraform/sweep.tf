@@ -2,8 +2,9 @@
 # (default daily, like the original batch pipeline). The sweep compares the landing bucket with the
 # manifests, the lake with the load ledger and complete batches with transform runs, and re-drives
 # whatever is missing or stuck past a grace period, idempotently (the same keys as the events):
-# it re-delivers storage events to the ingest and load functions over HTTP and re-publishes
-# "partition loaded" messages.
+# it rewrites a missed landing or lake object onto itself (a new generation, same bytes and
+# metadata), so the platform's own finalize event delivers it again, and publishes a message for a
+# batch never transformed or stuck. It calls no other function.
 #
 # Mistakes undone: deleting a workbook from the landing bucket retracts its rows. The landing
 # bucket is versioned, so a deletion by a person does not emit object.v1.deleted (that event only
@@ -15,10 +16,9 @@
 locals {
   landing_removed_event = "google.cloud.storage.object.v1.archived"
 
-  # The sweep re-delivers events to these endpoints (same settings as the other functions).
+  # The same settings as the other functions, and how long the sweep leaves things to their events.
   sweep_env = merge(local.function_env, {
-    RETAIL_PIPELINE_INGEST_URL = google_cloudfunctions2_function.ingest.service_config[0].uri
-    RETAIL_PIPELINE_LOAD_URL   = google_cloudfunctions2_function.load.service_config[0].uri
+    RETAIL_PIPELINE_SWEEP_GRACE_SECONDS = tostring(var.sweep.grace_seconds)
   })
 }
 
@@ -59,8 +59,8 @@ resource "google_cloudfunctions2_function" "sweep" {
 
   depends_on = [
     time_sleep.agents_ready,
-    google_storage_bucket_iam_member.sweep_reads_landing,
-    google_storage_bucket_iam_member.sweep_reads_lake,
+    google_storage_bucket_iam_member.sweep_rewrites_landing,
+    google_storage_bucket_iam_member.sweep_rewrites_lake,
     google_bigquery_dataset_iam_member.sweep_reads_raw,
     google_bigquery_dataset_iam_member.sweep_reads_pipeline,
     google_project_iam_member.bigquery_job_user,
@@ -68,6 +68,7 @@ resource "google_cloudfunctions2_function" "sweep" {
     google_bigquery_table.batches,
     google_bigquery_table.load_ledger,
     google_bigquery_table.transform_runs,
+    google_bigquery_table.retractions,
     google_project_iam_member.functions_build,
     google_artifact_registry_repository_iam_member.functions_build_writer,
     google_storage_bucket_iam_member.functions_build_reads_sources,
@@ -135,5 +136,6 @@ resource "google_eventarc_trigger" "landing_removed" {
   depends_on = [
     time_sleep.agents_ready,
     google_cloud_run_v2_service_iam_member.load_invoker,
+    google_storage_bucket_iam_member.load_reads_landing,
   ]
 }

@@ -191,10 +191,11 @@ variable "first_apply_wait" {
 
 variable "sweep" {
   type = object({
-    schedule  = optional(string, "0 3 * * *")
-    time_zone = optional(string, "Etc/UTC")
+    schedule      = optional(string, "0 3 * * *")
+    time_zone     = optional(string, "Etc/UTC")
+    grace_seconds = optional(number, 900)
   })
-  description = "When Cloud Scheduler calls the sweep function, which re-drives whatever the events missed (a landing object with no manifest, a lake object with no ledger row, a complete batch never transformed, a run that never finished): a cron schedule (default daily at 03:00) and its time zone."
+  description = "When Cloud Scheduler calls the sweep function, which re-drives whatever the events missed (a landing object with no manifest, a lake object with no ledger row, a complete batch never transformed, a run that never finished): a cron schedule (default daily at 03:00), its time zone, and the grace period in seconds the sweep leaves to the events (default 900)."
   default     = {}
 }
 
@@ -250,5 +251,16 @@ variable "cmek" {
   validation {
     condition     = var.cmek.bigquery_kms_key_name == null || var.cmek.kms_key_name != null
     error_message = "cmek.bigquery_kms_key_name needs cmek.kms_key_name too (the buckets, topics and registry use that one)."
+  }
+}
+
+variable "max_data_age_hours" {
+  type        = number
+  description = "Freshness limit of the production dbt job: its data test assert_data_freshness fails when the newest ingested batch is older than this many hours. 0 turns the test off."
+  default     = 0
+
+  validation {
+    condition     = var.max_data_age_hours >= 0
+    error_message = "max_data_age_hours must be 0 (off) or a positive number of hours."
   }
 }

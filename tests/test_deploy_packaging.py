@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("ingest", "load", "transform")
+FUNCTIONS = ("ingest", "load", "transform", "sweep")
 
 
 @pytest.fixture(scope="module")

@@ -117,11 +117,11 @@ def test_functions_with_entry_points_runtime_and_bundles(tf):
         assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
         expected_env = "${local.sweep_env}" if name == "sweep" else "${local.function_env}"
         assert service["environment_variables"] == expected_env
-    # the sweep gets the same settings plus where to re-deliver events
+    # the sweep gets the same settings plus its grace period; it calls no other function
     sweep_env = tf["locals"]["sweep_env"]
     assert sweep_env.startswith("${merge(local.function_env, {")
-    for stage in ("ingest", "load"):
-        assert f"google_cloudfunctions2_function.{stage}.service_config[0].uri" in sweep_env
+    assert "RETAIL_PIPELINE_SWEEP_GRACE_SECONDS" in sweep_env and "var.sweep.grace_seconds" in sweep_env
+    assert "service_config" not in sweep_env
     bundle = tf["resource"][("google_storage_bucket_object", "function_bundle")]
     assert "${path.module}/${var.function_bundle_dir}/${each.key}.zip" in bundle["source"]
 
@@ -172,8 +172,9 @@ def test_every_function_has_its_trigger_and_retry_policy(tf):
 
 def test_each_trigger_identity_may_invoke_its_function(tf):
     invokers = _of_type(tf, "google_cloud_run_v2_service_iam_member")
-    # who may invoke each function: its own trigger identity, and the sweep (re-delivery) for ingest and load
-    expected = {"ingest": {"ingest", "sweep"}, "load": {"load", "sweep"}, "transform": {"transform"},
+    # who may invoke each function: its own trigger identity only (the sweep re-drives through the
+    # buckets and the topic, never by calling a function)
+    expected = {"ingest": {"ingest"}, "load": {"load"}, "transform": {"transform"},
                 "sweep": {"sweep"}}
     assert set(expected) == set(EXPECTED_TRIGGERS)
     for name, callers in expected.items():
@@ -230,7 +231,7 @@ def test_raw_table_partitioned_clustered_from_generated_schema(tf):
             f'${{file("${{path.module}}/schemas/{name}.json")}}'
 
 
-SCHEMA_TABLES = ["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs"]
+SCHEMA_TABLES = ["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs", "retractions"]
 
 
 @pytest.mark.parametrize("table", SCHEMA_TABLES)
@@ -275,6 +276,13 @@ PIPELINE_COLUMNS = {
         ("tests_passed", "INT64", "NULLABLE"), ("tests_failed", "INT64", "NULLABLE"),
         ("models_built", "INT64", "NULLABLE"), ("seconds", "FLOAT64", "NULLABLE"), ("error", "STRING", "NULLABLE"),
         ("claim_token", "STRING", "NULLABLE"), ("execution", "STRING", "NULLABLE"),
+    ],
+    "retractions": [
+        ("batch_id", "STRING", "REQUIRED"), ("source_uri", "STRING", "REQUIRED"),
+        ("source_generation", "INT64", "REQUIRED"), ("retraction_id", "STRING", "REQUIRED"),
+        ("rows_removed", "INT64", "REQUIRED"), ("quarantine_removed", "INT64", "REQUIRED"),
+        ("partitions", "STRING", "REQUIRED"), ("retracted_by", "STRING", "REQUIRED"),
+        ("reason", "STRING", "NULLABLE"), ("retracted_at", "TIMESTAMP", "REQUIRED"),
     ],
 }
 
@@ -769,10 +777,11 @@ def test_deleting_a_landing_workbook_reaches_the_load_function(tf):
         "for_each"].values()
 
 
-def test_the_sweep_reads_everything_and_writes_nothing(tf):
+def test_the_sweep_rewrites_objects_publishes_and_reads_the_tables(tf):
     member = '${local.function_members["sweep"]}'
-    assert _bucket_grants(tf, member) == {("landing", "roles/storage.objectViewer"): None,
-                                          ("lake", "roles/storage.objectViewer"): None}
+    # rewriting an object onto itself is a create and a delete (the overwrite) of that object
+    assert _bucket_grants(tf, member) == {("landing", "roles/storage.objectUser"): None,
+                                          ("lake", "roles/storage.objectUser"): None}
     datasets = {(b["dataset_id"].split(".")[1], b["role"])
                 for b in _of_type(tf, "google_bigquery_dataset_iam_member").values() if b["member"] == member}
     assert datasets == {("raw", "roles/bigquery.dataViewer"), ("pipeline", "roles/bigquery.dataViewer")}
@@ -781,7 +790,8 @@ def test_the_sweep_reads_everything_and_writes_nothing(tf):
     assert [(t["topic"], t["role"]) for t in topics] == [
         ("${google_pubsub_topic.partition_loaded.name}", "roles/pubsub.publisher")]
     assert tf["variable"]["sweep"]["default"] == {}
-    assert 'schedule  = optional(string, "0 3 * * *")' in tf["files"]["variables.tf"]  # daily by default
+    assert 'schedule      = optional(string, "0 3 * * *")' in tf["files"]["variables.tf"]  # daily by default
+    assert "grace_seconds = optional(number, 900)" in tf["files"]["variables.tf"]
 
 
 def test_failed_dbt_runs_are_counted_from_the_jobs_log_lines(tf, evaluated):

@@ -140,7 +140,7 @@ class Chain:
         self.subscription = subscription.name
         self.runtime = LocalRuntime(self.ctx, HttpApps(self.servers.urls), subscription=subscription,
                                     faults=self.faults, progress=self.say)
-        self.runtime.eventarc.poll()  # generations already there were handled by earlier runs
+        self.runtime.eventarc.mark_seen()  # generations already there were handled by earlier runs
         write_chain(self.settings, self.emulators, self.servers.urls)
         return self
 

@@ -185,29 +185,40 @@ def render_summary(summary: dict) -> str:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--check", is_flag=True, help="Exit 1 when anything needs attention (dead letters, stuck batches, "
+              "failed runs, rejected files), 0 on a healthy home: for cron.")
 @click.pass_context
-def status(click_ctx: click.Context, as_json: bool) -> None:
-    """Batches, warehouse figures and the last dbt run."""
+def status(click_ctx: click.Context, as_json: bool, check: bool) -> None:
+    """Batches, warehouse figures, the last dbt run, and what needs attention."""
     from .context import Context
+    from .health import as_dicts, attention, render
     from .status import collect
 
-    report = collect(Context(recorded_chain(click_ctx, click_ctx.obj)))
+    ctx = Context(recorded_chain(click_ctx, click_ctx.obj))
+    report = collect(ctx)
+    items = attention(ctx, report)
+    report["attention"] = as_dicts(items)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
-        return
-    for b in report["batches"]:
-        r = b["rows"]
-        click.echo(f"{b['batch_id']}  {b['state']:<16} read {r['read']:>9,}  loaded {r['loaded']:>9,}  "
-                   f"quarantined {r['quarantined']:>7,}  duplicates {r['duplicates']:>7,}  {b['source']}"
-                   + (f"\n    {b['error']}" if b["error"] else ""))
-    w, d = report["warehouse"], report["dbt"]
-    click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}")
-    click.echo(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']} ({d['runs']} runs)")
+    else:
+        for b in report["batches"]:
+            r = b["rows"]
+            click.echo(f"{b['batch_id']}  {b['state']:<16} read {r['read']:>9,}  loaded {r['loaded']:>9,}  "
+                       f"quarantined {r['quarantined']:>7,}  duplicates {r['duplicates']:>7,}  {b['source']}"
+                       + (f"\n    {b['error']}" if b["error"] else ""))
+        w, d = report["warehouse"], report["dbt"]
+        click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}"
+                   + (f"; data as of {report['data_as_of']}" if report.get("data_as_of") else ""))
+        click.echo(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']} ({d['runs']} runs)")
+        click.echo(render(items))
+    if check and items:
+        sys.exit(1)
 
 
 @cli.command()
 @click.argument("what", type=click.Choice(["bigquery-json", "dbt-sources", "arrow"]))
-@click.option("--table", type=click.Choice(["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs"]),
+@click.option("--table", type=click.Choice(["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs",
+                                            "retractions"]),
               default="sales_lines", show_default=True)
 def schema(what: str, table: str) -> None:
     """Print a schema generated from the single definition (BigQuery JSON, dbt sources, Arrow)."""
@@ -230,6 +241,12 @@ from .cli_serve import replay, serve  # noqa: E402
 
 cli.add_command(serve)
 cli.add_command(replay)
+
+from .cli_ops import reprocess, retract, sweep  # noqa: E402
+
+cli.add_command(sweep)
+cli.add_command(retract)
+cli.add_command(reprocess)
 
 from .cli_docs import docs  # noqa: E402
 

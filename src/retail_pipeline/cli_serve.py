@@ -47,8 +47,10 @@ def environment_text(settings: Settings, emulators: Emulators | None, servers: F
 @click.option("--emulators", "use_emulators", is_flag=True,
               help="Start the GCS, Pub/Sub and BigQuery emulators and run the chain on them.")
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between bucket polls.")
+@click.option("--sweep-every", type=float, default=3600, show_default=True,
+              help="Seconds between sweeps (one also runs at start); 0 sweeps only at start.")
 @click.pass_obj
-def serve(settings: Settings, use_emulators: bool, poll: float) -> None:
+def serve(settings: Settings, use_emulators: bool, poll: float, sweep_every: float) -> None:
     """Run the three functions as HTTP servers and play Eventarc/Pub/Sub until Ctrl-C."""
     emulators = None
     if use_emulators:
@@ -71,7 +73,15 @@ def serve(settings: Settings, use_emulators: bool, poll: float) -> None:
         click.echo(environment_text(chain.settings, emulators, chain.servers))
         click.echo("serving; Ctrl-C stops", err=True)
         assert chain.runtime is not None and chain.servers is not None
+        from .sweep import sweep
+
+        grace: int | None = 0  # at start nothing is in flight: what is missing was missed
+        next_sweep = time.monotonic()
         while not stop["now"]:
+            if next_sweep is not None and time.monotonic() >= next_sweep:
+                for finding in sweep(chain.ctx, grace_seconds=grace).redriven:
+                    say(f"sweep: {finding.kind} {finding.subject} → {finding.action}")
+                grace, next_sweep = None, (time.monotonic() + sweep_every if sweep_every > 0 else None)
             if not chain.runtime.step():
                 time.sleep(poll)
     except KeyboardInterrupt:

@@ -121,6 +121,7 @@ class Settings:
     claims_bucket: str | None = None  #: bucket of transform claims (default: the lake, when on gs://)
     identity: str | None = None  #: service account this process acts as on an emulator chain
     dbt_project: Path = DBT_PROJECT  #: the dbt project folder
+    sweep_grace_seconds: int = 900  #: the sweep leaves alone what is younger (an event may still be on its way)
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -146,6 +147,7 @@ class Settings:
             claims_bucket=env.get(f"{PREFIX}CLAIMS_BUCKET") or None,
             identity=env.get(f"{PREFIX}IDENTITY") or None,
             dbt_project=Path(env.get(f"{PREFIX}DBT_PROJECT") or DBT_PROJECT),
+            sweep_grace_seconds=int(env.get(f"{PREFIX}SWEEP_GRACE_SECONDS") or 900),
             limits=Limits.from_env(env),
             faults=Faults.from_env(env, home_path),
             endpoints=Endpoints.from_env(env),
@@ -157,6 +159,7 @@ class Settings:
             f"{PREFIX}HOME": str(self.home), f"{PREFIX}LANDING": self.landing, f"{PREFIX}LAKE": self.lake,
             f"{PREFIX}WAREHOUSE": self.warehouse, f"{PREFIX}BUS": self.bus, f"{PREFIX}TRANSFORM": self.transform,
             f"{PREFIX}BQ_LOCATION": self.bigquery_location, f"{PREFIX}DBT_PROJECT": str(self.dbt_project),
+            f"{PREFIX}SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
             **self.limits.to_env(), **self.faults.to_env(), **self.endpoints.to_env(),
         }
         if self.claims_bucket:

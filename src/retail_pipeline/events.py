@@ -25,6 +25,7 @@ from .ports import Message, ObjectInfo
 log = logging.getLogger(__name__)
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+STORAGE_ARCHIVED = "google.cloud.storage.object.v1.archived"  #: a live generation became noncurrent (deleted or replaced)
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
@@ -50,11 +51,12 @@ def storage_object_data(info: ObjectInfo) -> dict:
     }
 
 
-def storage_finalized(info: ObjectInfo) -> CloudEvent:
-    event_id = hashlib.sha1(f"{info.bucket}/{info.name}#{info.generation}".encode()).hexdigest()[:16]
+def storage_finalized(info: ObjectInfo, event_type: str = STORAGE_FINALIZED) -> CloudEvent:
+    key = f"{info.bucket}/{info.name}#{info.generation}" + ("" if event_type == STORAGE_FINALIZED else f"#{event_type}")
+    event_id = hashlib.sha1(key.encode()).hexdigest()[:16]
     return CloudEvent(
         {
-            "type": STORAGE_FINALIZED,
+            "type": event_type,
             "source": f"//storage.googleapis.com/projects/_/buckets/{info.bucket}",
             "subject": f"objects/{info.name}",
             "id": event_id,
@@ -103,10 +105,11 @@ class PermanentEventError(ValueError):
     """An event that no retry can make succeed: not for this function, or missing what it needs."""
 
 
-def storage_object(cloud_event: Any) -> tuple[str, str, int]:
-    """(bucket, name, generation) of a storage finalize event; PermanentEventError for anything else."""
-    if cloud_event["type"] != STORAGE_FINALIZED:
-        raise PermanentEventError(f"expected {STORAGE_FINALIZED}, got {cloud_event['type']}")
+def storage_object(cloud_event: Any, accept: tuple[str, ...] = (STORAGE_FINALIZED,)) -> tuple[str, str, int]:
+    """(bucket, name, generation) of a storage event of an ``accept``ed type (default: finalize);
+    PermanentEventError for anything else."""
+    if cloud_event["type"] not in accept:
+        raise PermanentEventError(f"expected {' or '.join(accept)}, got {cloud_event['type']}")
     data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
     missing = [k for k in ("bucket", "name", "generation") if not data.get(k)]
     if missing:

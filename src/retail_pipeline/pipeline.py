@@ -38,7 +38,11 @@ def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Ca
     (settings.home / "logs").mkdir(parents=True, exist_ok=True)
     log_to_file(settings.home / "logs" / "pipeline.jsonl")
     runtime = LocalRuntime(ctx, apps, subscription=ctx.bus.subscribe(SUBSCRIPTION), faults=faults, progress=say)
-    runtime.eventarc.poll()  # objects already there were handled by earlier runs
+    runtime.eventarc.mark_seen()  # objects already there were handled by earlier runs, or are found by the sweep:
+    from .sweep import sweep  # nothing runs before this command, so nothing is in flight: no grace period
+
+    for finding in sweep(ctx, grace_seconds=0).redriven:
+        say(f"sweep: {finding.kind} {finding.subject} → {finding.action}")
     batch_ids = []
     started = time.monotonic()
     for path, name in files:

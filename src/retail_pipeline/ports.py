@@ -58,6 +58,10 @@ class ObjectStore(Protocol):
 
     def delete(self, name: str) -> None: ...
 
+    def rewrite(self, name: str) -> ObjectInfo:
+        """A new generation of the object with the same bytes, content type and metadata, so the
+        platform's finalize event delivers it again (the sweep's and reprocess's re-drive)."""
+
 
 @dataclass(frozen=True)
 class Message:
@@ -205,6 +209,18 @@ class BatchRecord:
 
 
 @dataclass(frozen=True)
+class RetractResult:
+    """What one retraction removed from the raw tables (the lake files stay)."""
+
+    target: str  #: the source URI or batch id asked for
+    batch_ids: list[str]  #: every batch (all generations) of the source whose rows were removed
+    source_uris: list[str]
+    rows_removed: int  #: sales lines removed
+    quarantine_removed: int  #: quarantined rows removed
+    partitions: list[str]  #: invoice months (YYYY-MM) the removed lines were in: the months to rebuild
+
+
+@dataclass(frozen=True)
 class Figures:
     fact_rows: int
     net_amount: object  #: Decimal
@@ -240,6 +256,14 @@ class Warehouse(Protocol):
 
     def figures(self) -> Figures:
         """The fact's row count and net amount (zero before the first dbt run)."""
+
+    def retract(self, target: str, *, who: str, why: str) -> RetractResult:
+        """Remove every batch of a source (``target``: its URI, or one of its batch ids) from the raw
+        tables in one transaction, keep its ledger rows (so a redelivered event stays a no-op) and
+        write one audit row per batch into ``pipeline.retractions``."""
+
+    def retracted_batches(self) -> set[str]:
+        """Batch ids named by an audit row of ``pipeline.retractions``."""
 
 
 class Transformer(Protocol):

@@ -19,14 +19,15 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from cloudevents.http import CloudEvent
 
-from .events import binary, pubsub_published, storage_finalized
+from .events import STORAGE_ARCHIVED, binary, pubsub_published, storage_finalized
 from .faults import FaultPlan
-from .ports import ObjectStore, Subscription
+from .ports import ObjectInfo, ObjectStore, Subscription
 
 if TYPE_CHECKING:
     from .context import Context
@@ -110,21 +111,37 @@ class Stats:
 
 
 class Eventarc:
-    """Watches buckets; every object generation not seen before becomes one finalize event."""
+    """Watches buckets; every object generation not seen before becomes one finalize event, and for
+    the ``removed_routes`` buckets an object that disappeared becomes one archived event."""
 
-    def __init__(self, routes: list[tuple[ObjectStore, str]], state_file: Path) -> None:
+    def __init__(self, routes: list[tuple[ObjectStore, str]], state_file: Path,
+                 removed_routes: list[tuple[ObjectStore, str]] | None = None) -> None:
         self.routes = routes
+        self.removed_routes = removed_routes or []
         self.state_file = state_file
         self.seen: dict[str, int] = json.loads(state_file.read_text()) if state_file.exists() else {}
+        self._carry: list[tuple[str, CloudEvent]] = []
+
+    def mark_seen(self) -> None:
+        """Take the generations already there as delivered (earlier runs did, or the sweep finds what
+        they missed); objects removed meanwhile still give their archived events on the next poll."""
+        self._carry = [(t, e) for t, e in self.poll() if e["type"] == STORAGE_ARCHIVED]
 
     def poll(self) -> list[tuple[str, CloudEvent]]:
-        found = []
+        found, self._carry = self._carry, []
+        listed: set[str] = set()
         for store, target in self.routes:
             for info in store.list():
                 key = f"{info.bucket}/{info.name}"
+                listed.add(key)
                 if self.seen.get(key, -1) < info.generation:
                     self.seen[key] = info.generation
                     found.append((target, storage_finalized(info)))
+        for store, target in self.removed_routes:
+            for key in [k for k in self.seen if k.startswith(f"{store.bucket}/") and k not in listed]:
+                gone = ObjectInfo(store.bucket, key[len(store.bucket) + 1:], self.seen.pop(key), 0,
+                                  datetime.now(timezone.utc))
+                found.append((target, storage_finalized(gone, STORAGE_ARCHIVED)))
         if found:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             self.state_file.write_text(json.dumps(self.seen))
@@ -142,7 +159,7 @@ class LocalRuntime:
         self.max_attempts = max_attempts
         self.say = progress or (lambda _m: None)
         self.eventarc = Eventarc([(ctx.landing, "ingest"), (ctx.lake, "load")],
-                                 ctx.settings.home / "state" / "eventarc.json")
+                                 ctx.settings.home / "state" / "eventarc.json", removed_routes=[(ctx.landing, "load")])
         self.subscription = subscription
         self.queue: list[_Pending] = []
         self.stats = Stats()

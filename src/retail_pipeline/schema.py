@@ -125,7 +125,20 @@ TRANSFORM_RUNS = [
     _c("execution", "string", False, "Cloud Run job execution that ran dbt (projects/.../executions/...); null in-process."),
 ]
 
-PIPELINE_TABLES = {"load_ledger": LOAD_LEDGER, "transform_runs": TRANSFORM_RUNS}
+RETRACTIONS = [
+    _c("batch_id", "string", True, "Batch whose rows were removed from the raw tables (its lake files stay)."),
+    _c("source_uri", "string", True, "Landing object of the batch."),
+    _c("source_generation", "int", True, "Generation of the landing object."),
+    _c("retraction_id", "string", True, "One id per retraction (the batches of a source retracted together)."),
+    _c("rows_removed", "int", True, "Sales lines of the batch removed from raw.sales_lines."),
+    _c("quarantine_removed", "int", True, "Rows of the batch removed from raw.quarantine."),
+    _c("partitions", "string", True, "JSON list of the invoice months (YYYY-MM) the removed lines were in."),
+    _c("retracted_by", "string", True, "Who retracted it: the OS user or service identity, or the deletion event."),
+    _c("reason", "string", False, "Why, as given (--why), or what deleted the landing object."),
+    _c("retracted_at", "timestamp", True, "When the retraction's transaction committed (UTC)."),
+]
+
+PIPELINE_TABLES = {"load_ledger": LOAD_LEDGER, "transform_runs": TRANSFORM_RUNS, "retractions": RETRACTIONS}
 
 #: Every table whose schema this module defines (what `schema bigquery-json --table` accepts).
 ALL_TABLES = {**TABLES, **PIPELINE_TABLES}
@@ -214,7 +227,9 @@ def dbt_sources_yaml() -> str:
                 "tables": [
                     table("sales_lines", "Typed invoice lines, one row per distinct line of a source; partitioned by invoice_date."),
                     table("quarantine", "Rows that could not be typed, with the reason."),
-                    table("batches", "One row per ingested or rejected landing object (the batch manifest)."),
+                    {**table("batches", "One row per ingested or rejected landing object (the batch manifest)."),
+                     "loaded_at_field": "ingested_at",
+                     "freshness": {"warn_after": {"count": "{{ var('freshness_warn_hours', 36) }}", "period": "hour"}}},
                 ],
             },
             {

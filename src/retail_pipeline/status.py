@@ -13,8 +13,8 @@ from typing import Any
 from .context import Context
 from .ports import BatchProgress, BatchRecord
 
-FINAL_STATES = ("transformed", "superseded", "rejected", "transform_failed")
-GOOD_FINAL_STATES = ("transformed", "superseded")
+FINAL_STATES = ("transformed", "superseded", "rejected", "transform_failed", "retracted")
+GOOD_FINAL_STATES = ("transformed", "superseded", "retracted")
 
 
 def format_money(value: Any) -> str:
@@ -30,6 +30,8 @@ def batch_state(record: BatchRecord) -> str:
     run = record.run
     if record.manifest_state == "rejected":
         return "rejected"
+    if record.manifest_state == "retracted":
+        return "retracted"
     if record.source_generation < record.newest_generation:
         return "superseded"
     if run and run["state"] == "success":
@@ -60,6 +62,7 @@ def _batch(record: BatchRecord) -> dict[str, Any]:
         "partitions": partitions,
         "ingested_at": record.ingested_at,
         "execution": run.get("execution"),
+        "run_started_at": run.get("started_at"),
     }
 
 
@@ -69,10 +72,13 @@ def collect(ctx: Context) -> dict[str, Any]:
     runs = warehouse.runs()
     figures = warehouse.figures()
     last = runs[-1] if runs else None
+    batches = [_batch(r) for r in records]
+    transformed = [b["ingested_at"] for b in batches if b["state"] == "transformed" and b["ingested_at"]]
     return {
         "home": str(ctx.settings.home),
         "warehouse_url": ctx.settings.warehouse,
-        "batches": [_batch(r) for r in records],
+        "batches": batches,
+        "data_as_of": max(transformed) if transformed else None,  #: newest ingest the marts count
         "warehouse": {"fact_rows": figures.fact_rows, "net_amount": format_money(figures.net_amount)},
         "dbt": {
             "status": last["state"] if last else "never_run",

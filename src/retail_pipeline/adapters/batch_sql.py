@@ -79,8 +79,9 @@ def runs_sql(t: Tables) -> str:
 
 
 def records(batch_rows: Iterable[tuple[Any, ...]], ledger_rows: Iterable[tuple[Any, ...]],
-            runs: list[dict]) -> list[BatchRecord]:
-    """Every batch the warehouse knows (by manifest or by loads), with its loads and latest run."""
+            runs: list[dict], retracted: frozenset[str] | set[str] = frozenset()) -> list[BatchRecord]:
+    """Every batch the warehouse knows (by manifest or by loads), with its loads and latest run; a
+    retracted batch (raw rows removed, ledger rows kept) has the manifest state 'retracted'."""
     manifests = {row[0]: dict(zip(BATCH_COLUMNS, row)) for row in batch_rows}
     loaded: dict[str, dict[tuple[str, str], int]] = {}
     sources: dict[str, tuple[str, int]] = {}
@@ -103,7 +104,7 @@ def records(batch_rows: Iterable[tuple[Any, ...]], ledger_rows: Iterable[tuple[A
                     "quarantined": int(m["rows_quarantined"]), "duplicates": int(m["rows_duplicate"])}
         out.append(BatchRecord(
             batch_id=batch_id, source_uri=source_uri, source_generation=generation,
-            manifest_state=m["state"] if m else None, error=m["error"] if m else None,
+            manifest_state=m["state"] if m else ("retracted" if batch_id in retracted else None), error=m["error"] if m else None,
             error_code=m["error_code"] if m else None, rows=rows,
             layout=m["partitions"] if m else None,
             ingested_at=str(m["ingested_at"]) if m and m["ingested_at"] is not None else None,

@@ -44,7 +44,7 @@ from typing import Any
 from ..config import Faults
 from ..faults import maybe_crash
 from ..ports import (BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, PreconditionFailed,
-                     TransformResult)
+                     RetractResult, TransformResult)
 from ..schema import PIPELINE_TABLES, TABLES, bigquery_json
 from . import batch_sql
 
@@ -328,7 +328,18 @@ class BigQueryWarehouse:
 
     def batch_records(self) -> list[BatchRecord]:
         return batch_sql.records(self.query(batch_sql.batches_sql(self.tables)),
-                                 self.query(batch_sql.ledger_sql(self.tables)), self.runs())
+                                 self.query(batch_sql.ledger_sql(self.tables)), self.runs(), self.retracted_batches())
+
+    # -- retraction (bigquery_retract.py) -------------------------------------------------------
+    def retracted_batches(self) -> set[str]:
+        from . import bigquery_retract
+
+        return bigquery_retract.retracted_batches(self)
+
+    def retract(self, target: str, *, who: str, why: str) -> RetractResult:
+        from . import bigquery_retract
+
+        return bigquery_retract.retract(self, target, who=who, why=why)
 
     def figures(self) -> Figures:
         if not self._exists(self.analytics, "fct_sales_lines"):

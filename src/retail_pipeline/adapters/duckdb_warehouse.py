@@ -17,12 +17,24 @@ import duckdb
 
 from ..config import Faults
 from ..faults import maybe_crash
-from ..ports import BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, TransformResult
+from ..ports import (BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, RetractResult,
+                     TransformResult)
 from ..schema import duckdb_ddl
-from . import batch_sql
+from . import batch_sql, retract_sql
 
 RAW_TABLES = {"sales": "raw.sales_lines", "quarantine": "raw.quarantine", "manifest": "raw.batches"}
 TABLES = batch_sql.Tables("raw.batches", "pipeline.load_ledger", "pipeline.transform_runs", lambda name: f'"{name}"')
+RETRACT = retract_sql.RetractTables("raw.batches", "pipeline.load_ledger", "raw.sales_lines", "raw.quarantine",
+                                    "pipeline.retractions", lambda name: f'"{name}"')
+
+
+def sql_literal(value: Any) -> str:
+    """A DuckDB literal (standard SQL quoting) for the statements retract_sql builds."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class WarehouseBusy(RuntimeError):
@@ -68,6 +80,7 @@ class DuckDBWarehouse:
             # the primary keys make a repeated load or claim a conflict (DuckDB enforces them; BigQuery has none)
             con.execute(duckdb_ddl("load_ledger", "pipeline.load_ledger", ("batch_id", "kind", "partition")))
             con.execute(duckdb_ddl("transform_runs", "pipeline.transform_runs", ("batch_id", "claim_key")))
+            con.execute(duckdb_ddl("retractions", "pipeline.retractions", ("batch_id",)))
 
     def load_object(self, req: LoadRequest) -> LoadResult:
         with tempfile.TemporaryDirectory(prefix="lake-") as tmp:
@@ -195,8 +208,34 @@ class DuckDBWarehouse:
 
     def batch_records(self) -> list[BatchRecord]:
         with self.connect() as con:
+            retracted = {r[0] for r in con.execute("SELECT batch_id FROM pipeline.retractions").fetchall()}
             return batch_sql.records(con.execute(batch_sql.batches_sql(TABLES)).fetchall(),
-                                     con.execute(batch_sql.ledger_sql(TABLES)).fetchall(), self._runs(con))
+                                     con.execute(batch_sql.ledger_sql(TABLES)).fetchall(), self._runs(con), retracted)
+
+    def retracted_batches(self) -> set[str]:
+        with self.connect() as con:
+            return {r[0] for r in con.execute("SELECT batch_id FROM pipeline.retractions").fetchall()}
+
+    def retract(self, target: str, *, who: str, why: str) -> RetractResult:
+        import uuid
+
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                plan_rows = con.execute(retract_sql.plan_sql(RETRACT, sql_literal(target))).fetchall()
+                pending = [sql_literal(r[0]) for r in plan_rows if not r[3]]
+                counts = con.execute(retract_sql.rows_sql(RETRACT, ", ".join(pending))).fetchall() if pending else []
+                plan = retract_sql.plan(target, plan_rows, counts)
+                if plan.batches:
+                    for statement in retract_sql.apply_statements(
+                            RETRACT, plan, retraction_id=uuid.uuid4().hex, who=who, why=why, literal=sql_literal,
+                            now="now()"):
+                        con.execute(statement)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return plan.result
 
     def figures(self) -> Figures:
         with self.connect() as con:

@@ -90,3 +90,21 @@ class GcsStore:
             self._bucket().blob(name).delete(timeout=self.timeout)
         except NotFound:
             pass
+
+    def rewrite(self, name: str) -> ObjectInfo:
+        """Rewrite the object onto itself: Cloud Storage makes a new generation with the same bytes,
+        content type and metadata (objects.rewrite, in as many calls as the service asks for)."""
+        bucket = self._bucket()
+        source = bucket.get_blob(name, timeout=self.timeout)
+        if source is None:
+            raise FileNotFoundError(self.uri(name))
+        target = bucket.blob(name)
+        token = None
+        while True:
+            token, _done, _total = target.rewrite(source, token=token, timeout=self.timeout,
+                                                  if_source_generation_match=source.generation)
+            if token is None:
+                break
+        target.reload(timeout=self.timeout)
+        return _info(target)
+

@@ -151,6 +151,13 @@ class FolderStore:
         self._path(name).unlink(missing_ok=True)
         self._meta_path(name).unlink(missing_ok=True)
 
+    def rewrite(self, name: str) -> ObjectInfo:
+        """A new generation with the same bytes, content type and metadata (a re-put)."""
+        info = self.stat(name)
+        if info is None:
+            raise FileNotFoundError(self.uri(name))
+        return self.put(name, self._path(name), content_type=info.content_type, metadata=info.metadata)
+
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
