@@ -168,7 +168,6 @@ resource "google_cloudfunctions2_function" "transform" {
 
   depends_on = [
     time_sleep.agents_ready,
-    google_storage_bucket_iam_member.transform_reads_lake,
     google_storage_bucket_iam_member.transform_writes_claims,
     google_bigquery_dataset_iam_member.transform_reads_raw,
     google_bigquery_dataset_iam_member.transform_writes_pipeline,
