@@ -191,8 +191,10 @@ def test_warehouse_loads_once_and_newer_generation_supersedes(backend, settings,
                                              warehouse))
     assert late.status == "superseded"
     loads = loads_of(warehouse)
-    assert old.batch_id not in loads
     assert loads[new.batch_id] == {"sales": {"objects": 1, "rows": expected_rows[months[1]]}}
+    # the older batch's rows are gone; the ledger keeps the record that it was superseded
+    record = {r.batch_id: r for r in warehouse.batch_records()}[old.batch_id]
+    assert record.manifest_state is None and record.source_generation == 100 < record.newest_generation == 200
     assert not warehouse.batch_progress(old.batch_id).complete  # its rows and ledger are gone
 
 

@@ -162,6 +162,11 @@ def run(settings: Settings, workbooks: tuple[Path, ...], rows: int, name: str | 
         sys.exit(1)
 
 
+def _count(value: int | None, width: int = 0) -> str:
+    """A row count with thousands separators; '-' where it is not known (a superseded generation)."""
+    return (f"{value:,}" if value is not None else "-").rjust(width)
+
+
 def render_summary(summary: dict) -> str:
     lines = []
     for b in summary["batches"]:
@@ -172,8 +177,8 @@ def render_summary(summary: dict) -> str:
             first = text.splitlines()[0][:300]
             more = "" if first == text else " ...  (full text: retail-pipeline status --json)"
             lines.append(f"  error: {first}{more}")
-        lines.append(f"  rows read {r['read']:,}  loaded {r['loaded']:,}  quarantined {r['quarantined']:,}  "
-                     f"duplicates {r['duplicates']:,}")
+        lines.append(f"  rows read {_count(r['read'])}  loaded {_count(r['loaded'])}  quarantined "
+                     f"{_count(r['quarantined'])}  duplicates {_count(r['duplicates'])}")
     w, d = summary["warehouse"], summary["dbt"]
     lines.append(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}")
     lines.append(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']}")
@@ -203,8 +208,8 @@ def status(click_ctx: click.Context, as_json: bool, check: bool) -> None:
     else:
         for b in report["batches"]:
             r = b["rows"]
-            click.echo(f"{b['batch_id']}  {b['state']:<16} read {r['read']:>9,}  loaded {r['loaded']:>9,}  "
-                       f"quarantined {r['quarantined']:>7,}  duplicates {r['duplicates']:>7,}  {b['source']}"
+            click.echo(f"{b['batch_id']}  {b['state']:<16} read {_count(r['read'], 9)}  loaded {_count(r['loaded'], 9)}  "
+                       f"quarantined {_count(r['quarantined'], 7)}  duplicates {_count(r['duplicates'], 7)}  {b['source']}"
                        + (f"\n    {b['error']}" if b["error"] else ""))
         w, d = report["warehouse"], report["dbt"]
         click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}"

@@ -200,7 +200,7 @@ class BatchRecord:
     manifest_state: str | None  #: 'ingested' / 'rejected'; None while only partitions are loaded
     error: str | None
     error_code: str | None
-    rows: dict[str, int]  #: read, loaded, quarantined, duplicates
+    rows: dict[str, int | None]  #: read, loaded, quarantined, duplicates (None: not known without the manifest)
     layout: str | None  #: the manifest's partition layout (JSON)
     ingested_at: str | None
     newest_generation: int  #: the newest generation of the same source in the warehouse

@@ -98,7 +98,11 @@ def records(batch_rows: Iterable[tuple[Any, ...]], ledger_rows: Iterable[tuple[A
     for batch_id in sorted(set(manifests) | set(sources)):
         m = manifests.get(batch_id)
         source_uri, generation = (m["source_uri"], int(m["source_generation"])) if m else sources[batch_id]
-        rows = {"read": 0, "loaded": 0, "quarantined": 0, "duplicates": 0}
+        mine = loaded.get(batch_id, {})
+        # without its manifest (a superseded generation) only the ledger's counts are known
+        rows: dict[str, int | None] = {
+            "read": None, "loaded": sum(n for (k, _), n in mine.items() if k == "sales"),
+            "quarantined": sum(n for (k, _), n in mine.items() if k == "quarantine"), "duplicates": None}
         if m:
             rows = {"read": int(m["rows_read"]), "loaded": int(m["rows_loaded"]),
                     "quarantined": int(m["rows_quarantined"]), "duplicates": int(m["rows_duplicate"])}

@@ -248,7 +248,6 @@ class BigQueryWarehouse:
             statements.append(f"DELETE FROM {self.table(self.raw, name)} "
                               f"WHERE source_uri = {src} AND source_generation < {gen} AND {guard};")
         statements += [
-            f"DELETE FROM {ledger} WHERE source_uri = {src} AND source_generation < {gen} AND {guard};",
             f"DELETE FROM {target} WHERE {key_rows} AND {guard};",
             f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({source_sql}) WHERE {guard};",
             f"INSERT INTO {ledger} (batch_id, source_uri, source_generation, kind, `partition`, object_uri, "

@@ -103,12 +103,11 @@ class DuckDBWarehouse:
                 if done is not None:
                     con.execute("ROLLBACK")
                     return LoadResult("already_loaded", done[0])
-                # a newer generation of the same landing object replaces everything of the older ones
+                # a newer generation of the same landing object replaces the older ones' rows; their ledger
+                # rows stay, the record that a newer generation superseded them
                 for older in RAW_TABLES.values():
                     con.execute(f"DELETE FROM {older} WHERE source_uri = ? AND source_generation < ?",
                                 [req.source_uri, req.source_generation])
-                con.execute("DELETE FROM pipeline.load_ledger WHERE source_uri = ? AND source_generation < ?",
-                            [req.source_uri, req.source_generation])
                 if req.kind == "manifest":
                     rows = self._insert_manifest(con, req, local_path)
                 else:
