@@ -237,7 +237,7 @@ def run_on_emulators(settings: Settings, files: list[tuple[Path, str]], *, progr
     ``emulators``: running emulators to use (tests share one set); default: start them under
     ``HOME/emulators`` and stop them at the end (their data stays there for ``status``).
     """
-    from .ingest import batch_id_for
+    from .lake import batch_id_for
     from .status import collect
 
     say = progress or (lambda _m: None)

@@ -9,7 +9,7 @@ from typing import Callable
 
 from . import context
 from .config import Settings
-from .ingest import batch_id_for
+from .lake import batch_id_for
 from .logs import log_to_file
 from .runtime import FaultPlan, InProcessApps, LocalRuntime
 from .status import collect

@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 from . import context, faults
-from .ingest import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX, ingest_object
+from .ingest import ingest_object
+from .lake import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX
 from .ports import LoadRequest
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
     source_uri = landing.uri(object_name)
     limits = ctx.settings.limits
     if info.size > limits.max_object_bytes:
-        from .ingest import IngestResult, batch_id_for, write_manifest
+        from .ingest import IngestResult
+        from .lake import batch_id_for, write_manifest
 
         result = IngestResult(batch_id_for(source_uri, generation), source_uri, generation, "rejected",
                               error=f"object is {info.size:,} bytes; the limit is {limits.max_object_bytes:,}",
@@ -163,7 +165,7 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict:
 
 def _claim_other_complete_batches(ctx, exclude: str) -> dict:
     """Claim the other ingested batches that are completely loaded and have no transform run yet."""
-    from .ingest import list_manifests
+    from .lake import list_manifests
 
     claimed_before = {run["batch_id"] for run in ctx.warehouse.status()["runs"]}
     out = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from .context import Context
-from .ingest import list_manifests
+from .lake import list_manifests
 
 
 def format_money(value: Decimal) -> str:
