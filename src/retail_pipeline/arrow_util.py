@@ -41,6 +41,29 @@ def to_numpy(arr: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * item)
 
 
+def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean array as numpy booleans, null = False."""
+    arr = contiguous(arr)
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=np.bool_)
+    values = np.unpackbits(np.frombuffer(arr.buffers()[1], dtype=np.uint8), count=arr.offset + n,
+                           bitorder="little")[arr.offset:].view(np.bool_)
+    if arr.null_count:
+        valid = np.unpackbits(np.frombuffer(arr.buffers()[0], dtype=np.uint8), count=arr.offset + n,
+                              bitorder="little")[arr.offset:].view(np.bool_)
+        values = values & valid
+    return values
+
+
+def decimals(scaled: np.ndarray, type: pa.Decimal128Type) -> pa.Array:
+    """A null-free decimal128 array from its unscaled integers (e.g. 25500 → 2.5500 at scale 4)."""
+    words = np.empty((len(scaled), 2), dtype=np.int64)
+    words[:, 0] = scaled
+    words[:, 1] = scaled >> 63  # two's complement: the high word is the sign
+    return pa.Array.from_buffers(type, len(scaled), [None, pa.py_buffer(words)])
+
+
 def strings(values: Sequence[str | None]) -> pa.Array:
     """A string array from Python text (None = null)."""
     encoded = [None if v is None else str(v).encode() for v in values]

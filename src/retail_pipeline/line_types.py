@@ -8,10 +8,11 @@ are sales.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_util import contiguous, lit, strings
+from .arrow_util import bools, from_numpy, lit, strings
 from .cell_typing import zero
 
 POSTAGE = ["POST", "DOT", "C2"]
@@ -21,7 +22,7 @@ NON_PRODUCT = ["M", "m", "S", "PADS", "B"]
 NON_PRODUCT_PREFIXES = ["gift_0001", "DCGS"]
 LABELS = ["bad_debt_adjustment", "cancellation", "postage", "fee", "discount", "non_product", "stock_adjustment",
           "free_item"]
-FALSE = lit(False)
+_NAMES = strings([*LABELS, "sale"])
 _SETS = {name: strings(values) for name, values in
          {"postage": POSTAGE, "fees": FEES, "discount": DISCOUNT, "non_product": NON_PRODUCT}.items()}
 
@@ -50,5 +51,8 @@ def classify(invoice_no: pa.Array, stock_code: pa.Array, quantity: pa.Array, uni
         pc.or_(pc.less(quantity, zero(quantity.type)), pc.and_(price_zero, pc.is_null(customer_id))),
         price_zero,
     ]
-    conds = pa.StructArray.from_arrays([contiguous(pc.fill_null(c, FALSE)) for c in conditions], names=LABELS)
-    return pc.case_when(conds, *[lit(label) for label in LABELS], lit("sale"))
+    # the index of the first condition that holds (len(LABELS): none, a sale), as codes into _NAMES
+    first = np.full(len(inv), len(LABELS), dtype=np.int8)
+    for i in reversed(range(len(conditions))):
+        first[bools(conditions[i])] = i
+    return pc.take(_NAMES, from_numpy(first))
