@@ -28,7 +28,7 @@ from retail_pipeline.adapters.local_store import FolderStore
 from retail_pipeline.config import Limits
 from retail_pipeline.dedup import DEDUP_KEYS, first_of_each
 from retail_pipeline.ingest import ingest_object
-from retail_pipeline.reader import read_source
+from retail_pipeline.reader import RejectedInput, check_object_size, read_source
 from retail_pipeline.sample import write_sample
 
 #: lineage columns that name the source object; everything else must match across formats
@@ -283,3 +283,17 @@ def test_a_gzip_csv_that_is_cut_short_is_rejected(sample_files, tmp_path):
     path.write_bytes(gzip.compress(data)[:-40])
     result, _ = ingest(path, tmp_path / "lake")
     assert (result.state, result.error_code) == ("rejected", "unreadable_csv")
+
+
+def test_the_object_size_limit_is_one_rule_with_one_message(tmp_path):
+    """reader.check_object_size decides it for the ingest (read_source) and for the stage that
+    rejects a landing object before downloading it."""
+    limits = Limits(max_object_bytes=1000)
+    check_object_size(1000, limits)  # at the limit: accepted
+    with pytest.raises(RejectedInput, match=r"^object is 1,001 bytes; the limit is 1,000$") as raised:
+        check_object_size(1001, limits)
+    assert raised.value.code == "object_too_large"
+    path = tmp_path / "big.csv"
+    path.write_text("x" * 1001)
+    with pytest.raises(RejectedInput, match=r"^object is 1,001 bytes; the limit is 1,000$"):
+        list(read_source(path, path.name, limits))
