@@ -1,6 +1,6 @@
 """Package each Cloud Function as a deployable zip: its main.py, its requirements.txt and a copy of
 the shared package (src/retail_pipeline), so `import retail_pipeline` works in the cloud as it
-does locally.
+does locally. Nothing else under src/ goes in: the bench harness (src/retail_bench) stays out.
 
     python scripts/package_functions.py [--out build/functions]
 

@@ -3,7 +3,6 @@ before changes, and a good file dropped after the whole corpus loads completely.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote

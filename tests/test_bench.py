@@ -12,7 +12,9 @@ import sys
 import pytest
 
 from helpers import run_cli
-from retail_pipeline.cli_bench import DEFAULT_BASELINES, _stage_seconds, measure
+from retail_bench.harness import DEFAULT_BASELINES, BenchPlan, run_bench
+from retail_bench.measure import measure
+from retail_bench.runs import BenchError, stage_seconds
 from retail_pipeline.sample import write_sample
 
 sys.path.insert(0, str(DEFAULT_BASELINES))
@@ -56,8 +58,13 @@ def test_bench_prints_a_table_and_writes_json(tmp_path):
     assert ingest["wall_ratio_by_round"][0] == pytest.approx(
         ingest["raw"]["wall"][0] / fastexcel["raw"]["wall"][0], rel=1e-2)
     assert "ingest/fastexcel wall in the same round" in proc.stdout
+    assert ingest["cpu_ratio"] == pytest.approx(ingest["cpu"]["median"] / fastexcel["cpu"]["median"], rel=1e-2)
+    assert ingest["cpu_ratio_by_round"][1] == pytest.approx(
+        ingest["raw"]["cpu"][1] / fastexcel["raw"]["cpu"][1], rel=1e-2)
+    assert "ingest/fastexcel CPU in the same round" in proc.stdout and "noise: fastexcel wall max/min" in proc.stdout
     checks = report["checks"]
     assert {c["target"] for c in checks.values()} == {1.3, 1.25}
+    assert checks["ingest CPU / fastexcel CPU (medians)"]["value"] == ingest["cpu_ratio"]
     assert all(c["ok"] == (c["value"] <= c["target"]) for c in checks.values())
     assert report["machine"]["nproc"] >= 1 and report["machine"]["ram_gb"] > 0
     assert report["end_to_end"] == [] and "scale" not in report
@@ -72,9 +79,28 @@ def test_bench_needs_its_baseline_scripts(tmp_path):
     assert proc.returncode != 0 and "baseline script missing" in proc.stderr
 
 
+def test_bench_alternates_only_the_variants_asked_for(tmp_path):
+    book = tmp_path / "tiny.xlsx"
+    write_sample(book, rows=300, seed=2)
+    out = tmp_path / "report.json"
+    proc = run_cli(tmp_path / "home", "bench", str(book), "--runs", "2", "--variants", "ingest,fastexcel",
+                   "--e2e-runs", "0", "--out", str(out), timeout=300)
+    report = json.loads(out.read_text())
+    assert set(report["readers"]) == {"ingest", "fastexcel"}
+    assert [line.split()[2] for line in proc.stderr.splitlines() if "round" in line and " s wall " in line] == [
+        "ingest", "fastexcel", "ingest", "fastexcel"]
+
+
+def test_the_harness_raises_its_own_error_not_a_click_one(tmp_path):
+    with pytest.raises(BenchError, match="variants must include ingest and fastexcel"):
+        run_bench(BenchPlan(workbook=DEFAULT_BASELINES / "plain_fastexcel.py", variants=("ingest",)))
+    with pytest.raises(BenchError, match="baseline script missing"):
+        run_bench(BenchPlan(workbook=DEFAULT_BASELINES / "plain_fastexcel.py", baselines=tmp_path))
+
+
 def test_stage_seconds_are_read_from_the_run_summary():
     output = "batch x: transformed\nseconds: ingest 3.21, load 2.50, transform 7.04, total 13.10\n"
-    assert _stage_seconds(output) == {"ingest": 3.21, "load": 2.5, "transform": 7.04, "total": 13.1}
+    assert stage_seconds(output) == {"ingest": 3.21, "load": 2.5, "transform": 7.04, "total": 13.1}
 
 
 def test_concat_csv_writes_the_header_once(tmp_path):

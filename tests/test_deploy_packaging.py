@@ -38,6 +38,22 @@ def test_zip_holds_main_requirements_and_the_shared_package(bundles, function):
     assert {"retail_pipeline/stages.py", "retail_pipeline/adapters/__init__.py"} <= names
 
 
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_zip_holds_no_bench_code(bundles, function):
+    """The bench harness (src/retail_bench) stays out of the deployed functions; only the thin click
+    command that imports it when `retail-pipeline bench` runs is part of the shared package."""
+    bench_files = [p for p in (REPO / "src" / "retail_bench").rglob("*.py") if "__pycache__" not in p.parts]
+    assert bench_files, "the bench harness is not where this test looks for it"
+    with zipfile.ZipFile(bundles / f"{function}.zip") as zf:
+        names = zf.namelist()
+        assert [n for n in names if not n.startswith("retail_pipeline/")] == ["main.py", "requirements.txt"]
+        bundled = {n: zf.read(n) for n in names if n.endswith(".py")}
+    for path in bench_files:  # no harness module, under any name
+        assert path.read_bytes() not in bundled.values(), path.name
+    for marker in (b"os.wait4", b"def run_readers", b"plain_fastexcel.py", b"def render_readers"):
+        assert not [n for n, data in bundled.items() if marker in data], marker
+
+
 def test_zips_are_deterministic(bundles, tmp_path):
     again = tmp_path / "again"
     subprocess.run([sys.executable, str(REPO / "scripts" / "package_functions.py"), "--out", str(again)],

@@ -52,7 +52,7 @@ def expected_net(lake_store, batch_id: str):
 def test_emulator_chain_matches_embedded_and_replays_by_seek(emulators, emulator_env, tmp_path, small_workbook,
                                                              embedded_reference, monkeypatch):
     from retail_pipeline.chain import Chain, emulator_settings
-    from retail_pipeline.ingest import batch_id_for
+    from retail_pipeline.lake import batch_id_for
     from retail_pipeline.status import collect
 
     settings = emulator_settings(tmp_path / "home", emulators, suffix="-once")

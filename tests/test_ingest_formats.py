@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import HEADER, good_row, write_workbook
-from retail_pipeline import ingest as ingest_module
-from retail_pipeline import reader as reader_module
+from retail_pipeline import excel_reader, partition_buffer, stream_reader
 from retail_pipeline.adapters.local_store import FolderStore
 from retail_pipeline.config import Limits
-from retail_pipeline.ingest import DEDUP_KEYS, first_of_each, ingest_object
-from retail_pipeline.reader import read_source
+from retail_pipeline.dedup import DEDUP_KEYS, first_of_each
+from retail_pipeline.ingest import ingest_object
+from retail_pipeline.reader import RejectedInput, check_object_size, read_source
 from retail_pipeline.sample import write_sample
 
 #: lineage columns that name the source object; everything else must match across formats
@@ -133,9 +133,9 @@ def test_csv_without_the_columns_is_rejected(tmp_path):
 
 
 def test_csv_and_parquet_are_streamed_in_batches(sample_files, monkeypatch):
-    monkeypatch.setattr(reader_module, "CSV_BLOCK_BYTES", 16 * 1024)
-    monkeypatch.setattr(reader_module, "CSV_CHUNK_ROWS", 300)
-    monkeypatch.setattr(reader_module, "PARQUET_BATCH_ROWS", 700)
+    monkeypatch.setattr(stream_reader, "CSV_BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr(stream_reader, "CSV_CHUNK_ROWS", 300)
+    monkeypatch.setattr(stream_reader, "PARQUET_BATCH_ROWS", 700)
     for fmt in ("csv", "csv.gz", "parquet"):
         chunks = list(read_source(sample_files[fmt], sample_files[fmt].name, Limits()))
         assert len(chunks) > 4, fmt
@@ -150,17 +150,17 @@ def test_csv_and_parquet_are_streamed_in_batches(sample_files, monkeypatch):
 
 def test_small_batches_and_spilling_give_the_same_lake(sample_files, tmp_path, monkeypatch):
     expected_result, expected = ingest(sample_files["csv"], tmp_path / "whole")
-    monkeypatch.setattr(reader_module, "CSV_BLOCK_BYTES", 16 * 1024)
-    monkeypatch.setattr(reader_module, "CSV_CHUNK_ROWS", 300)
-    monkeypatch.setattr(ingest_module, "SPILL_ROWS", 500)
+    monkeypatch.setattr(stream_reader, "CSV_BLOCK_BYTES", 16 * 1024)
+    monkeypatch.setattr(stream_reader, "CSV_CHUNK_ROWS", 300)
+    monkeypatch.setattr(partition_buffer, "SPILL_ROWS", 500)
     spilled = []
-    original_spill = ingest_module._PartitionBuffer._spill
+    original_spill = partition_buffer.PartitionBuffer.spill
 
     def spill(self):
         spilled.append(self.buffered)
         original_spill(self)
 
-    monkeypatch.setattr(ingest_module._PartitionBuffer, "_spill", spill)
+    monkeypatch.setattr(partition_buffer.PartitionBuffer, "spill", spill)
     result, lake = ingest(sample_files["csv"], tmp_path / "batched")
     assert spilled, "the buffer never spilled to disk"
     assert counts(result) == counts(expected_result)
@@ -172,7 +172,7 @@ def test_rows_out_of_month_order_are_partitioned_like_sorted_ones(tmp_path, monk
     rows = [good_row(stock=i, when=months[i % 3]) for i in range(30)] + [good_row(stock=0, when=months[0])]
     book = write_workbook(tmp_path / "mixed.xlsx", rows)
     result, runs_lake = ingest(book, tmp_path / "runs")
-    monkeypatch.setattr(ingest_module, "MAX_MONTH_RUNS", 1)  # force the sort path
+    monkeypatch.setattr(partition_buffer, "MAX_MONTH_RUNS", 1)  # force the sort path
     sorted_result, sorted_lake = ingest(book, tmp_path / "sorted")
     assert counts(result) == counts(sorted_result) == ("ingested", 31, 30, 0, 1)
     assert runs_lake == sorted_lake
@@ -186,7 +186,7 @@ def test_a_clean_sheet_is_read_once(tmp_path, monkeypatch):
     def no_second_read(*args, **kwargs):
         raise AssertionError("a sheet without quarantined rows was read twice")
 
-    monkeypatch.setattr(reader_module, "_read_sheet_exact", no_second_read)
+    monkeypatch.setattr(excel_reader, "read_sheet_exact", no_second_read)
     result, _ = ingest(book, tmp_path / "lake")
     assert counts(result) == ("ingested", 2, 2, 0, 0)
 
@@ -283,3 +283,17 @@ def test_a_gzip_csv_that_is_cut_short_is_rejected(sample_files, tmp_path):
     path.write_bytes(gzip.compress(data)[:-40])
     result, _ = ingest(path, tmp_path / "lake")
     assert (result.state, result.error_code) == ("rejected", "unreadable_csv")
+
+
+def test_the_object_size_limit_is_one_rule_with_one_message(tmp_path):
+    """reader.check_object_size decides it for the ingest (read_source) and for the stage that
+    rejects a landing object before downloading it."""
+    limits = Limits(max_object_bytes=1000)
+    check_object_size(1000, limits)  # at the limit: accepted
+    with pytest.raises(RejectedInput, match=r"^object is 1,001 bytes; the limit is 1,000$") as raised:
+        check_object_size(1001, limits)
+    assert raised.value.code == "object_too_large"
+    path = tmp_path / "big.csv"
+    path.write_text("x" * 1001)
+    with pytest.raises(RejectedInput, match=r"^object is 1,001 bytes; the limit is 1,000$"):
+        list(read_source(path, path.name, limits))

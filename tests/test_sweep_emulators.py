@@ -9,7 +9,7 @@ def test_a_landing_object_whose_event_is_lost_is_loaded_by_the_sweep(emulators, 
                                                                       small_workbook):
     from retail_pipeline.chain import Chain, emulator_settings
     from retail_pipeline.context import Context
-    from retail_pipeline.ingest import batch_id_for
+    from retail_pipeline.lake import batch_id_for
     from retail_pipeline.status import collect
     from retail_pipeline.sweep import sweep
 

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 
@@ -211,7 +210,7 @@ def test_raw_row_reports_have_their_own_retention_and_workbooks_are_kept(tf, eva
     landing, lake = _delete_rules(buckets["landing"]), _delete_rules(buckets["lake"])
     assert {"age": retention, "matches_prefix": ["rejected/"]} in landing
     assert {"age": retention, "matches_prefix": ["quarantine/"]} in lake
-    from retail_pipeline.ingest import QUARANTINE_PREFIX, REJECTED_PREFIX
+    from retail_pipeline.lake import QUARANTINE_PREFIX, REJECTED_PREFIX
 
     assert (QUARANTINE_PREFIX, REJECTED_PREFIX) == ("quarantine/", "rejected/")  # the prefixes the code writes
     # no rule deletes live workbooks: reprocess re-reads them, and a deletion retracts the source

@@ -25,7 +25,7 @@ from . import context
 from .config import DEFAULT_TOPIC, Endpoints, Settings
 from .emulators import PROJECT, Emulators
 from .faults import FaultPlan
-from .ingest import batch_id_for
+from .lake import batch_id_for
 from .media import content_type_for
 from .pipeline import SUBSCRIPTION, with_fault_plan
 from .runtime import HttpApps, LocalRuntime

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
 
 
 @click.command()

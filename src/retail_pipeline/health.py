@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .context import Context
-from .ingest import MANIFEST_PREFIX
+from .lake import MANIFEST_PREFIX
 from .pipeline import SUBSCRIPTION
 from .status import GOOD_FINAL_STATES
 from .sweep import parse_time

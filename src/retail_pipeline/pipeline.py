@@ -10,7 +10,7 @@ from typing import Any
 from . import context
 from .config import Faults, Settings
 from .faults import FaultPlan
-from .ingest import batch_id_for
+from .lake import batch_id_for
 from .logs import log_to_file
 from .media import content_type_for
 from .runtime import InProcessApps, LocalRuntime

@@ -25,7 +25,7 @@ from typing import Any
 from . import context
 from .context import Context
 from .events import PermanentEventError
-from .ingest import REJECTED_PREFIX
+from .lake import REJECTED_PREFIX
 from .ports import RetractResult, TransformResult
 
 log = logging.getLogger(__name__)

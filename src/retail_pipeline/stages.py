@@ -18,7 +18,8 @@ from typing import Any
 from . import context
 from .events import PermanentEventError
 from .faults import maybe_crash
-from .ingest import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX, ingest_object
+from .ingest import ingest_object
+from .lake import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX
 from .ports import BatchProgress, LoadRequest
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
     source_uri = landing.uri(object_name)
     limits = ctx.settings.limits
     if info.size > limits.max_object_bytes:
-        from .ingest import IngestResult, batch_id_for, write_manifest
+        from .ingest import IngestResult
+        from .lake import batch_id_for, write_manifest
 
         result = IngestResult(batch_id_for(source_uri, generation), source_uri, generation, "rejected",
                               error=f"object is {info.size:,} bytes; the limit is {limits.max_object_bytes:,}",

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .context import Context
-from .ingest import MANIFEST_PREFIX, REJECTED_PREFIX, batch_id_for
+from .lake import MANIFEST_PREFIX, REJECTED_PREFIX, batch_id_for
 from .ports import BatchRecord
 from .stages import lake_object_kind
 from .status import batch_state

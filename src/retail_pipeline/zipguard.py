@@ -2,8 +2,8 @@
 
 A zip bomb can declare small sizes in its headers; calamine would then inflate (and keep) whatever
 the deflate streams hold. Before a workbook is opened, every member's deflate stream is inflated
-here, counting bytes and stopping at the limit. ISA-L's inflate makes this cheap: about 0.1 s for
-the 160 MB of XML in the reference workbook, against about 2.5 s to read it.
+here, counting bytes and stopping at the limit. ISA-L's inflate makes this cheap: about 0.1 s of
+CPU for the 160 MB of XML in the reference workbook, against about 2.3 s to read it.
 """
 
 from __future__ import annotations
@@ -11,14 +11,21 @@ from __future__ import annotations
 import struct
 import zipfile
 from pathlib import Path
+from typing import BinaryIO, cast
 
 try:  # ISA-L: 3x faster than zlib for this; same API
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is pinned in requirements.lock
-    import zlib as _zlib
+    import zlib as _zlib  # type: ignore[no-redef]
 
-_CHUNK = 1 << 20
-_OUT = 1 << 24
+#: what a damaged deflate stream raises (isal's type stubs declare it as an instance; it is a class)
+_INFLATE_ERROR = cast("type[Exception]", _zlib.error)
+
+#: compressed bytes read, and inflated bytes produced, per step: small enough that the output
+#: buffers are reused from the heap instead of being fresh pages each time (16 MB outputs cost as
+#: much in page faults as the inflating itself)
+_CHUNK = 1 << 18
+_OUT = 1 << 20
 
 
 class ZipLimitExceeded(Exception):
@@ -48,7 +55,7 @@ def inflated_size(path: Path, limit: int) -> int:
     return total
 
 
-def _inflate_member(f, info: zipfile.ZipInfo, total: int, limit: int) -> int:
+def _inflate_member(f: BinaryIO, info: zipfile.ZipInfo, total: int, limit: int) -> int:
     f.seek(info.header_offset)
     header = f.read(30)
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
@@ -70,6 +77,6 @@ def _inflate_member(f, info: zipfile.ZipInfo, total: int, limit: int) -> int:
                 if total > limit:
                     raise ZipLimitExceeded(total, limit)
                 data = inflater.unconsumed_tail
-    except _zlib.error as exc:
+    except _INFLATE_ERROR as exc:
         raise zipfile.BadZipFile(f"member {info.filename} is damaged: {exc}") from exc
     return total
