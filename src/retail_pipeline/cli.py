@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .config import Settings
+from .paths import shown
 
 
 def _echo_progress(message: str) -> None:
@@ -76,7 +77,7 @@ def drop(click_ctx: click.Context, workbook: Path, name: str | None) -> None:
         info = store.put(name or workbook.name, workbook, content_type=content_type_for(workbook))
     except (ValueError, OSError) as exc:
         raise click.ClickException(f"cannot drop {workbook} as {name or workbook.name!r}: {exc}") from exc
-    click.echo(f"{store.uri(info.name)} generation {info.generation} ({info.size:,} bytes)")
+    click.echo(f"{shown(store.uri(info.name))} generation {info.generation} ({info.size:,} bytes)")
 
 
 @cli.command()
@@ -139,7 +140,7 @@ def run(settings: Settings, workbooks: tuple[Path, ...], rows: int, name: str | 
         workbook = settings.home / "samples" / f"online_retail_sample_{rows}.xlsx"
         if not workbook.exists():
             workbook.parent.mkdir(parents=True, exist_ok=True)
-            _echo_progress(f"generating a {rows:,}-row sample workbook at {workbook}")
+            _echo_progress(f"generating a {rows:,}-row sample workbook at {shown(workbook)}")
             write_sample(workbook, rows=rows, variant="online-retail", seed=0)
         workbooks = (workbook,)
     files = [(workbook, name or workbook.name) for workbook in workbooks]
@@ -171,7 +172,7 @@ def render_summary(summary: dict) -> str:
     lines = []
     for b in summary["batches"]:
         r = b["rows"]
-        lines.append(f"batch {b['batch_id']} ({b['source']}): {b['state']}")
+        lines.append(f"batch {b['batch_id']} ({shown(b['source'])}): {b['state']}")
         if b.get("error"):
             text = b["error"].strip()
             first = text.splitlines()[0][:300]
@@ -209,7 +210,7 @@ def status(click_ctx: click.Context, as_json: bool, check: bool) -> None:
         for b in report["batches"]:
             r = b["rows"]
             click.echo(f"{b['batch_id']}  {b['state']:<16} read {_count(r['read'], 9)}  loaded {_count(r['loaded'], 9)}  "
-                       f"quarantined {_count(r['quarantined'], 7)}  duplicates {_count(r['duplicates'], 7)}  {b['source']}"
+                       f"quarantined {_count(r['quarantined'], 7)}  duplicates {_count(r['duplicates'], 7)}  {shown(b['source'])}"
                        + (f"\n    {b['error']}" if b["error"] else ""))
         w, d = report["warehouse"], report["dbt"]
         click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}"

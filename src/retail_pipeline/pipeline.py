@@ -13,6 +13,7 @@ from .faults import FaultPlan
 from .lake import batch_id_for
 from .logs import log_to_file
 from .media import content_type_for
+from .paths import shown
 from .runtime import InProcessApps, LocalRuntime
 from .status import collect, run_summary
 
@@ -48,7 +49,7 @@ def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Ca
     for path, name in files:
         info = ctx.landing.put(name, path, content_type=content_type_for(path))
         batch_ids.append(batch_id_for(ctx.landing.uri(name), info.generation))
-        say(f"dropped {name} into {settings.landing} (generation {info.generation})")
+        say(f"dropped {name} into {shown(settings.landing)} (generation {info.generation})")
     stats = runtime.run_until_idle(timeout=timeout)
     seconds = dict(stats.seconds)
     summary = run_summary(collect(ctx), batch_ids, dead_letters=stats.dead_letters, seconds=seconds,
@@ -60,6 +61,6 @@ def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Ca
         dashboard_started = time.monotonic()
         summary["dashboard"] = str(build_dashboard(settings))
         summary["seconds"]["dashboard"] = round(time.monotonic() - dashboard_started, 2)
-        say(f"dashboard written to {summary['dashboard']}")
+        say(f"dashboard written to {shown(summary['dashboard'])}")
     summary["seconds"]["total"] = round(time.monotonic() - started, 2)
     return summary

@@ -18,8 +18,9 @@ from typing import Any
 from . import context
 from .events import PermanentEventError
 from .faults import maybe_crash
-from .ingest import ingest_object
-from .lake import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX
+from .ingest import IngestResult, ingest_object
+from .lake import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX, batch_id_for, write_manifest
+from .reader import RejectedInput, check_object_size
 from .ports import BatchProgress, LoadRequest
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,11 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
         raise RuntimeError(f"{object_name}: generation {generation} not visible yet (have {info.generation}); retry")
     source_uri = landing.uri(object_name)
     limits = ctx.settings.limits
-    if info.size > limits.max_object_bytes:
-        from .ingest import IngestResult
-        from .lake import batch_id_for, write_manifest
-
+    try:
+        check_object_size(info.size, limits)  # before downloading it
+    except RejectedInput as exc:
         result = IngestResult(batch_id_for(source_uri, generation), source_uri, generation, "rejected",
-                              error=f"object is {info.size:,} bytes; the limit is {limits.max_object_bytes:,}",
-                              error_code="object_too_large")
+                              error=str(exc), error_code=exc.code)
         write_manifest(lake, result)
     else:
         with tempfile.TemporaryDirectory(prefix="landing-") as tmp:
