@@ -11,7 +11,7 @@ CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.lock | cksum | cut -d' ' -f1)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: run test bench docs dashboard clean
+.PHONY: run test test-fast lint bench docs dashboard clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@echo "setting up $(VENV) from requirements.lock (first time: about a minute)"
@@ -33,8 +33,19 @@ $(CHECKOV_STAMP): requirements-checkov.lock
 run: $(STAMP)
 	$(BIN)/retail-pipeline --home $(HOME_DIR) run
 
-test: $(STAMP) $(CHECKOV_STAMP)
+# ruff (lint and format check) and mypy over the package; part of `make test`
+LINT_PATHS := src tests functions scripts benchmarks dbt/entrypoint.py
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+test: $(STAMP) $(CHECKOV_STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# day-to-day: everything but the full-size reference runs and the emulator chains
+test-fast: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/python -m pytest -m "not slow and not emulator" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/retail-pipeline --home $(HOME_DIR) bench $(BENCH_ARGS)

@@ -77,7 +77,12 @@ def test_the_dbt_job_ran_as_its_own_process_and_recorded_its_outcome(strict_run,
     summary = strict_run["summary"]
     dbt = summary["dbt"]
     assert dbt["status"] == "success" and dbt["tests_failed"] == 0
-    assert dbt["tests_passed"] == embedded_reference["dbt"]["tests_passed"] > 0  # the job's own counts
+    # status shows what the job itself reported: the JSON line its process printed when it ended
+    short = (dbt["execution"] or "").rsplit("/", 1)[-1]
+    log = (strict_run["home"] / "strict" / "executions" / f"{short}.log").read_text()
+    [line] = [json.loads(x) for x in log.splitlines() if x.startswith("{") and '"stage": "transform"' in x]
+    assert (line["status"], line["tests_passed"], line["tests_failed"]) == ("success", dbt["tests_passed"], 0)
+    assert dbt["tests_passed"] > 0 and line["models_built"] == dbt["models_built"] > 0
     assert re.fullmatch(r"projects/retail-local/locations/europe-west1/jobs/retail-dbt/executions/retail-dbt-\w+",
                         dbt["execution"] or ""), dbt
     dbt_calls = [e for e in strict_run["audit"] if e["account"].startswith("retail-dbt-job@")]

@@ -83,7 +83,8 @@ def test_reprocess_after_a_rule_change_equals_a_fresh_run_under_the_new_rule(tmp
     assert [d["object"] for d in done] == ["book.xlsx"] and done[0]["new_generation"] > done[0]["old_generation"]
     drive(new_settings)
     after = collect(ctx)
-    [new] = after["batches"]  # the new generation's load replaced everything of the old batch
+    old, new = after["batches"]  # the new generation's load replaced the old batch's rows
+    assert (old["state"], old["source_generation"]) == ("superseded", done[0]["old_generation"])
     assert (new["state"], new["source_generation"]) == ("transformed", done[0]["new_generation"])
     assert new["rows"]["quarantined"] > 0
 

@@ -113,5 +113,5 @@ def records(batch_rows: Iterable[tuple[Any, ...]], ledger_rows: Iterable[tuple[A
             layout=m["partitions"] if m else None,
             ingested_at=str(m["ingested_at"]) if m and m["ingested_at"] is not None else None,
             newest_generation=newest[source_uri], loaded=loaded.get(batch_id, {}), run=last_run.get(batch_id)))
-    out.sort(key=lambda r: (r.ingested_at or "9999", r.batch_id))
+    out.sort(key=lambda r: (r.source_generation, r.batch_id))  # generations count up in time: upload order
     return out
