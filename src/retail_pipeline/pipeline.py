@@ -25,6 +25,7 @@ def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Ca
     ctx = context.Context(settings)
     context.use(ctx)
     ctx.warehouse  # noqa: B018 - creates the raw tables before the first event
+    ctx.transformer  # noqa: B018 - dbt starts importing and parsing now, while ingest and load work
     apps = InProcessApps()
     (settings.home / "logs").mkdir(parents=True, exist_ok=True)
     log_to_file(settings.home / "logs" / "pipeline.jsonl")

@@ -1,6 +1,7 @@
 """Transformers: what runs the dbt project once a batch is complete.
 
-- ``dbt`` (default): dbt in-process against the DuckDB warehouse (the embedded chain).
+- ``dbt`` (default): dbt in this machine's dbt worker process (:mod:`.dbt_worker`) against the
+  DuckDB warehouse (the embedded chain), or the BigQuery emulator / BigQuery.
 - ``cloudrun://PROJECT/REGION/JOB``: one Cloud Run job execution per batch, the batch passed in
   the container overrides (see cloudrun.py).
 """
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
 from .config import Settings
+from .dbt_session import DbtRequest
+from .dbt_worker import worker
 from .ports import TransformResult
 
+#: the environment variables the dbt project reads (profiles.yml and the sources' schemas)
+DBT_ENV_NAMES = ("DBT_SEND_ANONYMOUS_USAGE_STATS", "RETAIL_PIPELINE_DUCKDB_PATH", "RETAIL_PIPELINE_GCP_PROJECT",
+                 "RETAIL_PIPELINE_RAW_DATASET", "RETAIL_PIPELINE_PIPELINE_DATASET",
+                 "RETAIL_PIPELINE_ANALYTICS_DATASET", "RETAIL_PIPELINE_BQ_LOCATION", "BIGQUERY_EMULATOR_HOST")
 DBT_PROJECT = Path(os.environ.get("RETAIL_PIPELINE_DBT_PROJECT") or Path(__file__).resolve().parents[2] / "dbt")
-_dbt_lock = threading.Lock()  # dbt's in-process runner is not re-entrant
 
 
 def summarize(run_results) -> TransformResult:
@@ -47,13 +52,26 @@ def summarize(run_results) -> TransformResult:
 
 
 class DbtTransformer:
-    """dbt build in this process: target ``local`` (DuckDB), or for a ``bigquery://`` warehouse the
-    target ``emulator`` (BIGQUERY_EMULATOR_HOST set) or ``prod`` (BigQuery with ADC)."""
+    """dbt build for the home's warehouse: target ``local`` (DuckDB), or for a ``bigquery://``
+    warehouse the target ``emulator`` (BIGQUERY_EMULATOR_HOST set) or ``prod`` (BigQuery with ADC).
+
+    A batch's run queues the batch's invoice months in the transform slice table (``dbt
+    run-operation queue_transform_slice``), then runs the production build: models and data
+    tests, not unit tests (those run in the test suite). dbt runs in this process's dbt worker
+    (:mod:`.dbt_worker`), which keeps the parsed project between batches; no ``--vars`` changes
+    from batch to batch, so dbt's saved parse in ``HOME/dbt/target`` stays valid too."""
+
+    #: what a production build leaves out: unit tests check the models' logic on fixed rows,
+    #: in development and CI (``make test``), not on every batch
+    PRODUCTION_EXCLUDE = ("--exclude", "resource_type:unit_test")
 
     def __init__(self, settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
         self.settings = settings
         self.project_dir = project_dir
-        self.env: dict[str, str] = {}
+        # every environment variable the dbt project reads (profiles.yml, sources), set or unset
+        self.env: dict[str, str | None] = {name: None for name in DBT_ENV_NAMES}
+        self.env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+                        RETAIL_PIPELINE_BQ_LOCATION=os.environ.get("RETAIL_PIPELINE_BQ_LOCATION"))
         if settings.warehouse.startswith("duckdb://"):
             self.duckdb_path = settings.warehouse[len("duckdb://") :]
             self.target = "local"
@@ -61,39 +79,42 @@ class DbtTransformer:
         elif settings.warehouse.startswith("bigquery://"):
             project, _, prefix = settings.warehouse[len("bigquery://") :].partition("/")
             prefix = prefix or "retail"
-            self.target = "emulator" if os.environ.get("BIGQUERY_EMULATOR_HOST") else "prod"
+            emulator = os.environ.get("BIGQUERY_EMULATOR_HOST")
+            self.target = "emulator" if emulator else "prod"
             self.env.update({"RETAIL_PIPELINE_GCP_PROJECT": project, "RETAIL_PIPELINE_RAW_DATASET": f"{prefix}_raw",
                              "RETAIL_PIPELINE_PIPELINE_DATASET": f"{prefix}_pipeline",
-                             "RETAIL_PIPELINE_ANALYTICS_DATASET": f"{prefix}_analytics"})
+                             "RETAIL_PIPELINE_ANALYTICS_DATASET": f"{prefix}_analytics",
+                             "BIGQUERY_EMULATOR_HOST": emulator})
         else:
             raise ValueError("the in-process dbt transformer runs on a duckdb:// or bigquery:// warehouse")
+        work = settings.home / "dbt"
+        self.common_args = ("--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+                            "--target", self.target, "--target-path", str(work / "target"),
+                            "--log-path", str(work / "logs"), "--quiet", "--log-level-file", "info")
+
+    def _request(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> DbtRequest:
+        return DbtRequest(self.project_dir, self.common_args, tuple(sorted(self.env.items())), commands)
+
+    def warm_up(self) -> None:
+        """Start dbt's worker and let it import dbt and parse the project now, in the background,
+        so the first batch does not wait for it."""
+        worker().send_ahead(self._request())
 
     def run(self, batch_id: str, partitions: list[str]) -> TransformResult:
-        return self.build(["--vars", json.dumps({"batch_id": batch_id, "partitions": partitions})])
+        """Queue the batch's months, then the production build (models and data tests)."""
+        queue = json.dumps({"batch_id": batch_id, "months": sorted(set(partitions))})
+        return self._call((("run-operation",), ("queue_transform_slice", "--args", queue)),
+                          (("build",), self.PRODUCTION_EXCLUDE))
 
     def build(self, extra: list[str] | None = None, command: str = "build") -> TransformResult:
-        from dbt.cli.main import dbtRunner
+        """Any dbt command (``build``, ``run``, ``test``...) with extra arguments, e.g. selectors."""
+        return self._call(((command,), tuple(extra or ())))
 
-        os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        os.environ.update(self.env)
-        work = self.settings.home / "dbt"
-        args = [command, "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                "--target", self.target, "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-                "--quiet", *(extra or [])]
+    def _call(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> TransformResult:
         started = time.monotonic()
-        with _dbt_lock:
-            try:
-                outcome = dbtRunner().invoke(args)
-            finally:
-                release_duckdb()
-        seconds = round(time.monotonic() - started, 3)
-        if outcome.exception is not None:
-            # the project itself is broken (parse or compile error): permanent, recorded as a failed run;
-            # retrying the message would only repeat it. Infrastructure errors raise before this point.
-            return TransformResult("failed", 0, 0, 0, seconds, f"dbt could not run: {outcome.exception}"[:4000])
-        result = summarize(outcome.result.results if outcome.result is not None else [])
-        return TransformResult(result.status, result.tests_passed, result.tests_failed, result.models_built, seconds,
-                               result.error)
+        reply = worker().call(self._request(*commands))
+        return TransformResult(reply.status, reply.tests_passed, reply.tests_failed, reply.models_built,
+                               round(time.monotonic() - started, 3), reply.error)
 
 
 def release_duckdb() -> None:
@@ -124,8 +145,7 @@ def generate_docs(settings: Settings, out_dir: Path, project_dir: Path = DBT_PRO
     args = ["docs", "generate", "--static", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
             "--target", "local", "--target-path", str(out_dir), "--log-path", str(settings.home / "dbt" / "logs"),
             "--quiet"]
-    with _dbt_lock:
-        outcome = dbtRunner().invoke(args)
+    outcome = dbtRunner().invoke(args)
     if outcome.exception is not None or not outcome.success:
         raise RuntimeError(f"dbt docs generate failed: {outcome.exception or 'see the dbt log'}")
     site = out_dir / "static_index.html"
@@ -135,8 +155,12 @@ def generate_docs(settings: Settings, out_dir: Path, project_dir: Path = DBT_PRO
 
 
 def open_transformer(settings: Settings):
+    """The configured transformer. The in-process dbt one starts importing dbt and parsing the
+    project in the background right away (the first batch then finds it ready)."""
     if settings.transform == "dbt":
-        return DbtTransformer(settings)
+        transformer = DbtTransformer(settings)
+        transformer.warm_up()
+        return transformer
     if settings.transform.startswith("cloudrun://"):
         from .cloudrun import CloudRunJobTransformer
 
