@@ -74,21 +74,40 @@
   select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
 
-{#- Pre-hook of the fact on BigQuery: insert_overwrite (dynamic) replaces the day partitions the new
-    rows cover; months left stale by a superseded generation may have days the new rows do not
-    cover, so they are deleted here first. Nothing to do on other adapters (see
-    get_incremental_fact_slice_sql). -#}
-{% macro fact_delete_slice() -%}
-  {%- if not is_incremental() -%}{{ return('') }}{%- endif -%}
-  {{ return(adapter.dispatch('fact_delete_slice', 'retail')()) }}
+{#- The day partitions of every month the run rewrites, as BigQuery date literals. -#}
+{% macro fact_slice_partition_days() -%}
+  {%- set days = [] -%}
+  {%- for month in fact_slice_months() -%}
+    {%- set year, mon = month.split('-') | map('int') | list -%}
+    {%- set day = modules.datetime.date(year, mon, 1) -%}
+    {%- for offset in range(31) -%}
+      {%- set d = day + modules.datetime.timedelta(days=offset) -%}
+      {%- if d.month == mon -%}{%- do days.append(date_literal(d.isoformat()) | trim) -%}{%- endif -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {{ return(days) }}
 {%- endmacro %}
 
-{% macro default__fact_delete_slice() -%}
-{%- endmacro %}
+{#- BigQuery: the fact's insert_overwrite with static partitions known only at run time.
 
-{% macro bigquery__fact_delete_slice() -%}
-  {%- set months = stale_fact_months() -%}
-  {%- if months -%}
-    delete from {{ this }} where {{ months_predicate('invoice_date', months) }}
+    This overrides dbt-bigquery's own `bq_insert_overwrite_sql` (dbt-bigquery 1.12, pinned), which
+    picks the static form (one MERGE that replaces the listed day partitions atomically) when the
+    model's `partitions` config lists them, the dynamic form otherwise. A `partitions` config is
+    fixed when the project is parsed, so for the fact it is empty; here the fact's partitions are
+    the days of its slice, read when the model runs. A run whose slice is empty writes nothing.
+    Every other model keeps dbt-bigquery's behaviour. -#}
+{% macro bq_insert_overwrite_sql(
+    tmp_relation, target_relation, sql, unique_key, partition_by, partitions, dest_columns, tmp_relation_exists, copy_partitions
+) %}
+  {%- if partitions is none and model.unique_id == 'model.retail.fct_sales_lines' -%}
+    {%- set partitions = fact_slice_partition_days() -%}
+    {%- if not partitions -%}
+      {{ return('select 1 as nothing_to_rewrite') }}
+    {%- endif -%}
   {%- endif -%}
-{%- endmacro %}
+  {%- if partitions is not none and partitions != [] -%}
+    {{ bq_static_insert_overwrite_sql(tmp_relation, target_relation, sql, partition_by, partitions, dest_columns, tmp_relation_exists, copy_partitions) }}
+  {%- else -%}
+    {{ bq_dynamic_insert_overwrite_sql(tmp_relation, target_relation, sql, unique_key, partition_by, dest_columns, tmp_relation_exists, copy_partitions) }}
+  {%- endif -%}
+{% endmacro %}

@@ -1,9 +1,9 @@
 {#- Incremental by invoice month. A run rewrites only its slice: the months it claimed from the
     transform slice table (queued by the transform for its batches) plus months left stale by a
     superseded generation (see macros/fact_slice.sql and macros/transform_slice.sql): BigQuery
-    insert_overwrite of the day partitions the rewritten months cover (stale months deleted first);
-    DuckDB delete + insert of the months in one transaction. A run with nothing queued (a manual
-    build) rewrites only stale months; --full-refresh rebuilds the table whole. -#}
+    insert_overwrite of the months' day partitions (one MERGE); DuckDB delete + insert of the months
+    in one transaction. A run with nothing queued (a manual build) rewrites only stale months;
+    --full-refresh rebuilds the table whole. -#}
 {{
   config(
     materialized='incremental',
@@ -12,7 +12,6 @@
                   if target.type == 'bigquery' else none),
     cluster_by=(['customer_id'] if target.type == 'bigquery' else none),
     on_schema_change='append_new_columns',
-    pre_hook="{{ fact_delete_slice() }}",
     post_hook="{{ consume_transform_slice() }}",
   )
 }}
