@@ -66,17 +66,19 @@ def test_production_build_runs_models_and_data_tests_and_the_unit_tests_pass_alo
     assert unit.tests_passed == len(declared)
 
 
-def test_batches_keep_the_saved_parse_across_processes_and_the_slice_is_consumed(ctx, transformer, tmp_path):
+def test_batches_keep_the_saved_parse_across_processes_and_homes(ctx, transformer, tmp_path, monkeypatch):
+    from retail_pipeline import context
+    from retail_pipeline.config import Settings
     from retail_pipeline.dbt_worker import worker
 
     first = ingest_and_load(ctx, tmp_path)
     assert transformer.run(first, MONTHS).status == "success"
-    log = _dbt_log(ctx)
-    assert log.count(FULL_PARSE) == 1 and "saved manifest not found" in log  # a new home parses once
+    assert (ctx.settings.home / "dbt" / "target" / "partial_parse.msgpack").exists()  # the home's own parse
+    assert (DBT / "target" / "partial_parse.msgpack").exists()  # shared with the next new home
     assert _sql(ctx, "select count(*) from analytics.transform_slice") == [(0,)]  # consumed
 
     worker().close()  # the next batch in a new process, as the next `retail-pipeline run` would be
-    mark = len(log)
+    mark = len(_dbt_log(ctx))
     (tmp_path / "second").mkdir()
     second = ingest_and_load(ctx, tmp_path / "second", name="other.xlsx")
     result = transformer.run(second, MONTHS)
@@ -88,6 +90,17 @@ def test_batches_keep_the_saved_parse_across_processes_and_the_slice_is_consumed
     assert _sql(ctx, "select distinct strftime(invoice_month, '%Y-%m'), transform_batch_id "
                      "from analytics.fct_sales_lines order by 1") == [(m, second) for m in MONTHS]
     assert _sql(ctx, "select count(*) from analytics.transform_slice") == [(0,)]
+
+    # a new home starts from the project's saved parse, as the job image starts from its own
+    new_home = tmp_path / "new-home"
+    monkeypatch.setenv("RETAIL_PIPELINE_HOME", str(new_home))
+    other = context.Context(Settings.from_env(new_home))
+    context.use(other)
+    (tmp_path / "third").mkdir()
+    third = ingest_and_load(other, tmp_path / "third")
+    assert other.transformer.run(third, MONTHS).status == "success"
+    log = _dbt_log(other)
+    assert "Running with dbt=" in log and FULL_PARSE not in log, re.findall(f"{FULL_PARSE}.*", log)
 
 
 def test_a_failed_run_gives_its_months_back_and_the_next_run_rewrites_them(ctx, transformer, tmp_path):

@@ -13,6 +13,7 @@ request. dbt's runner keeps global state: the worker runs one request at a time.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class DbtRequest:
     common_args: tuple[str, ...]  #: --project-dir, --profiles-dir, --target, --target-path, ...
     env: tuple[tuple[str, str | None], ...]  #: what dbt's project reads; None = unset
     commands: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()  #: (command words, extra args)
+    workdir: Path | None = None  #: the folder relative paths in env are relative to (the warehouse's)
 
 
 @dataclass
@@ -61,8 +63,48 @@ class _Parsed:
     manifest: Any = None
 
 
+PARSE_FILE = "partial_parse.msgpack"
+
+
+def _target_path(request: DbtRequest) -> Path:
+    args = list(request.common_args)
+    return Path(args[args.index("--target-path") + 1])
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}")
+    shutil.copyfile(source, partial)
+    os.replace(partial, destination)
+
+
+def _seed_parse(request: DbtRequest, spans: dict[str, float]) -> None:
+    """A home without a saved parse starts from the project's (``dbt/target``), the way the job
+    image starts from the parse made at build time. dbt checks the copy like any saved parse (dbt
+    version, profile, vars, every file's checksum) and parses whatever differs."""
+    home_parse, project_parse = _target_path(request) / PARSE_FILE, request.project_dir / "target" / PARSE_FILE
+    if not home_parse.exists() and project_parse.exists():
+        try:
+            _copy_atomically(project_parse, home_parse)
+            spans["seeded"] = 1.0
+        except OSError:
+            pass
+
+
+def _share_parse(request: DbtRequest) -> None:
+    """Keep the newest parse in the project's target folder for the next new home (best effort:
+    the project folder may be read-only)."""
+    home_parse, project_parse = _target_path(request) / PARSE_FILE, request.project_dir / "target" / PARSE_FILE
+    try:
+        if home_parse.exists() and (not project_parse.exists()
+                                    or home_parse.stat().st_mtime_ns > project_parse.stat().st_mtime_ns):
+            _copy_atomically(home_parse, project_parse)
+    except OSError:
+        pass
+
+
 def _manifest(request: DbtRequest, spans: dict[str, float]) -> Any:
-    key = (request.common_args, request.env, project_fingerprint(request.project_dir))
+    key = (request.common_args, request.env, request.workdir, project_fingerprint(request.project_dir))
     if _Parsed.manifest is not None and key == _Parsed.key:
         return _Parsed.manifest
     started = time.monotonic()
@@ -70,10 +112,12 @@ def _manifest(request: DbtRequest, spans: dict[str, float]) -> Any:
 
     spans["import"] = round(time.monotonic() - started, 3)
     started = time.monotonic()
+    _seed_parse(request, spans)
     outcome = dbtRunner().invoke(["parse", *request.common_args])
     spans["parse"] = round(time.monotonic() - started, 3)
     if outcome.exception is None and outcome.success and outcome.result is not None:
         _Parsed.key, _Parsed.manifest = key, outcome.result
+        _share_parse(request)
     else:  # a broken project: no manifest; the command itself parses again and reports the error
         _Parsed.key, _Parsed.manifest = None, None
     return _Parsed.manifest
@@ -88,6 +132,9 @@ def run_request(request: DbtRequest) -> DbtReply:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    if request.workdir is not None:
+        request.workdir.mkdir(parents=True, exist_ok=True)
+        os.chdir(request.workdir)
     spans: dict[str, float] = {}
     try:
         manifest = _manifest(request, spans)

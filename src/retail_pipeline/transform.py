@@ -72,10 +72,14 @@ class DbtTransformer:
         self.env: dict[str, str | None] = {name: None for name in DBT_ENV_NAMES}
         self.env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false",
                         RETAIL_PIPELINE_BQ_LOCATION=os.environ.get("RETAIL_PIPELINE_BQ_LOCATION"))
+        self.workdir: Path | None = None
         if settings.warehouse.startswith("duckdb://"):
             self.duckdb_path = settings.warehouse[len("duckdb://") :]
             self.target = "local"
-            self.env["RETAIL_PIPELINE_DUCKDB_PATH"] = self.duckdb_path
+            # dbt runs in the warehouse's folder and names the file relative to it: the profile then
+            # renders the same for every home, so one home's saved parse is valid for the next one
+            self.workdir = Path(self.duckdb_path).resolve().parent
+            self.env["RETAIL_PIPELINE_DUCKDB_PATH"] = Path(self.duckdb_path).name
         elif settings.warehouse.startswith("bigquery://"):
             project, _, prefix = settings.warehouse[len("bigquery://") :].partition("/")
             prefix = prefix or "retail"
@@ -93,7 +97,7 @@ class DbtTransformer:
                             "--log-path", str(work / "logs"), "--quiet", "--log-level-file", "info")
 
     def _request(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> DbtRequest:
-        return DbtRequest(self.project_dir, self.common_args, tuple(sorted(self.env.items())), commands)
+        return DbtRequest(self.project_dir, self.common_args, tuple(sorted(self.env.items())), commands, self.workdir)
 
     def warm_up(self) -> None:
         """Start dbt's worker and let it import dbt and parse the project now, in the background,
