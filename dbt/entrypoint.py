@@ -12,6 +12,12 @@ the pipeline dataset's ``transform_runs`` rows of the batches it was started for
 (``RETAIL_PIPELINE_BATCH_IDS``, comma-separated, and ``RETAIL_PIPELINE_CLAIM_KEY``, both in the
 execution's env overrides), so ``retail-pipeline status`` shows the true result on every chain.
 
+The batch does not reach dbt as ``--vars`` (a value that changes per batch would make dbt parse
+the whole project again): the script queues the batch's months in the transform slice table
+(``dbt run-operation queue_transform_slice``), then runs the production build (models and data
+tests; unit tests run in CI). Both commands reuse one parse, which starts from the
+``partial_parse.msgpack`` the image build wrote (``dbt parse`` in the Dockerfile).
+
 Exit codes: 0 every model built and every test passed; 1 dbt ran and something failed (Cloud Run
 marks the execution failed); 2 dbt could not run at all (bad vars, no connection, bad project);
 3 the outcome could not be recorded. Every failure logs ``"stage": "transform", "status": "failed"``
@@ -47,6 +53,8 @@ def parse_vars(text: str) -> dict:
         raise ValueError("batch_id must be a string")
     if not isinstance(partitions, list) or not all(isinstance(p, str) and MONTH_RE.match(p) for p in partitions):
         raise ValueError(f"partitions must be a list of YYYY-MM months, got {partitions!r}")
+    if partitions and batch_id is None:
+        raise ValueError("partitions need the batch_id that touched them")
     return value
 
 
@@ -154,11 +162,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from dbt.cli.main import dbtRunner
 
-    dbt_args = ["build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-                "--target", args.target, "--vars", json.dumps(batch_vars)]
-    if args.full_refresh:
-        dbt_args.append("--full-refresh")
-    outcome = dbtRunner().invoke(dbt_args)
+    common = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target", args.target]
+    parsed = dbtRunner().invoke(["parse", *common])
+    outcome = parsed
+    if parsed.exception is None and parsed.success:
+        runner = dbtRunner(manifest=parsed.result)  # one parse for both commands
+        if batch_vars.get("batch_id") is not None:  # without a batch: a manual build (stale months only)
+            queue = {"batch_id": batch_vars["batch_id"], "months": batch_vars.get("partitions", [])}
+            outcome = runner.invoke(["run-operation", "queue_transform_slice", "--args", json.dumps(queue), *common])
+        if outcome.exception is None and outcome.success:
+            build = ["build", *common, "--exclude", "resource_type:unit_test"]
+            if args.full_refresh:
+                build.append("--full-refresh")
+            outcome = runner.invoke(build)
+        elif outcome.exception is None:
+            outcome.exception = RuntimeError("queue_transform_slice failed (see the dbt log)")
     seconds = round(time.monotonic() - started, 3)
     if outcome.exception is not None:
         return finish(record, {"state": "failed", "seconds": seconds,

@@ -48,6 +48,16 @@ def test_dockerfile_runs_the_entrypoint_on_the_prod_target():
     assert re.search(r"^USER dbt$", text, re.M)  # not root
     ignored = (DBT / ".dockerignore").read_text().split()
     assert "target/" in ignored and "logs/" in ignored
+    # the image starts parsed: dbt parse runs as the job's user, after the project is copied, into the
+    # target path the job uses (kept in the image, not under /tmp)
+    parse = re.search(r"^RUN dbt parse --project-dir /app/dbt --profiles-dir /app/dbt --target prod$", text, re.M)
+    assert parse and parse.start() > text.index("USER dbt") > text.index("COPY --chown=dbt . /app/dbt")
+    assert re.search(r"DBT_TARGET_PATH=/app/dbt/target\b", text)
+    # the profile renders the job's environment at build time too (build args, as Terraform's dbt_env)
+    terraform = (REPO / "terraform" / "main.tf").read_text()
+    job_env = re.search(r"dbt_env = \{(.*?)\}", terraform, re.S).group(1)
+    for name in re.findall(r"(RETAIL_PIPELINE_\w+)\s*=", job_env):
+        assert re.search(rf"^ARG {name}=", text, re.M) and f"{name}=${{{name}}}" in text, name
 
 
 def _entrypoint(args: list[str], duckdb_path: Path, work: Path) -> subprocess.CompletedProcess:
@@ -75,6 +85,26 @@ def test_entrypoint_builds_the_batch_on_duckdb(ctx, tmp_path: Path):
     assert fact == (len(ROWS), 1, batch_id)
     # Dec: 6 x 2.55 + 6 x 3.39 + 18.00 postage; Jan: 12 x 1.85 - 2 x 1.85 + 24 x 1.65
     assert [(m, float(v)) for m, v in monthly] == [("2010-12", 53.64), ("2011-01", 58.10)]
+
+
+def test_entrypoint_starts_from_the_parse_made_before_it(ctx, tmp_path: Path):
+    """What the image does: `dbt parse` at build time, then each execution reuses that parse."""
+    batch_id = ingest_and_load(ctx, tmp_path)
+    duckdb_path = Path(ctx.settings.warehouse[len("duckdb://"):])
+    env = {**os.environ, "RETAIL_PIPELINE_DUCKDB_PATH": str(duckdb_path), "DBT_TARGET_PATH": str(tmp_path / "target"),
+           "DBT_LOG_PATH": str(tmp_path / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    dbt = Path(sys.executable).parent / "dbt"
+    baked = subprocess.run([str(dbt), "parse", "--project-dir", str(DBT), "--profiles-dir", str(DBT), "--target", "local"],
+                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert baked.returncode == 0, baked.stdout[-3000:]
+    assert (tmp_path / "target" / "partial_parse.msgpack").exists()
+    mark = len((tmp_path / "logs" / "dbt.log").read_text())
+    proc = _entrypoint(["--target", "local", "--vars", json.dumps({"batch_id": batch_id, "partitions": MONTHS})],
+                       duckdb_path, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["status"] == "success"
+    log = (tmp_path / "logs" / "dbt.log").read_text()[mark:]
+    assert "Running with dbt=" in log and "Unable to do partial parsing" not in log
 
 
 def test_entrypoint_rejects_bad_vars_without_running_dbt(tmp_path: Path):

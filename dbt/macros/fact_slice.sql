@@ -1,21 +1,16 @@
-{#- The slice of the incremental fact a batch rewrites.
+{#- The slice of the incremental fact a run rewrites.
 
-    The transform passes the invoice months the batch touched: --vars '{"batch_id": "...",
-    "partitions": ["2011-01", ...]}'. The slice is those months plus the months that still hold
+    The slice is the invoice months this run claimed from the transform slice table (queued by the
+    transform for the batches it runs, see transform_slice.sql) plus the months that still hold
     fact lines of a batch that is no longer in raw.batches (a superseded generation: the loader
     deleted its raw lines, so its months must be rebuilt even when the new generation does not
     touch them). Months are YYYY-MM text; dates are first days of months. -#}
 
-{#- The months passed in by the batch, validated. -#}
+{#- The months this run claimed. -#}
 {% macro batch_months() -%}
-  {%- set months = var('partitions', []) or [] -%}
-  {%- if months is string -%}{%- set months = [months] -%}{%- endif -%}
-  {%- for month in months -%}
-    {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])$', month | string) -%}
-      {{ exceptions.raise_compiler_error("var 'partitions' must list invoice months as YYYY-MM, got " ~ month) }}
-    {%- endif -%}
-  {%- endfor -%}
-  {{ return(months | map('string') | unique | sort | list) }}
+  {%- set months = [] -%}
+  {%- for month, _batch in transform_slice() -%}{%- do months.append(month) -%}{%- endfor -%}
+  {{ return(months) }}
 {%- endmacro %}
 
 {#- Months of the fact that hold lines of batches no longer in raw.batches (run at execution). -#}
@@ -54,18 +49,19 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- BigQuery insert_overwrite (static): the day partitions of the batch's months. -#}
-{% macro batch_partition_days() -%}
-  {%- set days = [] -%}
-  {%- for month in batch_months() -%}
-    {%- set year, mon = month.split('-') | map('int') | list -%}
-    {%- set day = modules.datetime.date(year, mon, 1) -%}
-    {%- for offset in range(31) -%}
-      {%- set d = day + modules.datetime.timedelta(days=offset) -%}
-      {%- if d.month == mon -%}{%- do days.append(date_literal(d.isoformat()) | trim) -%}{%- endif -%}
-    {%- endfor -%}
-  {%- endfor -%}
-  {{ return(days) }}
+{#- The batch whose transform writes a row of the given invoice month (a SQL expression): the batch
+    that queued the month in this run's slice, null for other months and for a manual build. -#}
+{% macro transform_batch_id(month_column) -%}
+  {%- set slice = transform_slice() -%}
+  {%- if not slice -%}
+    cast(null as {{ dbt.type_string() }})
+  {%- else -%}
+    case {{ month_column }}
+    {%- for month, batch_id in slice %}
+      when {{ date_literal(month ~ '-01') }} then {{ slice_batch_literal(batch_id) }}
+    {%- endfor %}
+    end
+  {%- endif -%}
 {%- endmacro %}
 
 {#- DuckDB incremental strategy of the fact ('fact_slice'): delete the slice's months, insert the
@@ -78,34 +74,40 @@
   select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}
 
-{#- Pre-hook of the fact on BigQuery: insert_overwrite replaces the day partitions of the batch's
-    months (static `partitions` config); the stale months the batch did not name are deleted here
-    first. Nothing to do on other adapters (see get_incremental_fact_slice_sql). -#}
-{% macro fact_delete_slice() -%}
-  {%- if not is_incremental() -%}{{ return('') }}{%- endif -%}
-  {{ return(adapter.dispatch('fact_delete_slice', 'retail')()) }}
+{#- The day partitions of every month the run rewrites, as BigQuery date literals. -#}
+{% macro fact_slice_partition_days() -%}
+  {%- set days = [] -%}
+  {%- for month in fact_slice_months() -%}
+    {%- set year, mon = month.split('-') | map('int') | list -%}
+    {%- set day = modules.datetime.date(year, mon, 1) -%}
+    {%- for offset in range(31) -%}
+      {%- set d = day + modules.datetime.timedelta(days=offset) -%}
+      {%- if d.month == mon -%}{%- do days.append(date_literal(d.isoformat()) | trim) -%}{%- endif -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {{ return(days) }}
 {%- endmacro %}
 
-{% macro default__fact_delete_slice() -%}
-{%- endmacro %}
+{#- BigQuery: the fact's insert_overwrite with static partitions known only at run time.
 
-{% macro bigquery__fact_delete_slice() -%}
-  {%- set named = batch_months() -%}
-  {%- set months = [] -%}
-  {%- for month in stale_fact_months() if month not in named -%}{%- do months.append(month) -%}{%- endfor -%}
-  {%- if months -%}
-    delete from {{ this }} where {{ months_predicate('invoice_date', months) }}
+    This overrides dbt-bigquery's own `bq_insert_overwrite_sql` (dbt-bigquery 1.12, pinned), which
+    picks the static form (one MERGE that replaces the listed day partitions atomically) when the
+    model's `partitions` config lists them, the dynamic form otherwise. A `partitions` config is
+    fixed when the project is parsed, so for the fact it is empty; here the fact's partitions are
+    the days of its slice, read when the model runs. A run whose slice is empty writes nothing.
+    Every other model keeps dbt-bigquery's behaviour. -#}
+{% macro bq_insert_overwrite_sql(
+    tmp_relation, target_relation, sql, unique_key, partition_by, partitions, dest_columns, tmp_relation_exists, copy_partitions
+) %}
+  {%- if partitions is none and model.unique_id == 'model.retail.fct_sales_lines' -%}
+    {%- set partitions = fact_slice_partition_days() -%}
+    {%- if not partitions -%}
+      {{ return('select 1 as nothing_to_rewrite') }}
+    {%- endif -%}
   {%- endif -%}
-{%- endmacro %}
-
-{#- The batch id passed in var('batch_id') as a SQL literal (null when none), validated. -#}
-{% macro batch_id_literal() -%}
-  {%- set batch_id = var('batch_id', none) -%}
-  {%- if batch_id is none or batch_id == '' -%}
-    cast(null as {{ dbt.type_string() }})
-  {%- elif modules.re.match('^[A-Za-z0-9_.:-]{1,128}$', batch_id | string) -%}
-    '{{ batch_id }}'
+  {%- if partitions is not none and partitions != [] -%}
+    {{ bq_static_insert_overwrite_sql(tmp_relation, target_relation, sql, partition_by, partitions, dest_columns, tmp_relation_exists, copy_partitions) }}
   {%- else -%}
-    {{ exceptions.raise_compiler_error("var 'batch_id' must be a plain id, got " ~ batch_id) }}
+    {{ bq_dynamic_insert_overwrite_sql(tmp_relation, target_relation, sql, unique_key, partition_by, dest_columns, tmp_relation_exists, copy_partitions) }}
   {%- endif -%}
-{%- endmacro %}
+{% endmacro %}

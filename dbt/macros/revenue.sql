@@ -31,8 +31,9 @@
     end
 {%- endmacro %}
 
-{#- Additive measures over lines that carry `revenue_bucket`, `amount`, `quantity`,
-    `invoice_no` and `customer_id`. An order is an invoice with at least one gross-sales line. -#}
+{#- Measures over rows of int_sales_by_invoice (`revenue_bucket`, `amount`, `quantity`, `line_count`,
+    `invoice_no`, `customer_id`: sums of lines, so the sums here add them up again and the distinct
+    counts count invoices and customers). An order is an invoice with at least one gross-sales line. -#}
 {% macro revenue_measures() -%}
         sum(case when revenue_bucket = 'gross_sales' then amount else 0 end) as gross_sales,
         sum(case when revenue_bucket = 'shipping' then amount else 0 end) as shipping,
@@ -46,7 +47,7 @@
         cast(sum(case when revenue_bucket = 'gross_sales' then quantity else 0 end) as {{ dbt.type_bigint() }})
             as items_sold,
         count(distinct case when revenue_bucket = 'cancellations' then invoice_no end) as cancelled_invoices,
-        count(*) as lines
+        cast(sum(line_count) as {{ dbt.type_bigint() }}) as lines
 {%- endmacro %}
 
 {#- Ratios over the columns revenue_measures() produced (select them from a CTE). -#}

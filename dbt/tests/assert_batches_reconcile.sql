@@ -17,16 +17,19 @@ raw_lines as (
 raw_quarantine as (
     select batch_id, count(*) as n from {{ ref('stg_quarantine') }} group by batch_id
 ),
--- checked for the batch this run transforms (an incremental run leaves other batches' months
--- alone: a batch still waiting for its own run is not this run's failure); all batches otherwise
+-- checked for the batches this run transformed (the batches whose queued months it rewrote: an
+-- incremental run leaves other batches' months alone, and a batch still waiting for its own run is
+-- not this run's failure); for every batch when the run rewrote nothing for a batch (a manual build)
+this_run as (
+    select distinct transform_batch_id as batch_id from {{ ref('fct_sales_lines') }}
+    where dbt_invocation_id = '{{ invocation_id }}' and transform_batch_id is not null
+),
 missing_from_fact as (
     select s.batch_id, count(*) as n
     from {{ ref('stg_sales_lines') }} s
     left join {{ ref('fct_sales_lines') }} f on f.line_id = s.line_id
     where f.line_id is null
-    {%- if var('batch_id') %}
-      and s.batch_id = {{ batch_id_literal() }}
-    {%- endif %}
+      and (s.batch_id in (select batch_id from this_run) or not exists (select 1 from this_run))
     group by s.batch_id
 )
 select b.batch_id, b.rows_read, b.rows_loaded, b.rows_quarantined, b.rows_duplicate,

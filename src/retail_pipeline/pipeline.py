@@ -35,6 +35,7 @@ def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Ca
     ctx = context.Context(settings)
     context.use(ctx)
     ctx.provision()  # the embedded chain's buckets, spool and tables
+    ctx.transformer  # noqa: B018 - dbt starts importing and parsing now, while ingest and load work
     apps = InProcessApps()
     (settings.home / "logs").mkdir(parents=True, exist_ok=True)
     log_to_file(settings.home / "logs" / "pipeline.jsonl")

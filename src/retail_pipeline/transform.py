@@ -1,6 +1,7 @@
 """Transformers: what runs the dbt project once a batch is complete.
 
-- ``dbt`` (default): dbt in-process against the DuckDB warehouse (the embedded chain).
+- ``dbt`` (default): dbt in this machine's dbt worker process (:mod:`.dbt_worker`) against the
+  DuckDB warehouse (the embedded chain), or the BigQuery emulator / BigQuery.
 - ``cloudrun://PROJECT/REGION/JOB``: one Cloud Run job execution per batch, the batch passed in
   the container overrides (see cloudrun.py).
 """
@@ -8,15 +9,35 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 from pathlib import Path
 
 from .config import Settings
+from .dbt_session import DbtRequest
+from .dbt_worker import worker
 from .ports import TransformResult
 
-_dbt_lock = threading.Lock()  # dbt's in-process runner is not re-entrant
+#: the environment variables the dbt project reads (profiles.yml and the sources' schemas)
+DBT_ENV_NAMES = ("DBT_SEND_ANONYMOUS_USAGE_STATS", "RETAIL_PIPELINE_DUCKDB_PATH", "RETAIL_PIPELINE_GCP_PROJECT",
+                 "RETAIL_PIPELINE_RAW_DATASET", "RETAIL_PIPELINE_PIPELINE_DATASET",
+                 "RETAIL_PIPELINE_ANALYTICS_DATASET", "RETAIL_PIPELINE_BQ_LOCATION", "BIGQUERY_EMULATOR_HOST")
+
+
+def dbt_env(settings: Settings) -> dict[str, str | None]:
+    """The dbt project's environment (profiles.yml and the sources read these), from the settings;
+    every name is listed, set or unset, so nothing of the calling process leaks in."""
+    env: dict[str, str | None] = {name: None for name in DBT_ENV_NAMES}
+    env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", RETAIL_PIPELINE_BQ_LOCATION=settings.bigquery_location)
+    target = settings.warehouse_url
+    if target.kind == "duckdb":
+        assert target.path is not None
+        env["RETAIL_PIPELINE_DUCKDB_PATH"] = target.path.name
+    else:
+        env.update({"RETAIL_PIPELINE_GCP_PROJECT": target.project, "RETAIL_PIPELINE_RAW_DATASET": target.raw_dataset,
+                    "RETAIL_PIPELINE_PIPELINE_DATASET": target.pipeline_dataset,
+                    "RETAIL_PIPELINE_ANALYTICS_DATASET": target.analytics_dataset,
+                    "BIGQUERY_EMULATOR_HOST": settings.endpoints.bigquery})
+    return env
 
 
 def summarize(run_results) -> TransformResult:
@@ -46,51 +67,61 @@ def summarize(run_results) -> TransformResult:
 
 
 class DbtTransformer:
-    """dbt build in this process: target ``local`` (DuckDB), or for a ``bigquery://`` warehouse the
-    target ``emulator`` (BIGQUERY_EMULATOR_HOST set) or ``prod`` (BigQuery with ADC)."""
+    """dbt build for the home's warehouse: target ``local`` (DuckDB), or for a ``bigquery://``
+    warehouse the target ``emulator`` (BIGQUERY_EMULATOR_HOST set) or ``prod`` (BigQuery with ADC).
+
+    A batch's run queues the batch's invoice months in the transform slice table (``dbt
+    run-operation queue_transform_slice``), then runs the production build: models and data
+    tests, not unit tests (those run in the test suite). dbt runs in this process's dbt worker
+    (:mod:`.dbt_worker`), which keeps the parsed project between batches; no ``--vars`` changes
+    from batch to batch, so dbt's saved parse in ``HOME/dbt/target`` stays valid too."""
+
+    #: what a production build leaves out: unit tests check the models' logic on fixed rows,
+    #: in development and CI (``make test``), not on every batch
+    PRODUCTION_EXCLUDE = ("--exclude", "resource_type:unit_test")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.project_dir = settings.dbt_project
-        self.env: dict[str, str] = {}
+        self.env = dbt_env(settings)
+        self.workdir: Path | None = None
         target = settings.warehouse_url
         if target.kind == "duckdb":
+            assert target.path is not None
             self.target = "local"
-            self.env["RETAIL_PIPELINE_DUCKDB_PATH"] = str(target.path)
+            # dbt runs in the warehouse's folder and names the file relative to it: the profile then
+            # renders the same for every home, so one home's saved parse is valid for the next one
+            self.workdir = target.path.resolve().parent
         else:
             self.target = "emulator" if settings.endpoints.bigquery else "prod"
-            self.env.update({"RETAIL_PIPELINE_GCP_PROJECT": target.project,
-                             "RETAIL_PIPELINE_RAW_DATASET": target.raw_dataset,
-                             "RETAIL_PIPELINE_PIPELINE_DATASET": target.pipeline_dataset,
-                             "RETAIL_PIPELINE_ANALYTICS_DATASET": target.analytics_dataset,
-                             "BIGQUERY_EMULATOR_HOST": settings.endpoints.bigquery or ""})
+        work = settings.home / "dbt"
+        self.common_args = ("--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
+                            "--target", self.target, "--target-path", str(work / "target"),
+                            "--log-path", str(work / "logs"), "--quiet", "--log-level-file", "info")
+
+    def _request(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> DbtRequest:
+        return DbtRequest(self.project_dir, self.common_args, tuple(sorted(self.env.items())), commands, self.workdir)
+
+    def warm_up(self) -> None:
+        """Start dbt's worker and let it import dbt and parse the project now, in the background,
+        so the first batch does not wait for it."""
+        worker().send_ahead(self._request())
 
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
-        return self.build(["--vars", json.dumps({"batch_id": batch_ids[0], "partitions": partitions})])
+        """Queue the batches' months, then the production build (models and data tests)."""
+        queue = json.dumps({"batch_id": batch_ids[0], "months": sorted(set(partitions))})
+        return self._call((("run-operation",), ("queue_transform_slice", "--args", queue)),
+                          (("build",), self.PRODUCTION_EXCLUDE))
 
     def build(self, extra: list[str] | None = None, command: str = "build") -> TransformResult:
-        from dbt.cli.main import dbtRunner
+        """Any dbt command (``build``, ``run``, ``test``...) with extra arguments, e.g. selectors."""
+        return self._call(((command,), tuple(extra or ())))
 
-        os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        os.environ.update(self.env)
-        work = self.settings.home / "dbt"
-        args = [command, "--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                "--target", self.target, "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-                "--quiet", *(extra or [])]
+    def _call(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> TransformResult:
         started = time.monotonic()
-        with _dbt_lock:
-            try:
-                outcome = dbtRunner().invoke(args)
-            finally:
-                release_duckdb()
-        seconds = round(time.monotonic() - started, 3)
-        if outcome.exception is not None:
-            # the project itself is broken (parse or compile error): permanent, recorded as a failed run;
-            # retrying the message would only repeat it. Infrastructure errors raise before this point.
-            return TransformResult("failed", 0, 0, 0, seconds, f"dbt could not run: {outcome.exception}"[:4000])
-        result = summarize(outcome.result.results if outcome.result is not None else [])
-        return TransformResult(result.status, result.tests_passed, result.tests_failed, result.models_built, seconds,
-                               result.error)
+        reply = worker().call(self._request(*commands))
+        return TransformResult(reply.status, reply.tests_passed, reply.tests_failed, reply.models_built,
+                               round(time.monotonic() - started, 3), reply.error)
 
 
 def release_duckdb() -> None:
@@ -109,23 +140,27 @@ def release_duckdb() -> None:
 
 def generate_docs(settings: Settings, out_dir: Path) -> Path:
     """Build the dbt docs site (lineage graph, models, columns, the docs blocks) into ``out_dir``,
-    offline, against the home's DuckDB warehouse (its tables give the catalog; none is fine).
-    Returns the single-file site (``static_index.html``; ``index.html`` needs a web server)."""
-    from dbt.cli.main import dbtRunner
+    offline, against the home's DuckDB warehouse (its tables give the catalog; none is fine), in a
+    dbt child process with the environment built from the settings. Returns the single-file site
+    (``static_index.html``; ``index.html`` needs a web server)."""
+    import subprocess
+    import sys
 
-    if settings.warehouse_url.kind != "duckdb":
+    from .config import child_env
+
+    target = settings.warehouse_url
+    if target.kind != "duckdb" or target.path is None:
         raise ValueError("docs are generated against the embedded duckdb:// warehouse")
     project_dir = settings.dbt_project
-    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    os.environ["RETAIL_PIPELINE_DUCKDB_PATH"] = str(settings.warehouse_url.path)
     out_dir = Path(out_dir).resolve()
-    args = ["docs", "generate", "--static", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
-            "--target", "local", "--target-path", str(out_dir), "--log-path", str(settings.home / "dbt" / "logs"),
-            "--quiet"]
-    with _dbt_lock:
-        outcome = dbtRunner().invoke(args)
-    if outcome.exception is not None or not outcome.success:
-        raise RuntimeError(f"dbt docs generate failed: {outcome.exception or 'see the dbt log'}")
+    env = {**child_env(settings), **{k: v for k, v in dbt_env(settings).items() if v is not None}}
+    args = [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--project-dir",
+            str(project_dir), "--profiles-dir", str(project_dir), "--target", "local", "--target-path", str(out_dir),
+            "--log-path", str(settings.home / "dbt" / "logs"), "--quiet"]
+    proc = subprocess.run(args, env=env, cwd=target.path.resolve().parent, capture_output=True, text=True,
+                          timeout=900, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbt docs generate failed: {(proc.stdout + proc.stderr).strip()[-2000:] or 'see the dbt log'}")
     site = out_dir / "static_index.html"
     if not site.exists():
         raise RuntimeError(f"dbt docs generate wrote no {site}")

@@ -1,6 +1,7 @@
+-- the fact summed per invoice (int_sales_by_invoice): `line_count` counts the fact lines of each row
 with lines as (
 
-    select * from {{ ref('fct_sales_lines') }}
+    select * from {{ ref('int_sales_by_invoice') }}
     where customer_id is not null
 
 ),
@@ -11,7 +12,7 @@ countries as (
     select
         customer_id,
         country,
-        row_number() over (partition by customer_id order by count(*) desc, country) as rank_in_customer
+        row_number() over (partition by customer_id order by sum(line_count) desc, country) as rank_in_customer
     from lines
     group by customer_id, country
 
@@ -24,7 +25,7 @@ customers as (
         min(invoice_datetime) as first_invoice_at,
         max(invoice_datetime) as last_invoice_at,
         count(distinct invoice_no) as invoices,
-        count(*) as lines,
+        cast(sum(line_count) as {{ dbt.type_bigint() }}) as lines,
         sum(amount) as net_amount
     from lines
     group by customer_id

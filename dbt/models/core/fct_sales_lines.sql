@@ -1,19 +1,18 @@
-{#- Incremental by invoice month. With a batch's months in var('partitions') the run rewrites
-    only that slice (plus months left stale by a superseded generation, see macros/fact_slice.sql):
-    BigQuery insert_overwrite of the months' day partitions; DuckDB delete + insert of the same
-    slice in one transaction. Without var('partitions') (a manual build) the table is rebuilt
-    whole, as --full-refresh does. -#}
-{%- set incremental = (batch_months() | length) > 0 -%}
+{#- Incremental by invoice month. A run rewrites only its slice: the months it claimed from the
+    transform slice table (queued by the transform for its batches) plus months left stale by a
+    superseded generation (see macros/fact_slice.sql and macros/transform_slice.sql): BigQuery
+    insert_overwrite of the months' day partitions (one MERGE); DuckDB delete + insert of the months
+    in one transaction. A run with nothing queued (a manual build) rewrites only stale months;
+    --full-refresh rebuilds the table whole. -#}
 {{
   config(
-    materialized=('incremental' if incremental else 'table'),
+    materialized='incremental',
     incremental_strategy=('insert_overwrite' if target.type == 'bigquery' else 'fact_slice'),
-    partitions=(batch_partition_days() if target.type == 'bigquery' and incremental else none),
     partition_by=({'field': 'invoice_date', 'data_type': 'date', 'granularity': 'day'}
                   if target.type == 'bigquery' else none),
     cluster_by=(['customer_id'] if target.type == 'bigquery' else none),
     on_schema_change='append_new_columns',
-    pre_hook="{{ fact_delete_slice() }}",
+    post_hook="{{ consume_transform_slice() }}",
   )
 }}
 -- depends_on: {{ source('raw', 'batches') }}
@@ -73,7 +72,7 @@ final as (
 
         ---------- which run wrote the row (makes incremental rewrites visible)
         {{ "'" ~ invocation_id ~ "'" }} as dbt_invocation_id,
-        {{ batch_id_literal() }} as transform_batch_id
+        {{ transform_batch_id('invoice_month') }} as transform_batch_id
 
     from distinct_lines
     where copy_number = 1

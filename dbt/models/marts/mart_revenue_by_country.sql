@@ -2,9 +2,8 @@ with lines as (
 
     select
         *,
-        coalesce(country, 'Unknown') as country_name,
-        {{ revenue_bucket('line_type') }} as revenue_bucket
-    from {{ ref('fct_sales_lines') }}
+        coalesce(country, 'Unknown') as country_name
+    from {{ ref('int_sales_by_invoice') }}
 
 ),
 

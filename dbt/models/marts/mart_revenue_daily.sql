@@ -1,9 +1,6 @@
 with lines as (
 
-    select
-        *,
-        {{ revenue_bucket('line_type') }} as revenue_bucket
-    from {{ ref('fct_sales_lines') }}
+    select * from {{ ref('int_sales_by_invoice') }}
 
 ),
 

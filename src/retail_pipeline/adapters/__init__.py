@@ -63,7 +63,9 @@ def open_transformer(settings: Settings) -> Transformer:
     if target.kind == "dbt":
         from ..transform import DbtTransformer
 
-        return DbtTransformer(settings)
+        transformer = DbtTransformer(settings)
+        transformer.warm_up()  # dbt imports and parses in its worker while ingest and load run
+        return transformer
     from ..cloudrun import CloudRunJobTransformer
     from .google_clients import jobs_client
 

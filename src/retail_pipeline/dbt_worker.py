@@ -1,0 +1,141 @@
+"""The dbt worker: one child process per pipeline process that imports dbt, parses the project and
+runs every dbt command of this process (see :mod:`.dbt_session` for the child's side).
+
+Why a process and not a thread: dbt is pure Python (imports, Jinja, its runner); in a thread it
+holds the interpreter lock for seconds and slows ingest and load, which run in the main process at
+the same time. A child process imports and parses on the other core while the main process works,
+keeps the parsed project between batches, and leaves the main process free of dbt's imports and
+global state. Requests are answered in order; if the child dies, the request raises (the platform
+retries it) and the next request starts a new child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .dbt_session import DbtReply, DbtRequest
+
+log = logging.getLogger(__name__)
+
+
+class DbtWorkerDied(RuntimeError):
+    """The dbt worker process ended while running a request: transient, the event is retried."""
+
+
+class DbtWorker:
+    """A child process running dbt requests one at a time, in the order they were sent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._requests: Any = None
+        self._replies: Any = None
+        self._unanswered = 0  #: requests sent whose replies nobody waits for (warm-ups)
+        self._env_items: tuple[tuple[str, str | None], ...] = ()
+
+    def _ensure_started(self, env_items: tuple[tuple[str, str | None], ...]) -> None:
+        """A worker whose environment is the request's (built from Settings by the transformer): dbt
+        reads its profile's and sources' variables from its process environment, so a request for
+        other settings gets a new worker (one process serves one home, so that is rare)."""
+        if self._process is not None and self._process.poll() is None and env_items == self._env_items:
+            return
+        self._stop()  # a child that died, or one with other settings: its pipes go with it
+        self._env_items = env_items
+        # a plain child interpreter (not multiprocessing's spawn, which re-runs the parent's main script),
+        # talking over two pipes with multiprocessing's pickling connections
+        requests_read, requests_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        names = {name for name, _ in env_items}
+        env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("RETAIL_PIPELINE_")}
+        env.update({name: value for name, value in env_items if value is not None})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "retail_pipeline.dbt_session", str(requests_read), str(replies_write)],
+                pass_fds=(requests_read, replies_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                env=env)
+        finally:
+            os.close(requests_read)
+            os.close(replies_write)
+        self._requests = Connection(requests_write, readable=False)
+        self._replies = Connection(replies_read, writable=False)
+        self._unanswered = 0
+
+    def send_ahead(self, request: DbtRequest) -> None:
+        """Send a request without waiting for it (a warm-up: the reply is read and logged later)."""
+        with self._lock:
+            self._ensure_started(request.env)
+            self._requests.send(request)
+            self._unanswered += 1
+
+    def call(self, request: DbtRequest, timeout: float = 4 * 3600) -> DbtReply:
+        """Send a request and wait for its reply (after the replies of requests sent ahead of it)."""
+        with self._lock:
+            self._ensure_started(request.env)
+            try:
+                self._requests.send(request)
+                while self._unanswered:
+                    self._log_spans("dbt warm-up", self._receive(timeout))
+                    self._unanswered -= 1
+                reply = self._receive(timeout)
+            except (EOFError, OSError, TimeoutError) as exc:
+                self._stop()
+                raise DbtWorkerDied(f"the dbt worker process stopped: {exc or type(exc).__name__}") from exc
+        if reply.status == "crashed":
+            raise DbtWorkerDied(f"dbt failed in the worker: {reply.error}")
+        self._log_spans("dbt", reply)
+        return reply
+
+    def _receive(self, timeout: float) -> DbtReply:
+        if not self._replies.poll(timeout):
+            raise TimeoutError(f"no answer from the dbt worker in {timeout:.0f} s")
+        return self._replies.recv()
+
+    @staticmethod
+    def _log_spans(what: str, reply: DbtReply) -> None:
+        spans = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in reply.spans.items())
+        log.info("%s: %s (%s)", what, reply.status, spans, extra={"stage": "transform", "spans": reply.spans})
+
+    def _stop(self, grace: float = 0.0) -> None:
+        """Close the pipes (the child's loop ends on end of file); terminate it if it has not
+        ended after ``grace`` seconds."""
+        for conn in (self._requests, self._replies):
+            if conn is not None:
+                conn.close()
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._process.terminate()
+                try:
+                    self._process.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+        self._process = self._requests = self._replies = None
+
+    def close(self) -> None:
+        """Stop the child: it ends its loop and exits (cleaning up after dbt), or is terminated."""
+        with self._lock:
+            self._stop(grace=5.0)
+
+
+_worker: DbtWorker | None = None
+_worker_lock = threading.Lock()
+
+
+def worker() -> DbtWorker:
+    """This process's dbt worker (started on first use, stopped when the process exits)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = DbtWorker()
+            atexit.register(_worker.close)
+        return _worker
