@@ -13,8 +13,13 @@ from __future__ import annotations
 import sys
 
 #: identifier columns as text, in both the Online Retail and the Online Retail II spellings
-ID_DTYPES = {"InvoiceNo": "string", "Invoice": "string", "StockCode": "string", "CustomerID": "string",
-             "Customer ID": "string"}
+ID_DTYPES = {
+    "InvoiceNo": "string",
+    "Invoice": "string",
+    "StockCode": "string",
+    "CustomerID": "string",
+    "Customer ID": "string",
+}
 
 
 def read(path: str, eager: bool = False) -> int:

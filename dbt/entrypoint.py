@@ -85,9 +85,15 @@ def record_outcome(target: str, outcome: dict) -> int:
     claim_key = os.environ.get("RETAIL_PIPELINE_CLAIM_KEY", "initial")
     if not batch_ids:
         return 0
-    values = [outcome["state"], outcome.get("tests_passed", 0), outcome.get("tests_failed", 0),
-              outcome.get("models_built", 0), float(outcome.get("seconds", 0.0)), outcome.get("error"),
-              os.environ.get("CLOUD_RUN_EXECUTION")]
+    values = [
+        outcome["state"],
+        outcome.get("tests_passed", 0),
+        outcome.get("tests_failed", 0),
+        outcome.get("models_built", 0),
+        float(outcome.get("seconds", 0.0)),
+        outcome.get("error"),
+        os.environ.get("CLOUD_RUN_EXECUTION"),
+    ]
     columns = ["state", "tests_passed", "tests_failed", "models_built", "seconds", "error", "execution"]
     if target == "local":
         import duckdb
@@ -96,9 +102,11 @@ def record_outcome(target: str, outcome: dict) -> int:
         try:
             sets = ", ".join(f"{c} = coalesce({c}, ?)" if c == "execution" else f"{c} = ?" for c in columns)
             marks = ", ".join("?" for _ in batch_ids)
-            updated = con.execute(f"UPDATE pipeline.transform_runs SET {sets}, finished_at = now() "
-                                  f"WHERE claim_key = ? AND batch_id IN ({marks})",
-                                  [*values, claim_key, *batch_ids]).fetchone()
+            updated = con.execute(
+                f"UPDATE pipeline.transform_runs SET {sets}, finished_at = now() "
+                f"WHERE claim_key = ? AND batch_id IN ({marks})",
+                [*values, claim_key, *batch_ids],
+            ).fetchone()
         finally:
             con.close()
         return int(updated[0]) if updated else 0
@@ -115,13 +123,17 @@ def record_outcome(target: str, outcome: dict) -> int:
     client = bigquery.Client(**kwargs)
     types = ["STRING", "INT64", "INT64", "INT64", "FLOAT64", "STRING", "STRING"]
     params = [bigquery.ScalarQueryParameter(c, t, v) for c, t, v in zip(columns, types, values)]
-    params += [bigquery.ScalarQueryParameter("claim_key", "STRING", claim_key),
-               bigquery.ArrayQueryParameter("batch_ids", "STRING", batch_ids)]
+    params += [
+        bigquery.ScalarQueryParameter("claim_key", "STRING", claim_key),
+        bigquery.ArrayQueryParameter("batch_ids", "STRING", batch_ids),
+    ]
     # the transform recorded the execution's full name when it started it; Cloud Run tells the job its short name
     sets = ", ".join(f"{c} = COALESCE({c}, @{c})" if c == "execution" else f"{c} = @{c}" for c in columns)
-    job = client.query(f"UPDATE {table} SET {sets}, finished_at = CURRENT_TIMESTAMP() "
-                       "WHERE claim_key = @claim_key AND batch_id IN UNNEST(@batch_ids)",
-                       job_config=bigquery.QueryJobConfig(query_parameters=params))
+    job = client.query(
+        f"UPDATE {table} SET {sets}, finished_at = CURRENT_TIMESTAMP() "
+        "WHERE claim_key = @claim_key AND batch_id IN UNNEST(@batch_ids)",
+        job_config=bigquery.QueryJobConfig(query_parameters=params),
+    )
     job.result(timeout=300)
     return int(job.num_dml_affected_rows or 0)
 
@@ -130,16 +142,27 @@ def finish(record: dict, outcome: dict, code: int, target: str) -> int:
     """Record the outcome in the warehouse, print the one JSON line, return the exit code."""
     try:
         record["runs_recorded"] = record_outcome(target, outcome)
-    except Exception as exc:  # noqa: BLE001 - reported, and the execution fails so it is retried or seen
-        outcome = {**outcome, "state": "failed", "error": f"{outcome.get('error') or ''} "
-                   f"(and the outcome could not be recorded: {exc})".strip()}
+    except Exception as exc:
+        outcome = {
+            **outcome,
+            "state": "failed",
+            "error": f"{outcome.get('error') or ''} (and the outcome could not be recorded: {exc})".strip(),
+        }
         code = code or 3
     ok = outcome["state"] == "success"
-    print(json.dumps({**record, **{k: v for k, v in outcome.items() if k != "state"},
-                      "severity": "INFO" if ok else "ERROR", "stage": "transform",
-                      "status": "success" if ok else "failed",
-                      "message": f"dbt build {'passed' if ok else 'failed'} for batch {record.get('batch_id')}"}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                **record,
+                **{k: v for k, v in outcome.items() if k != "state"},
+                "severity": "INFO" if ok else "ERROR",
+                "stage": "transform",
+                "status": "success" if ok else "failed",
+                "message": f"dbt build {'passed' if ok else 'failed'} for batch {record.get('batch_id')}",
+            }
+        ),
+        flush=True,
+    )
     return code
 
 
@@ -179,13 +202,26 @@ def main(argv: list[str] | None = None) -> int:
             outcome.exception = RuntimeError("queue_transform_slice failed (see the dbt log)")
     seconds = round(time.monotonic() - started, 3)
     if outcome.exception is not None:
-        return finish(record, {"state": "failed", "seconds": seconds,
-                               "error": f"dbt could not run: {outcome.exception}"[:4000]}, 2, args.target)
+        return finish(
+            record,
+            {"state": "failed", "seconds": seconds, "error": f"dbt could not run: {outcome.exception}"[:4000]},
+            2,
+            args.target,
+        )
     summary = summarize(outcome.result.results if outcome.result is not None else [])
     ok = outcome.success and not summary["errors"]
     errors = summary.pop("errors")
-    return finish(record, {**summary, "state": "success" if ok else "failed", "seconds": seconds,
-                           "error": "; ".join(errors)[:4000] or None}, 0 if ok else 1, args.target)
+    return finish(
+        record,
+        {
+            **summary,
+            "state": "success" if ok else "failed",
+            "seconds": seconds,
+            "error": "; ".join(errors)[:4000] or None,
+        },
+        0 if ok else 1,
+        args.target,
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 FACT_TABLE = "fct_sales_lines"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -97,9 +97,18 @@ def rejected_batch(bq_client, batches_table: str, source_uri: str, timeout: floa
     return (rows[0]["error"] or "rejected") if rows else None
 
 
-def wait_for_rows(bq_client, fact_table: str, batches_table: str, source_uri: str, expected: int, timeout: float,
-                  poll_seconds: float = 15.0, say: Callable[[str], None] = print,
-                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> SmokeResult:
+def wait_for_rows(
+    bq_client,
+    fact_table: str,
+    batches_table: str,
+    source_uri: str,
+    expected: int,
+    timeout: float,
+    poll_seconds: float = 15.0,
+    say: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SmokeResult:
     """Poll the fact table until it holds EXPECTED rows of SOURCE_URI, or TIMEOUT seconds pass."""
     started = clock()
     found = 0
@@ -110,32 +119,61 @@ def wait_for_rows(bq_client, fact_table: str, batches_table: str, source_uri: st
         if count == expected:
             return SmokeResult(True, source_uri, expected, found, elapsed, f"{found} rows arrived in {elapsed:.0f} s")
         if count is not None and count > expected:
-            return SmokeResult(False, source_uri, expected, found, elapsed,
-                               f"{found} rows in {fact_table}, more than the {expected} expected")
+            return SmokeResult(
+                False,
+                source_uri,
+                expected,
+                found,
+                elapsed,
+                f"{found} rows in {fact_table}, more than the {expected} expected",
+            )
         error = rejected_batch(bq_client, batches_table, source_uri)
         if error:
             return SmokeResult(False, source_uri, expected, found, elapsed, f"the pipeline rejected the file: {error}")
         if elapsed >= timeout:
             state = "table not found" if count is None else f"{found} of {expected} rows"
-            return SmokeResult(False, source_uri, expected, found, elapsed,
-                               f"timed out after {timeout:.0f} s: {state} in {fact_table}")
+            return SmokeResult(
+                False, source_uri, expected, found, elapsed, f"timed out after {timeout:.0f} s: {state} in {fact_table}"
+            )
         say(f"  {elapsed:5.0f} s: {found} of {expected} rows")
         sleep(min(poll_seconds, max(0.0, timeout - elapsed)))
 
 
-def run_smoke(storage_client, bq_client, *, project: str, landing_bucket: str, analytics_dataset: str,
-              raw_dataset: str, rows: int, seed: int, object_prefix: str, timeout: float, poll_seconds: float,
-              say: Callable[[str], None] = print) -> SmokeResult:
+def run_smoke(
+    storage_client,
+    bq_client,
+    *,
+    project: str,
+    landing_bucket: str,
+    analytics_dataset: str,
+    raw_dataset: str,
+    rows: int,
+    seed: int,
+    object_prefix: str,
+    timeout: float,
+    poll_seconds: float,
+    say: Callable[[str], None] = print,
+) -> SmokeResult:
     """Generate, upload and wait: the whole smoke test, with injectable clients."""
     with tempfile.TemporaryDirectory(prefix="smoke-") as tmp:
         workbook = make_workbook(Path(tmp), rows, seed)
         expected = expected_fact_rows(workbook)
         object_name = f"{object_prefix}{workbook.name}"
         source_uri, generation = upload(storage_client, landing_bucket, object_name, workbook)
-    say(f"uploaded {source_uri} (generation {generation}); waiting for {expected} rows in "
-        f"{project}.{analytics_dataset}.{FACT_TABLE} (timeout {timeout:.0f} s)")
-    return wait_for_rows(bq_client, f"{project}.{analytics_dataset}.{FACT_TABLE}", f"{project}.{raw_dataset}.batches",
-                         source_uri, expected, timeout, poll_seconds, say)
+    say(
+        f"uploaded {source_uri} (generation {generation}); waiting for {expected} rows in "
+        f"{project}.{analytics_dataset}.{FACT_TABLE} (timeout {timeout:.0f} s)"
+    )
+    return wait_for_rows(
+        bq_client,
+        f"{project}.{analytics_dataset}.{FACT_TABLE}",
+        f"{project}.{raw_dataset}.batches",
+        source_uri,
+        expected,
+        timeout,
+        poll_seconds,
+        say,
+    )
 
 
 def _output(outputs: dict, name: str):
@@ -164,9 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     result = run_smoke(
         storage.Client(project=args.project),
         bigquery.Client(project=args.project, location=_output(outputs, "bigquery_location")),
-        project=args.project, landing_bucket=_output(outputs, "landing_bucket"),
-        analytics_dataset=datasets["analytics"], raw_dataset=datasets["raw"], rows=args.rows, seed=seed,
-        object_prefix=args.prefix, timeout=args.timeout, poll_seconds=args.poll,
+        project=args.project,
+        landing_bucket=_output(outputs, "landing_bucket"),
+        analytics_dataset=datasets["analytics"],
+        raw_dataset=datasets["raw"],
+        rows=args.rows,
+        seed=seed,
+        object_prefix=args.prefix,
+        timeout=args.timeout,
+        poll_seconds=args.poll,
     )
     print(("PASS: " if result.ok else "FAIL: ") + result.message)
     return 0 if result.ok else 1

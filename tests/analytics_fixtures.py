@@ -26,8 +26,13 @@ def small_home(tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -
     home = tmp_path_factory.mktemp("small") / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIL_PIPELINE_")}
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    proc = subprocess.run([str(BIN), "--home", str(home), "run", str(small_workbook), "--timeout", "300"],
-                          capture_output=True, text=True, timeout=420, env=env)
+    proc = subprocess.run(
+        [str(BIN), "--home", str(home), "run", str(small_workbook), "--timeout", "300"],
+        capture_output=True,
+        text=True,
+        timeout=420,
+        env=env,
+    )
     assert proc.returncode == 0, f"run failed\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
     return home
 
@@ -54,8 +59,13 @@ def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_work
     from retail_pipeline.config import Settings
 
     home = tmp_path_factory.mktemp("emulator-analytics") / "home"
-    summary = run_on_emulators(Settings.from_env(home), [(small_workbook, "small.xlsx")], emulators=emulators,
-                               suffix=EMULATOR_SUFFIX, timeout=600)
+    summary = run_on_emulators(
+        Settings.from_env(home),
+        [(small_workbook, "small.xlsx")],
+        emulators=emulators,
+        suffix=EMULATOR_SUFFIX,
+        timeout=600,
+    )
     assert summary["ok"], summary
     assert summary["dbt"]["status"] == "success" and summary["dbt"]["tests_failed"] == 0, summary["dbt"]
     return EmulatorRun(home, emulator_settings(home, EMULATOR_SUFFIX), summary, emulators.env())
@@ -85,8 +95,11 @@ def bigquery_sql(emulator_run: EmulatorRun):
     from google.cloud import bigquery
 
     project = emulator_run.analytics_dataset.split(".")[0]
-    client = bigquery.Client(project=project, credentials=AnonymousCredentials(),
-                             client_options=ClientOptions(api_endpoint=emulator_run.env["BIGQUERY_EMULATOR_HOST"]))
+    client = bigquery.Client(
+        project=project,
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=emulator_run.env["BIGQUERY_EMULATOR_HOST"]),
+    )
     config = bigquery.QueryJobConfig(default_dataset=emulator_run.analytics_dataset)
 
     def run(statement: str) -> list[tuple]:

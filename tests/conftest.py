@@ -13,7 +13,10 @@ REFERENCE_XLSX = SHARED / "data" / "online_retail_reference.xlsx"
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
-pytest_plugins = ["emulator_fixtures", "analytics_fixtures"]  # session-scoped emulators (issue 4); shared runs (issue 13)
+pytest_plugins = [
+    "emulator_fixtures",
+    "analytics_fixtures",
+]  # session-scoped emulators (issue 4); shared runs (issue 13)
 
 from helpers import run_cli  # noqa: E402
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import openpyxl
 
@@ -82,7 +82,8 @@ def _encrypted() -> bytes:
     out = io.BytesIO()
     office = msoffcrypto.OfficeFile(plain)
     office.encrypt("hunter2", out) if hasattr(office, "encrypt") else msoffcrypto.format.ooxml.OOXMLFile(plain).encrypt(
-        "hunter2", out)
+        "hunter2", out
+    )
     return out.getvalue()
 
 
@@ -137,68 +138,200 @@ def _csv_bytes() -> bytes:
 def cases() -> list[Case]:
     hundred_kb = "x" * 100_000
     return [
-        Case("not_a_zip.xlsx", lambda: b"hello, this is plain text", "rejected", "not_a_workbook",
-             description="Text named .xlsx"),
-        Case("truncated.xlsx", _truncated, "rejected", "corrupt_workbook", description="First half of a valid workbook"),
-        Case("zip_bomb.xlsx", _zip_bomb, "rejected", "decompressed_too_large",
-             description="Sheet XML inflates to 60 MB; limit 20 MB"),
-        Case("password.xlsx", _encrypted, "rejected", "encrypted_workbook",
-             description="Workbook saved with a password (msoffcrypto-tool)"),
-        Case("missing_columns.xlsx", lambda: _book([[1, 2, 3]], header=["InvoiceNo", "StockCode", "Quantity"]),
-             "rejected", "missing_columns", description="Only three of the eight columns"),
-        Case("renamed_columns.xlsx", lambda: _book(_rows(2), header=["Inv#", "SKU", "Text", "Qty", "When", "Cost",
-                                                                       "Client", "Nation"]),
-             "rejected", "missing_columns", description="Headers renamed beyond the known variants"),
-        Case("empty_workbook.xlsx", _empty_workbook, "rejected", "missing_columns",
-             description="A workbook with one empty sheet"),
+        Case(
+            "not_a_zip.xlsx",
+            lambda: b"hello, this is plain text",
+            "rejected",
+            "not_a_workbook",
+            description="Text named .xlsx",
+        ),
+        Case(
+            "truncated.xlsx", _truncated, "rejected", "corrupt_workbook", description="First half of a valid workbook"
+        ),
+        Case(
+            "zip_bomb.xlsx",
+            _zip_bomb,
+            "rejected",
+            "decompressed_too_large",
+            description="Sheet XML inflates to 60 MB; limit 20 MB",
+        ),
+        Case(
+            "password.xlsx",
+            _encrypted,
+            "rejected",
+            "encrypted_workbook",
+            description="Workbook saved with a password (msoffcrypto-tool)",
+        ),
+        Case(
+            "missing_columns.xlsx",
+            lambda: _book([[1, 2, 3]], header=["InvoiceNo", "StockCode", "Quantity"]),
+            "rejected",
+            "missing_columns",
+            description="Only three of the eight columns",
+        ),
+        Case(
+            "renamed_columns.xlsx",
+            lambda: _book(_rows(2), header=["Inv#", "SKU", "Text", "Qty", "When", "Cost", "Client", "Nation"]),
+            "rejected",
+            "missing_columns",
+            description="Headers renamed beyond the known variants",
+        ),
+        Case(
+            "empty_workbook.xlsx",
+            _empty_workbook,
+            "rejected",
+            "missing_columns",
+            description="A workbook with one empty sheet",
+        ),
         Case("header_only.xlsx", lambda: _book([]), "rejected", "no_data_rows", description="Header row, no data"),
-        Case("formulas_errors.xlsx", _formulas_and_errors, "loaded", loaded=2,
-             quarantined={"missing_quantity": 1, "bad_quantity": 1, "bad_unit_price": 1},
-             description="A formula without cached value, #N/A and #VALUE! error cells"),
-        Case("dates_as_text.xlsx", lambda: _book([good_row(stock=1, when="2011-01-05 10:00"),
-                                                  good_row(stock=2, when="05/01/2011 10:00"),
-                                                  good_row(stock=3, when="Jan 5th")]),
-             "loaded", loaded=2, quarantined={"bad_invoice_date": 1},
-             description="ISO and UK day-first date text parse; other text is quarantined"),
-        Case("numbers_as_text.xlsx", lambda: _book([good_row(stock=1, qty="6", price="2.55", customer="17850"),
-                                                    good_row(stock=2, qty="1,5"), good_row(stock=3, price="£3")]),
-             "loaded", loaded=1, quarantined={"bad_quantity": 1, "bad_unit_price": 1},
-             description="Numeric text is a number; '1,5' and '£3' are not"),
-        Case("absurd_values.xlsx", lambda: _book([good_row(stock=1, qty=-5), good_row(stock=2, qty=10**12),
-                                                  good_row(stock=3, price=-10**9), good_row(stock=4, qty=2.5)]),
-             "loaded", loaded=1,
-             quarantined={"quantity_out_of_range": 1, "unit_price_out_of_range": 1, "quantity_not_integer": 1},
-             description="Negative quantity is kept (stock adjustment); beyond-limit and fractional values are not"),
-        Case("long_strings.xlsx", lambda: _book([good_row(stock=1, description=hundred_kb), good_row(stock=2)]),
-             "loaded", loaded=1, quarantined={"cell_too_long": 1}, description="A 100 kB description"),
-        Case("extra_columns.xlsx", lambda: _book([good_row() + ["note", 42]], header=HEADER + ["Comment", "Score"]),
-             "loaded", loaded=1, description="Two extra columns are ignored"),
-        Case("extra_sheets.xlsx", _extra_sheets, "loaded", loaded=5,
-             description="A notes sheet is skipped; a second sheet with the columns is read"),
-        Case("merged_cells.xlsx", _merged, "loaded", loaded=4,
-             description="Merged description cells: the covered cells are blank (description null)"),
+        Case(
+            "formulas_errors.xlsx",
+            _formulas_and_errors,
+            "loaded",
+            loaded=2,
+            quarantined={"missing_quantity": 1, "bad_quantity": 1, "bad_unit_price": 1},
+            description="A formula without cached value, #N/A and #VALUE! error cells",
+        ),
+        Case(
+            "dates_as_text.xlsx",
+            lambda: _book(
+                [
+                    good_row(stock=1, when="2011-01-05 10:00"),
+                    good_row(stock=2, when="05/01/2011 10:00"),
+                    good_row(stock=3, when="Jan 5th"),
+                ]
+            ),
+            "loaded",
+            loaded=2,
+            quarantined={"bad_invoice_date": 1},
+            description="ISO and UK day-first date text parse; other text is quarantined",
+        ),
+        Case(
+            "numbers_as_text.xlsx",
+            lambda: _book(
+                [
+                    good_row(stock=1, qty="6", price="2.55", customer="17850"),
+                    good_row(stock=2, qty="1,5"),
+                    good_row(stock=3, price="£3"),
+                ]
+            ),
+            "loaded",
+            loaded=1,
+            quarantined={"bad_quantity": 1, "bad_unit_price": 1},
+            description="Numeric text is a number; '1,5' and '£3' are not",
+        ),
+        Case(
+            "absurd_values.xlsx",
+            lambda: _book(
+                [
+                    good_row(stock=1, qty=-5),
+                    good_row(stock=2, qty=10**12),
+                    good_row(stock=3, price=-(10**9)),
+                    good_row(stock=4, qty=2.5),
+                ]
+            ),
+            "loaded",
+            loaded=1,
+            quarantined={"quantity_out_of_range": 1, "unit_price_out_of_range": 1, "quantity_not_integer": 1},
+            description="Negative quantity is kept (stock adjustment); beyond-limit and fractional values are not",
+        ),
+        Case(
+            "long_strings.xlsx",
+            lambda: _book([good_row(stock=1, description=hundred_kb), good_row(stock=2)]),
+            "loaded",
+            loaded=1,
+            quarantined={"cell_too_long": 1},
+            description="A 100 kB description",
+        ),
+        Case(
+            "extra_columns.xlsx",
+            lambda: _book([good_row() + ["note", 42]], header=HEADER + ["Comment", "Score"]),
+            "loaded",
+            loaded=1,
+            description="Two extra columns are ignored",
+        ),
+        Case(
+            "extra_sheets.xlsx",
+            _extra_sheets,
+            "loaded",
+            loaded=5,
+            description="A notes sheet is skipped; a second sheet with the columns is read",
+        ),
+        Case(
+            "merged_cells.xlsx",
+            _merged,
+            "loaded",
+            loaded=4,
+            description="Merged description cells: the covered cells are blank (description null)",
+        ),
         Case("hidden_rows.xlsx", _hidden_rows, "loaded", loaded=4, description="Hidden rows are data and are loaded"),
         Case("csv_renamed.xlsx", _csv_bytes, "rejected", "not_a_workbook", description="A CSV file named .xlsx"),
         Case("zero_bytes.xlsx", lambda: b"", "rejected", "empty_file", description="A zero-byte object"),
-        Case("too_many_rows.xlsx", lambda: _book(_rows(5001)), "rejected", "too_many_rows",
-             description="5,001 data rows; limit 5,000"),
-        Case("too_large.xlsx", lambda: b"PK\x03\x04" + b"\0" * (3 * 1024 * 1024 + 10), "rejected", "object_too_large",
-             description="An object over the size limit (3 MiB in the corpus)"),
-        Case("blank_values.xlsx", lambda: _book([good_row(stock=1), good_row(stock=None), good_row(stock=3, invoice=None),
-                                                 good_row(stock=4, price=None), good_row(stock=5, when=None)]),
-             "loaded", loaded=1, quarantined={"missing_stock_code": 1, "missing_invoice_no": 1,
-                                             "missing_unit_price": 1, "missing_invoice_date": 1},
-             description="Blank required cells"),
-        Case("unicode_text.xlsx", lambda: _book([good_row(description="Café ☕ 日本 🎁", country="Éire")]),
-             "loaded", loaded=1, description="Unicode text and emoji"),
+        Case(
+            "too_many_rows.xlsx",
+            lambda: _book(_rows(5001)),
+            "rejected",
+            "too_many_rows",
+            description="5,001 data rows; limit 5,000",
+        ),
+        Case(
+            "too_large.xlsx",
+            lambda: b"PK\x03\x04" + b"\0" * (3 * 1024 * 1024 + 10),
+            "rejected",
+            "object_too_large",
+            description="An object over the size limit (3 MiB in the corpus)",
+        ),
+        Case(
+            "blank_values.xlsx",
+            lambda: _book(
+                [
+                    good_row(stock=1),
+                    good_row(stock=None),
+                    good_row(stock=3, invoice=None),
+                    good_row(stock=4, price=None),
+                    good_row(stock=5, when=None),
+                ]
+            ),
+            "loaded",
+            loaded=1,
+            quarantined={
+                "missing_stock_code": 1,
+                "missing_invoice_no": 1,
+                "missing_unit_price": 1,
+                "missing_invoice_date": 1,
+            },
+            description="Blank required cells",
+        ),
+        Case(
+            "unicode_text.xlsx",
+            lambda: _book([good_row(description="Café ☕ 日本 🎁", country="Éire")]),
+            "loaded",
+            loaded=1,
+            description="Unicode text and emoji",
+        ),
         Case("my sales 2011.xlsx", lambda: _book(_rows(2)), "loaded", loaded=2, description="Object name with spaces"),
         Case("ventes_été_日本.xlsx", lambda: _book(_rows(2)), "loaded", loaded=2, description="Unicode object name"),
-        Case("reports/../escape.xlsx", lambda: _book(_rows(1)), "refused", "'..'",
-             description="An object name with '..' segments: a folder bucket refuses it at upload"),
-        Case("n" * 300 + ".xlsx", lambda: _book(_rows(1)), "refused", "too long",
-             description="A 305-character object name: longer than a folder bucket allows"),
-        Case("headers_lower_case.xlsx", lambda: _book(_rows(2), header=[h.lower() for h in HEADER]), "loaded",
-             loaded=2, description="Header spelling differs only in case"),
+        Case(
+            "reports/../escape.xlsx",
+            lambda: _book(_rows(1)),
+            "refused",
+            "'..'",
+            description="An object name with '..' segments: a folder bucket refuses it at upload",
+        ),
+        Case(
+            "n" * 300 + ".xlsx",
+            lambda: _book(_rows(1)),
+            "refused",
+            "too long",
+            description="A 305-character object name: longer than a folder bucket allows",
+        ),
+        Case(
+            "headers_lower_case.xlsx",
+            lambda: _book(_rows(2), header=[h.lower() for h in HEADER]),
+            "loaded",
+            loaded=2,
+            description="Header spelling differs only in case",
+        ),
     ]
 
 

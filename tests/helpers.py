@@ -10,8 +10,13 @@ import openpyxl
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
 
 
-def write_workbook(path: Path, rows: list[list], header: list[str] = HEADER, sheet: str = "Online Retail",
-                   extra_sheets: dict[str, list[list]] | None = None) -> Path:
+def write_workbook(
+    path: Path,
+    rows: list[list],
+    header: list[str] = HEADER,
+    sheet: str = "Online Retail",
+    extra_sheets: dict[str, list[list]] | None = None,
+) -> Path:
     """An xlsx written with openpyxl (not the project's own writer), cell types as given."""
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -27,8 +32,16 @@ def write_workbook(path: Path, rows: list[list], header: list[str] = HEADER, she
     return path
 
 
-def good_row(invoice=536365, stock=85123, qty=6, price=2.55, customer=17850, country="United Kingdom",
-             when=datetime(2010, 12, 1, 8, 26), description="WHITE HANGING HEART T-LIGHT HOLDER") -> list:
+def good_row(
+    invoice=536365,
+    stock=85123,
+    qty=6,
+    price=2.55,
+    customer=17850,
+    country="United Kingdom",
+    when=datetime(2010, 12, 1, 8, 26),
+    description="WHITE HANGING HEART T-LIGHT HOLDER",
+) -> list:
     return [invoice, stock, description, qty, when, price, customer, country]
 
 

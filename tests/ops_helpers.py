@@ -28,15 +28,34 @@ def analytics(settings: Settings) -> dict[str, list[tuple]]:
     con = duckdb.connect(str(settings.warehouse_url.path), read_only=True)
     try:
         out = {}
-        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                           "WHERE table_schema = 'analytics' AND table_type = 'BASE TABLE'").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'analytics' AND table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
         for name in sorted(names):
-            cols = [r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = ? "
-                "ORDER BY ordinal_position", [name]).fetchall()
-                    if r[0] not in ("dbt_invocation_id", "transform_batch_id", "batch_id", "source_uri",
-                                    "source_generation", "ingested_at")]
-            rows = con.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM analytics."{name}"').fetchall()
+            cols = [
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = ? "
+                    "ORDER BY ordinal_position",
+                    [name],
+                ).fetchall()
+                if r[0]
+                not in (
+                    "dbt_invocation_id",
+                    "transform_batch_id",
+                    "batch_id",
+                    "source_uri",
+                    "source_generation",
+                    "ingested_at",
+                )
+            ]
+            rows = con.execute(
+                f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM analytics."{name}"'
+            ).fetchall()
             out[name] = sorted(rows, key=repr)
         return out
     finally:

@@ -110,9 +110,12 @@ def test_bus_publish_delivers_data_and_attributes(backend, settings, tmp_path, u
             got, deadline = [], time.monotonic() + 30
             while len(got) < 2 and time.monotonic() < deadline:
                 response = subscriber.pull(request={"subscription": sub, "max_messages": 10}, timeout=10)
-                got += [(m.message.message_id, m.message.data, dict(m.message.attributes))
-                        for m in response.received_messages]
+                got += [
+                    (m.message.message_id, m.message.data, dict(m.message.attributes))
+                    for m in response.received_messages
+                ]
             return got
+
     assert bus.topic.endswith(f"/topics/{unique_name}")
     first = bus.publish(b'{"batch_id": "b1"}', {"batch_id": "b1", "rows": 12})
     second = bus.publish(b"{}", {"batch_id": "b2"})
@@ -130,8 +133,9 @@ def make_warehouse(backend: str, tmp_path: Path, name: str, lake, settings):
     from retail_pipeline.adapters import open_warehouse
 
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}" if backend == "embedded" else f"bigquery://retail-local/{name}"
-    warehouse = open_warehouse(settings.with_changes(warehouse=url), lake=lake,
-                               claims=lake if backend == "emulator" else None)
+    warehouse = open_warehouse(
+        settings.with_changes(warehouse=url), lake=lake, claims=lake if backend == "emulator" else None
+    )
     warehouse.provision()
     return warehouse
 
@@ -160,15 +164,16 @@ def request_for(store, name: str, tmp_path: Path, warehouse) -> LoadRequest:
     return LoadRequest.for_object(lake_object_kind(name), store.stat(name), store.uri(name))
 
 
-def test_warehouse_loads_once_and_newer_generation_supersedes(backend, settings, tmp_path, unique_name,
-                                                              small_workbook):
+def test_warehouse_loads_once_and_newer_generation_supersedes(backend, settings, tmp_path, unique_name, small_workbook):
     store = make_store(backend, tmp_path, f"{unique_name}-lake", settings)
     warehouse = make_warehouse(backend, tmp_path, unique_name, store, settings)
     old = ingest_into(store, small_workbook, 100)
     months = sorted(p["partition"] for p in old.partitions)[:2]
     names = [f"manifests/{old.batch_id}.json"] + [f"sales/month={m}/{old.batch_id}.parquet" for m in months]
-    expected_rows = {m: pq.read_metadata(store.download(f"sales/month={m}/{old.batch_id}.parquet",
-                                                        tmp_path / "check")).num_rows for m in months}
+    expected_rows = {
+        m: pq.read_metadata(store.download(f"sales/month={m}/{old.batch_id}.parquet", tmp_path / "check")).num_rows
+        for m in months
+    }
     results = [warehouse.load_object(request_for(store, n, tmp_path, warehouse)) for n in names]
     assert [r.status for r in results] == ["loaded"] * 3
     assert [r.rows for r in results[1:]] == [expected_rows[m] for m in months]
@@ -184,11 +189,13 @@ def test_warehouse_loads_once_and_newer_generation_supersedes(backend, settings,
 
     # the same landing object, a newer generation: its loads replace the older batch's rows
     new = ingest_into(store, small_workbook, 200)
-    fresh = warehouse.load_object(request_for(store, f"sales/month={months[1]}/{new.batch_id}.parquet", tmp_path,
-                                              warehouse))
+    fresh = warehouse.load_object(
+        request_for(store, f"sales/month={months[1]}/{new.batch_id}.parquet", tmp_path, warehouse)
+    )
     assert fresh.status == "loaded"
-    late = warehouse.load_object(request_for(store, f"sales/month={months[0]}/{old.batch_id}.parquet", tmp_path,
-                                             warehouse))
+    late = warehouse.load_object(
+        request_for(store, f"sales/month={months[0]}/{old.batch_id}.parquet", tmp_path, warehouse)
+    )
     assert late.status == "superseded"
     loads = loads_of(warehouse)
     assert loads[new.batch_id] == {"sales": {"objects": 1, "rows": expected_rows[months[1]]}}
@@ -208,7 +215,7 @@ def test_warehouse_transform_claim_has_one_winner(backend, settings, tmp_path, u
         # concurrent-transaction primary-key conflict); either way it did not win
         try:
             wins.append(warehouse.claim_transform("batch1", "initial"))
-        except Exception as exc:  # noqa: BLE001 - recorded and asserted on below
+        except Exception as exc:
             wins.append(False)
             errors.append(exc)
 
@@ -228,8 +235,11 @@ def test_warehouse_transform_claim_has_one_winner(backend, settings, tmp_path, u
     warehouse.finish_transform("batch1", "initial", TransformResult("success", 7, 0, 5, 1.5))
     runs = {r["claim_key"]: r for r in warehouse.runs()}
     assert set(runs) == {"initial", "replay-1"}
-    assert (runs["initial"]["state"], runs["initial"]["tests_passed"], runs["initial"]["models_built"]) == \
-        ("success", 7, 5)
+    assert (runs["initial"]["state"], runs["initial"]["tests_passed"], runs["initial"]["models_built"]) == (
+        "success",
+        7,
+        5,
+    )
     assert runs["replay-1"]["state"] == "running"
     assert warehouse.figures().fact_rows == 0  # no dbt run has built the fact
     assert [b.batch_id for b in warehouse.claimable_batches()] == []  # batch1 has no manifest: never claimable
@@ -240,8 +250,9 @@ def test_bigquery_raw_table_is_partitioned_and_clustered(emulator_env, home, tmp
     from retail_pipeline.schema import TABLES
 
     settings = Settings.from_env(home)
-    warehouse = make_warehouse("emulator", tmp_path, unique_name, make_store("emulator", tmp_path, unique_name + "-l",
-                                                                          settings), settings)
+    warehouse = make_warehouse(
+        "emulator", tmp_path, unique_name, make_store("emulator", tmp_path, unique_name + "-l", settings), settings
+    )
     table = warehouse.client.get_table(f"retail-local.{unique_name}_raw.sales_lines")
     assert (table.time_partitioning.type_, table.time_partitioning.field) == ("DAY", "invoice_date")
     assert [f.name for f in table.schema] == [c.name for c in TABLES["sales_lines"]]

@@ -144,8 +144,10 @@ def test_cli_lists_marts_and_explains_an_unknown_one(reference_home: Path, tmp_p
     shown = run_cli(reference_home, "marts", "mart_revenue_monthly", "--csv", str(out))
     assert "(13 rows)" in shown.stdout and "  net_revenue: gross_sales + shipping" in shown.stdout
     csv = pd.read_csv(out, dtype=str)
-    assert sum(Decimal(v) for v in csv["net_revenue"]) + sum(Decimal(v) for v in csv["excluded_amount"]) \
+    assert (
+        sum(Decimal(v) for v in csv["net_revenue"]) + sum(Decimal(v) for v in csv["excluded_amount"])
         == REFERENCE_NET_AMOUNT
+    )
 
 
 def test_a_home_without_marts_says_to_run_first(tmp_path: Path):
@@ -186,19 +188,29 @@ def test_fact_filters_by_month_and_country_in_the_warehouse(reference_home: Path
     source = reference_analytics(reference_home)
     db = reference_home / "warehouse.duckdb"
     november = source.fact(month="2011-11", columns=["invoice_date", "invoice_datetime", "amount", "country"])
-    (lines, amount), = duckdb_sql(db, "select lines, net_revenue + excluded_amount from mart_revenue_monthly "
-                                      "where invoice_month = date '2011-11-01'")
+    ((lines, amount),) = duckdb_sql(
+        db,
+        "select lines, net_revenue + excluded_amount from mart_revenue_monthly where invoice_month = date '2011-11-01'",
+    )
     assert len(november) == lines and sum(november["amount"], Decimal(0)) == amount
     assert november["invoice_date"].min() == date(2011, 11, 1) and november["invoice_date"].max() <= date(2011, 11, 30)
     assert november["invoice_datetime"].is_monotonic_increasing
     france = source.fact(month=date(2011, 11, 20), country="France")
-    (n, total), = duckdb_sql(db, "select count(*), sum(amount) from fct_sales_lines where country = 'France' "
-                                 "and invoice_date >= date '2011-11-01' and invoice_date < date '2011-12-01'")
+    ((n, total),) = duckdb_sql(
+        db,
+        "select count(*), sum(amount) from fct_sales_lines where country = 'France' "
+        "and invoice_date >= date '2011-11-01' and invoice_date < date '2011-12-01'",
+    )
     assert 0 < len(france) == n and sum(france["amount"], Decimal(0)) == total
     assert set(france["country"]) == {"France"}
-    assert list(france.columns) == [r[0] for r in duckdb_sql(
-        db, "select column_name from information_schema.columns where table_schema = 'analytics' "
-            "and table_name = 'fct_sales_lines' order by ordinal_position")]
+    assert list(france.columns) == [
+        r[0]
+        for r in duckdb_sql(
+            db,
+            "select column_name from information_schema.columns where table_schema = 'analytics' "
+            "and table_name = 'fct_sales_lines' order by ordinal_position",
+        )
+    ]
 
 
 @pytest.mark.slow
@@ -218,7 +230,7 @@ def test_docs_notebook_runs_and_prints_what_it_shows(reference_home: Path, monke
             continue
         out = io.StringIO()
         with redirect_stdout(out):
-            exec(compile(body, f"docs/analytics.md block {i}", "exec"), namespace)  # noqa: S102 - our own docs
+            exec(compile(body, f"docs/analytics.md block {i}", "exec"), namespace)
         if i + 1 < len(blocks) and blocks[i + 1][0] == "text":
             assert out.getvalue() == blocks[i + 1][1], f"block {i} printed:\n{out.getvalue()}"
             checked += 1
@@ -245,8 +257,9 @@ def test_every_mart_reads_as_the_mart_holds_it_on_bigquery(emulator_run, bigquer
         assert_dtypes(frame, direct, mart.name)
     for name in ALL_LINE_MARTS:
         frame = source.read_mart(name, columns=["net_revenue", "excluded_amount", "lines"])
-        assert sum(frame["net_revenue"], Decimal(0)) + sum(frame["excluded_amount"], Decimal(0)) \
-            == Decimal(emulator_run.summary["warehouse"]["net_amount"]), name
+        assert sum(frame["net_revenue"], Decimal(0)) + sum(frame["excluded_amount"], Decimal(0)) == Decimal(
+            emulator_run.summary["warehouse"]["net_amount"]
+        ), name
         assert int(frame["lines"].sum()) == emulator_run.summary["warehouse"]["fact_rows"], name
 
 
@@ -282,9 +295,10 @@ def test_bigquery_fact_filters_by_month_and_country(emulator_run, bigquery_sql, 
         monkeypatch.setenv(key, value)
     source = Analytics.open(emulator_run.settings)
     month = source.months()[-2]
-    (country, n, total), = bigquery_sql(
+    ((country, n, total),) = bigquery_sql(
         f"select country, count(*), sum(amount) from fct_sales_lines where invoice_date >= date '{month}-01' "
-        f"and invoice_month = date '{month}-01' group by country order by count(*) desc, country limit 1")
+        f"and invoice_month = date '{month}-01' group by country order by count(*) desc, country limit 1"
+    )
     lines = source.fact(month=month, country=country)
     assert len(lines) == n > 0 and sum(lines["amount"], Decimal(0)) == total
     assert {d.strftime("%Y-%m") for d in lines["invoice_date"]} == {month}

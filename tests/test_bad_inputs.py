@@ -40,8 +40,11 @@ def fact_lines(home: Path) -> set:
 def staged_lines(home: Path, batch_id: str) -> set:
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
-        return set(con.execute("SELECT line_id, amount FROM analytics.stg_sales_lines WHERE batch_id = ?",
-                               [batch_id]).fetchall())
+        return set(
+            con.execute(
+                "SELECT line_id, amount FROM analytics.stg_sales_lines WHERE batch_id = ?", [batch_id]
+            ).fetchall()
+        )
     finally:
         con.close()
 
@@ -84,8 +87,13 @@ def test_every_bad_input_gets_its_documented_outcome(tmp_path, monkeypatch):
         else:
             assert batch["state"] == "transformed", (case.name, batch)
             assert batch["rows"]["loaded"] == case.loaded, (case.name, batch["rows"])
-            reasons = Counter(dict(con.execute("SELECT reason, count(*) FROM raw.quarantine WHERE batch_id = ? "
-                                               "GROUP BY 1", [batch["batch_id"]]).fetchall()))
+            reasons = Counter(
+                dict(
+                    con.execute(
+                        "SELECT reason, count(*) FROM raw.quarantine WHERE batch_id = ? GROUP BY 1", [batch["batch_id"]]
+                    ).fetchall()
+                )
+            )
             assert reasons == Counter(case.quarantined), (case.name, reasons)
     con.close()
     assert by_name["good_last.xlsx"]["state"] == "transformed"

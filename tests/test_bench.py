@@ -18,8 +18,8 @@ from retail_bench.runs import BenchError, stage_seconds
 from retail_pipeline.sample import write_sample
 
 sys.path.insert(0, str(DEFAULT_BASELINES))
-from concat_csv import concat  # noqa: E402
-from pandas_openpyxl import snake  # noqa: E402
+from concat_csv import concat
+from pandas_openpyxl import snake
 
 
 def test_measure_reports_the_childs_own_peak_memory(tmp_path):
@@ -40,8 +40,20 @@ def test_bench_prints_a_table_and_writes_json(tmp_path):
     book = tmp_path / "tiny.xlsx"
     write_sample(book, rows=1500, seed=3)
     out = tmp_path / "report.json"
-    proc = run_cli(tmp_path / "home", "bench", str(book), "--runs", "2", "--pandas-runs", "1", "--e2e-runs", "0",
-                   "--out", str(out), timeout=300)
+    proc = run_cli(
+        tmp_path / "home",
+        "bench",
+        str(book),
+        "--runs",
+        "2",
+        "--pandas-runs",
+        "1",
+        "--e2e-runs",
+        "0",
+        "--out",
+        str(out),
+        timeout=300,
+    )
     report = json.loads(out.read_text())
     assert set(report["readers"]) == {"ingest", "fastexcel", "fastexcel-eager", "pandas-openpyxl", "cli-startup"}
     for name, r in report["readers"].items():
@@ -56,11 +68,13 @@ def test_bench_prints_a_table_and_writes_json(tmp_path):
     assert ingest["wall_ratio"] == pytest.approx(ingest["wall"]["median"] / fastexcel["wall"]["median"], rel=1e-2)
     assert len(ingest["wall_ratio_by_round"]) == 2
     assert ingest["wall_ratio_by_round"][0] == pytest.approx(
-        ingest["raw"]["wall"][0] / fastexcel["raw"]["wall"][0], rel=1e-2)
+        ingest["raw"]["wall"][0] / fastexcel["raw"]["wall"][0], rel=1e-2
+    )
     assert "ingest/fastexcel wall in the same round" in proc.stdout
     assert ingest["cpu_ratio"] == pytest.approx(ingest["cpu"]["median"] / fastexcel["cpu"]["median"], rel=1e-2)
     assert ingest["cpu_ratio_by_round"][1] == pytest.approx(
-        ingest["raw"]["cpu"][1] / fastexcel["raw"]["cpu"][1], rel=1e-2)
+        ingest["raw"]["cpu"][1] / fastexcel["raw"]["cpu"][1], rel=1e-2
+    )
     assert "ingest/fastexcel CPU in the same round" in proc.stdout and "noise: fastexcel wall max/min" in proc.stdout
     checks = report["checks"]
     assert {c["target"] for c in checks.values()} == {1.3, 1.25}
@@ -83,12 +97,28 @@ def test_bench_alternates_only_the_variants_asked_for(tmp_path):
     book = tmp_path / "tiny.xlsx"
     write_sample(book, rows=300, seed=2)
     out = tmp_path / "report.json"
-    proc = run_cli(tmp_path / "home", "bench", str(book), "--runs", "2", "--variants", "ingest,fastexcel",
-                   "--e2e-runs", "0", "--out", str(out), timeout=300)
+    proc = run_cli(
+        tmp_path / "home",
+        "bench",
+        str(book),
+        "--runs",
+        "2",
+        "--variants",
+        "ingest,fastexcel",
+        "--e2e-runs",
+        "0",
+        "--out",
+        str(out),
+        timeout=300,
+    )
     report = json.loads(out.read_text())
     assert set(report["readers"]) == {"ingest", "fastexcel"}
     assert [line.split()[2] for line in proc.stderr.splitlines() if "round" in line and " s wall " in line] == [
-        "ingest", "fastexcel", "ingest", "fastexcel"]
+        "ingest",
+        "fastexcel",
+        "ingest",
+        "fastexcel",
+    ]
 
 
 def test_the_harness_raises_its_own_error_not_a_click_one(tmp_path):
@@ -115,7 +145,9 @@ def test_concat_csv_writes_the_header_once(tmp_path):
         concat(tmp_path / "bad.csv", [a, tmp_path / "c.csv"])
 
 
-@pytest.mark.parametrize("name, expected", [("InvoiceNo", "invoice_no"), ("Customer ID", "customer_id"),
-                                            ("UnitPrice", "unit_price"), ("Country", "country")])
+@pytest.mark.parametrize(
+    "name, expected",
+    [("InvoiceNo", "invoice_no"), ("Customer ID", "customer_id"), ("UnitPrice", "unit_price"), ("Country", "country")],
+)
 def test_pandas_baseline_renames_like_the_original_project(name, expected):
     assert snake(name) == expected

@@ -43,20 +43,27 @@ def test_cell_types_become_typed_columns(tmp_path):
 
 
 def test_text_is_trimmed_and_blank_text_is_null(tmp_path):
-    _, sales, _ = ingest(tmp_path, [good_row(description="  LANTERN  ", country=" France "),
-                                    good_row(stock=22, description="   "), good_row(stock=23, description=None)])
+    _, sales, _ = ingest(
+        tmp_path,
+        [
+            good_row(description="  LANTERN  ", country=" France "),
+            good_row(stock=22, description="   "),
+            good_row(stock=23, description=None),
+        ],
+    )
     assert sales[0]["description"] == "LANTERN" and sales[0]["country"] == "France"
     assert sales[1]["description"] is None and sales[2]["description"] is None
 
 
 def test_customer_id_as_float_or_text_loses_the_point_zero(tmp_path):
-    _, sales, _ = ingest(tmp_path, [good_row(customer=17850.0), good_row(stock=2, customer="12346.0"),
-                                    good_row(stock=3, customer=None)])
+    _, sales, _ = ingest(
+        tmp_path, [good_row(customer=17850.0), good_row(stock=2, customer="12346.0"), good_row(stock=3, customer=None)]
+    )
     assert [r["customer_id"] for r in sales] == ["17850", "12346", None]
 
 
 def test_numeric_text_is_a_number_and_date_text_is_a_date(tmp_path):
-    result, sales, quarantine = ingest(tmp_path, [good_row(qty="6", price=" 2.55 ", when="2010-12-01 08:26")])
+    _result, sales, quarantine = ingest(tmp_path, [good_row(qty="6", price=" 2.55 ", when="2010-12-01 08:26")])
     assert quarantine == []
     assert sales[0]["quantity"] == 6 and sales[0]["unit_price"] == Decimal("2.5500")
     assert sales[0]["invoice_datetime"] == datetime(2010, 12, 1, 8, 26)
@@ -138,8 +145,10 @@ def test_quirks_are_classified_not_dropped(tmp_path, row, line_type):
 
 
 def test_the_80995_pair_is_kept_exactly(tmp_path):
-    rows = [good_row(invoice=581483, stock=23843, qty=80995, price=2.08, customer=16446),
-            good_row(invoice="C581484", stock=23843, qty=-80995, price=2.08, customer=16446)]
+    rows = [
+        good_row(invoice=581483, stock=23843, qty=80995, price=2.08, customer=16446),
+        good_row(invoice="C581484", stock=23843, qty=-80995, price=2.08, customer=16446),
+    ]
     _, sales, _ = ingest(tmp_path, rows)
     assert sum(r["quantity"] * r["unit_price"] for r in sales) == Decimal(0)
 
@@ -159,8 +168,13 @@ def test_partitions_by_invoice_month_and_manifest_last(tmp_path):
 
 def test_online_retail_ii_headers_and_every_sheet(tmp_path):
     ii = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
-    result, sales, _ = ingest(tmp_path, [good_row()], header=ii, sheet="Year 2009-2010",
-                              extra_sheets={"Year 2010-2011": [ii, good_row(stock=2)], "Notes": [["just a note"]]})
+    result, sales, _ = ingest(
+        tmp_path,
+        [good_row()],
+        header=ii,
+        sheet="Year 2009-2010",
+        extra_sheets={"Year 2010-2011": [ii, good_row(stock=2)], "Notes": [["just a note"]]},
+    )
     assert result.state == "ingested" and result.sheets == ["Year 2009-2010", "Year 2010-2011"]
     assert {r["source_sheet"] for r in sales} == {"Year 2009-2010", "Year 2010-2011"}
 
@@ -197,8 +211,16 @@ def test_header_only_is_rejected(tmp_path):
 
 
 def test_header_list_matches_reference_doc():
-    assert HEADER == ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
-                      "Country"]
+    assert HEADER == [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ]
 
 
 def test_fully_blank_rows_are_skipped_but_a_lone_bad_cell_is_not(tmp_path):

@@ -36,7 +36,7 @@ PLATFORM_GRANTS = {
     "logging.logWriter@functions_build": "Cloud Build writes the function builds' logs",
     "artifactregistry.writer@functions_build": "Cloud Build pushes the function images",
     "storage.objectViewer@load": "the load function reads a landing object only when one is deleted (retraction; "
-                                 "tests/test_retract.py), which this run does not do",
+    "tests/test_retract.py), which this run does not do",
 }
 
 
@@ -50,9 +50,14 @@ def strict_run(emulators, tmp_path_factory, small_workbook) -> dict:
     not_a_workbook = home.parent / "notes.xlsx"
     not_a_workbook.write_bytes(b"minutes of the meeting, not a workbook")
     plan = FaultPlan(max_copies=2, seed=5, crash=("load.after_job", "transform.after_claim"))
-    summary = run_on_emulators(Settings.from_env(home, environ={}),
-                               [(small_workbook, "small.xlsx"), (not_a_workbook, "notes.xlsx")],
-                               emulators=emulators, suffix="-truth", faults=plan, timeout=600)
+    summary = run_on_emulators(
+        Settings.from_env(home, environ={}),
+        [(small_workbook, "small.xlsx"), (not_a_workbook, "notes.xlsx")],
+        emulators=emulators,
+        suffix="-truth",
+        faults=plan,
+        timeout=600,
+    )
     audit = [json.loads(line) for line in (home / "strict" / "audit.jsonl").read_text().splitlines()]
     return {"home": home, "summary": summary, "audit": audit}
 
@@ -65,8 +70,12 @@ def test_strict_chain_under_crashes_and_duplicates_equals_the_embedded_chain(str
     assert batch["state"] == "transformed"
     # bad input: a clear error, a report beside it (the ingest account may write rejected/ only), nothing loaded
     assert (rejected["state"], rejected["error_code"]) == ("rejected", "not_a_workbook")
-    assert any(e["permission"] == "storage.objects.create" and "/objects/rejected/notes.xlsx." in e["resource"]
-               and e["account"].startswith("retail-fn-ingest@") for e in strict_run["audit"])
+    assert any(
+        e["permission"] == "storage.objects.create"
+        and "/objects/rejected/notes.xlsx." in e["resource"]
+        and e["account"].startswith("retail-fn-ingest@")
+        for e in strict_run["audit"]
+    )
     # both crash points fired once and were retried by the platform
     faults = sorted(p.name for p in (strict_run["home"] / "faults").iterdir())
     assert len(faults) >= 2
@@ -83,14 +92,19 @@ def test_the_dbt_job_ran_as_its_own_process_and_recorded_its_outcome(strict_run,
     [line] = [json.loads(x) for x in log.splitlines() if x.startswith("{") and '"stage": "transform"' in x]
     assert (line["status"], line["tests_passed"], line["tests_failed"]) == ("success", dbt["tests_passed"], 0)
     assert dbt["tests_passed"] > 0 and line["models_built"] == dbt["models_built"] > 0
-    assert re.fullmatch(r"projects/retail-local/locations/europe-west1/jobs/retail-dbt/executions/retail-dbt-\w+",
-                        dbt["execution"] or ""), dbt
+    assert re.fullmatch(
+        r"projects/retail-local/locations/europe-west1/jobs/retail-dbt/executions/retail-dbt-\w+",
+        dbt["execution"] or "",
+    ), dbt
     dbt_calls = [e for e in strict_run["audit"] if e["account"].startswith("retail-dbt-job@")]
-    assert any(e["permission"] == "bigquery.tables.updateData" and e["resource"].endswith("/transform_runs")
-               for e in dbt_calls), "the job wrote its outcome as the dbt job's account"
+    assert any(
+        e["permission"] == "bigquery.tables.updateData" and e["resource"].endswith("/transform_runs") for e in dbt_calls
+    ), "the job wrote its outcome as the dbt job's account"
     run_calls = [e for e in strict_run["audit"] if e["service"] == "run"]
     assert {(e["account"].split("@")[0], e["permission"]) for e in run_calls} >= {
-        ("retail-fn-transform", "run.jobs.run"), ("retail-fn-transform", "run.jobs.runWithOverrides")}
+        ("retail-fn-transform", "run.jobs.run"),
+        ("retail-fn-transform", "run.jobs.runWithOverrides"),
+    }
 
 
 def test_nothing_was_refused_and_no_function_creates_datasets_or_tables(strict_run):
@@ -98,14 +112,21 @@ def test_nothing_was_refused_and_no_function_creates_datasets_or_tables(strict_r
     assert audit and [e for e in audit if not e["allowed"]] == []
     accounts = {e["account"].split("@")[0] for e in audit}
     assert {"retail-fn-ingest", "retail-fn-load", "retail-fn-transform", "retail-dbt-job"} <= accounts
-    creators = {(e["account"].split("@")[0], e["permission"]) for e in audit
-                if e["permission"] in ("bigquery.datasets.create", "storage.buckets.create")}
+    creators = {
+        (e["account"].split("@")[0], e["permission"])
+        for e in audit
+        if e["permission"] in ("bigquery.datasets.create", "storage.buckets.create")
+    }
     assert all(account == "terraform" for account, _ in creators), creators  # only the deployer provisions
     # raw and pipeline tables are Terraform's: the functions never create them (staging tables aside)
-    made = {e["resource"] for e in audit if e["permission"] == "bigquery.tables.create"
-            and not e["account"].startswith("terraform@")}
-    assert all("/tables/_stage_" in r or "/datasets/retail_truth_pipeline" in r or "_analytics" in r
-               for r in made), made
+    made = {
+        e["resource"]
+        for e in audit
+        if e["permission"] == "bigquery.tables.create" and not e["account"].startswith("terraform@")
+    }
+    assert all("/tables/_stage_" in r or "/datasets/retail_truth_pipeline" in r or "_analytics" in r for r in made), (
+        made
+    )
 
 
 def _policy(home: Path):
@@ -120,8 +141,13 @@ def _policy(home: Path):
 def _used(audit: list[dict]) -> list[tuple[str, str, str]]:
     """(account, permission, resource) of every call an IAM grant allowed (not the deployer's, and not
     a job's creator reading its own job, which BigQuery allows without a role)."""
-    return sorted({(e["account"], e["permission"], e["resource"]) for e in audit
-                   if e["permission"] and e["binding"] and not e["account"].startswith("terraform@")})
+    return sorted(
+        {
+            (e["account"], e["permission"], e["resource"])
+            for e in audit
+            if e["permission"] and e["binding"] and not e["account"].startswith("terraform@")
+        }
+    )
 
 
 def test_every_grant_is_needed_and_every_need_is_granted(strict_run):
@@ -139,10 +165,14 @@ def test_every_grant_is_needed_and_every_need_is_granted(strict_run):
         if not broken:
             unexercised.append(binding)
     # each grant the chain did not need is one the platform uses: listed, with the reason, above
-    unexplained = [f"{b.address} ({b.role} for {b.principal})" for b in unexercised
-                   if b.role.removeprefix("roles/") not in PLATFORM_GRANTS
-                   and f"{b.role.removeprefix('roles/')}@{b.principal}" not in PLATFORM_GRANTS
-                   and b.principal not in ("sweep",) and not b.resource.startswith("cryptoKey:")]
+    unexplained = [
+        f"{b.address} ({b.role} for {b.principal})"
+        for b in unexercised
+        if b.role.removeprefix("roles/") not in PLATFORM_GRANTS
+        and f"{b.role.removeprefix('roles/')}@{b.principal}" not in PLATFORM_GRANTS
+        and b.principal not in ("sweep",)
+        and not b.resource.startswith("cryptoKey:")
+    ]
     assert unexplained == [], "grants no step of the chain needs: " + "; ".join(unexplained)
 
 
@@ -159,7 +189,7 @@ def test_deploy_doc_lists_every_permission_the_chain_used(strict_run):
     missing = []
     for account, permission, _resource in _used(strict_run["audit"]):
         calls = by_account.get(account.split("@")[0], "")
-        service, _, verb = permission.rpartition(".")
+        _service, _, verb = permission.rpartition(".")
         if permission not in calls and f".{verb}" not in calls:
             missing.append(f"{account.split('@')[0]}: {permission}")
     assert not missing, "docs/deploy.md misses: " + ", ".join(sorted(set(missing)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent import futures
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -33,11 +33,16 @@ class FakeRunAdminApi:
         self.requests: list[run_v2.RunJobRequest] = []
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        handler = grpc.method_handlers_generic_handler("google.cloud.run.v2.Jobs", {
-            "RunJob": grpc.unary_unary_rpc_method_handler(
-                self._run_job, request_deserializer=run_v2.RunJobRequest.deserialize,
-                response_serializer=operations_pb2.Operation.SerializeToString),
-        })
+        handler = grpc.method_handlers_generic_handler(
+            "google.cloud.run.v2.Jobs",
+            {
+                "RunJob": grpc.unary_unary_rpc_method_handler(
+                    self._run_job,
+                    request_deserializer=run_v2.RunJobRequest.deserialize,
+                    response_serializer=operations_pb2.Operation.SerializeToString,
+                ),
+            },
+        )
         self.server.add_generic_rpc_handlers((handler,))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
@@ -74,8 +79,12 @@ def test_transform_url_parses_and_rejects(settings):
     t = open_transformer(settings.with_changes(transform=URL))
     assert isinstance(t, CloudRunJobTransformer)
     assert (t.project, t.region, t.job, t.job_name) == ("retail-test-1", "europe-west1", "retail-dbt", JOB)
-    for bad in ("cloudrun://proj", "cloudrun://retail-test-1/europe-west1/", "cloudrun://Bad_Project/eu/job",
-                "gs://retail-test-1/europe-west1/job"):
+    for bad in (
+        "cloudrun://proj",
+        "cloudrun://retail-test-1/europe-west1/",
+        "cloudrun://Bad_Project/eu/job",
+        "gs://retail-test-1/europe-west1/job",
+    ):
         with pytest.raises(ValueError, match="cloudrun://PROJECT/REGION/JOB"):
             settings.with_changes(transform=bad)
 
@@ -93,9 +102,11 @@ def test_run_sends_one_request_with_the_batch_in_the_overrides(admin_api):
     [override] = request.overrides.container_overrides
     assert override.args[0] == "--vars"
     assert json.loads(override.args[1]) == {"batch_id": "abc123", "partitions": ["2010-12", "2011-02"]}
-    assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": "abc123",
-                                                       "RETAIL_PIPELINE_BATCH_IDS": "abc123",
-                                                       "RETAIL_PIPELINE_CLAIM_KEY": "initial"}
+    assert {e.name: e.value for e in override.env} == {
+        "RETAIL_PIPELINE_BATCH_ID": "abc123",
+        "RETAIL_PIPELINE_BATCH_IDS": "abc123",
+        "RETAIL_PIPELINE_CLAIM_KEY": "initial",
+    }
     assert request.overrides.task_count == 1
     with pytest.raises(ValueError, match="YYYY-MM"):
         t.run(["abc123"], ["2011-13"])
@@ -117,10 +128,12 @@ def _batch_complete_event(batch_id: str, message_id: str, replay: str | None = N
     attributes = {"batch_id": batch_id, "partition": "2011-01", "kind": "sales", "rows": "3"}
     if replay:
         attributes["replay"] = replay
-    message = Message(message_id, json.dumps({"batch_id": batch_id}).encode(), attributes,
-                      datetime.now(timezone.utc))
-    return binary(pubsub_published(message, "projects/retail-test-1/topics/partition-loaded",
-                                   "projects/retail-test-1/subscriptions/transform"))
+    message = Message(message_id, json.dumps({"batch_id": batch_id}).encode(), attributes, datetime.now(UTC))
+    return binary(
+        pubsub_published(
+            message, "projects/retail-test-1/topics/partition-loaded", "projects/retail-test-1/subscriptions/transform"
+        )
+    )
 
 
 def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_api, tmp_path: Path):
@@ -135,8 +148,7 @@ def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_a
         errors: list[str] = []
         from flask import got_request_exception
 
-        got_request_exception.connect(lambda sender, exception, **extra: errors.append(str(exception)), app,
-                                      weak=False)
+        got_request_exception.connect(lambda sender, exception, **extra: errors.append(str(exception)), app, weak=False)
         clients = [app.test_client(), app.test_client()]
         barrier = threading.Barrier(2, timeout=30)
         statuses: list[int] = []
@@ -166,9 +178,11 @@ def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_a
         [override] = request.overrides.container_overrides
         assert override.args[0] == "--vars"
         assert json.loads(override.args[1]) == {"batch_id": batch_id, "partitions": MONTHS}
-        assert {e.name: e.value for e in override.env} == {"RETAIL_PIPELINE_BATCH_ID": batch_id,
-                                                           "RETAIL_PIPELINE_BATCH_IDS": batch_id,
-                                                           "RETAIL_PIPELINE_CLAIM_KEY": "initial"}
+        assert {e.name: e.value for e in override.env} == {
+            "RETAIL_PIPELINE_BATCH_ID": batch_id,
+            "RETAIL_PIPELINE_BATCH_IDS": batch_id,
+            "RETAIL_PIPELINE_CLAIM_KEY": "initial",
+        }
         runs = ctx.warehouse.runs()
         assert [(r["batch_id"], r["claim_key"], r["state"]) for r in runs] == [(batch_id, "initial", "started")]
 

@@ -30,8 +30,9 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 CHARTS = ["daily", "monthly", "countries", "products", "segments", "cohorts", "quality"]
 KPIS = ["net_revenue", "orders", "customers", "average_order_value", "cancellation_rate"]
 
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (/usr/bin/chromium): "
-                                                             "apt-get install chromium")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium"
+)
 
 
 # ---------------------------------------------------------------- a small DevTools protocol client
@@ -49,12 +50,30 @@ class Browser:
         self._next_id = 0
         profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-             "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", "--hide-scrollbars",
-             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-allow-origins=*", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--disable-extensions",
+                "--no-default-browser-check",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--proxy-server=127.0.0.1:9",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -125,8 +144,9 @@ def open_page(browser: Browser, url: str, width: int = 1440, height: int = 1000)
     """Load url with the network emulated offline; returns when the dashboard says it is ready."""
     for domain in ("Page", "Runtime", "Log", "Network"):
         browser.send(f"{domain}.enable")
-    browser.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
-                 uploadThroughput=-1)
+    browser.send(
+        "Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1
+    )
     browser.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
     browser.send("Page.navigate", url=url)
     browser.wait_for("Page.loadEventFired")
@@ -172,16 +192,22 @@ def built(request, dashboard_run: Path, duckdb_sql) -> tuple[Path, object]:
     """(page file, sql) per chain: the DuckDB run's page, or the page `retail-pipeline dashboard` builds
     from the emulator chain's BigQuery; sql(statement) queries that chain's marts (unqualified names)."""
     if request.param == "duckdb":
-        return dashboard_run / "dashboard" / "index.html", \
-            lambda sql: duckdb_sql(dashboard_run / "warehouse.duckdb", sql)
+        return dashboard_run / "dashboard" / "index.html", lambda sql: duckdb_sql(
+            dashboard_run / "warehouse.duckdb", sql
+        )
     return request.getfixturevalue("bigquery_page"), request.getfixturevalue("bigquery_sql")
 
 
 @pytest.fixture(scope="session")
 def bigquery_page(emulator_run) -> Path:
     """`retail-pipeline dashboard` on the emulator chain's home: the page built from BigQuery."""
-    proc = subprocess.run([str(BIN), "--home", str(emulator_run.home), "dashboard"], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **emulator_run.env})
+    proc = subprocess.run(
+        [str(BIN), "--home", str(emulator_run.home), "dashboard"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **emulator_run.env},
+    )
     assert proc.returncode == 0, proc.stderr
     page_file = emulator_run.home / "dashboard" / "index.html"
     assert "bigquery://retail-local/retail_an" in page_file.read_text(encoding="utf-8")
@@ -209,22 +235,28 @@ def page_data(page_file: Path) -> dict:
     """The data the page embeds, less when and from where it was built."""
     html = page_file.read_text(encoding="utf-8")
     start = html.index('id="dashboard-data">') + len('id="dashboard-data">')
-    data = json.loads(html[start:html.index("</script>", start)])
+    data = json.loads(html[start : html.index("</script>", start)])
     return {k: v for k, v in data.items() if k not in ("generated_at", "warehouse")}
 
 
 def chart_marks(b: Browser) -> dict[str, int]:
-    return b.js("Object.fromEntries([...document.querySelectorAll('[data-chart]')].map("
-                "c => [c.dataset.chart, c.querySelectorAll('svg .mark').length]))")
+    return b.js(
+        "Object.fromEntries([...document.querySelectorAll('[data-chart]')].map("
+        "c => [c.dataset.chart, c.querySelectorAll('svg .mark').length]))"
+    )
 
 
 def chart_pictures(b: Browser) -> dict[str, str]:
-    return b.js("Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(c => [c.dataset.chart, c.innerHTML]))")
+    return b.js(
+        "Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(c => [c.dataset.chart, c.innerHTML]))"
+    )
 
 
 def kpis(b: Browser) -> dict[str, dict]:
-    return b.js("Object.fromEntries([...document.querySelectorAll('[data-kpi]')].map("
-                "k => [k.dataset.kpi, {exact: k.dataset.exact, text: k.querySelector('.value').textContent}]))")
+    return b.js(
+        "Object.fromEntries([...document.querySelectorAll('[data-kpi]')].map("
+        "k => [k.dataset.kpi, {exact: k.dataset.exact, text: k.querySelector('.value').textContent}]))"
+    )
 
 
 def choose_country(b: Browser, country: str) -> None:
@@ -261,8 +293,12 @@ def test_run_writes_a_self_contained_dashboard(dashboard_run: Path):
 
 def test_dashboard_command_rebuilds_the_page(dashboard_run: Path, tmp_path: Path):
     out = tmp_path / "copy" / "dash.html"
-    proc = subprocess.run([str(BIN), "--home", str(dashboard_run), "dashboard", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(BIN), "--home", str(dashboard_run), "dashboard", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert str(out) in proc.stdout and out.stat().st_size > 10_000
     original = (dashboard_run / "dashboard" / "index.html").read_text(encoding="utf-8")
@@ -272,8 +308,9 @@ def test_dashboard_command_rebuilds_the_page(dashboard_run: Path, tmp_path: Path
 
 
 def test_dashboard_command_explains_a_missing_warehouse(tmp_path: Path):
-    proc = subprocess.run([str(BIN), "--home", str(tmp_path / "empty"), "dashboard"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [str(BIN), "--home", str(tmp_path / "empty"), "dashboard"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert "retail-pipeline run" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -300,7 +337,8 @@ def test_headline_figures_equal_the_marts(page: Browser, marts):
     shown = kpis(page)
     assert sorted(shown) == sorted(KPIS)
     net, orders, gross, cancellations = marts(
-        "select sum(net_revenue), sum(orders), sum(gross_sales), sum(cancellations) from mart_revenue_monthly")[0]
+        "select sum(net_revenue), sum(orders), sum(gross_sales), sum(cancellations) from mart_revenue_monthly"
+    )[0]
     assert Decimal(shown["net_revenue"]["exact"]) == net
     assert pounds(shown["net_revenue"]["text"]) == net.quantize(Decimal("0.01"))
     assert int(shown["orders"]["exact"]) == orders
@@ -317,7 +355,8 @@ def test_country_filter_changes_every_chart_and_matches_the_country_mart(page: B
     # the second country by revenue: smaller than the whole, but with orders
     country, net, orders, aov = marts(
         "select country, net_revenue, orders, average_order_value from mart_revenue_by_country "
-        "where orders > 0 order by revenue_rank limit 1 offset 1")[0]
+        "where orders > 0 order by revenue_rank limit 1 offset 1"
+    )[0]
     choose_country(page, country)
     after = chart_pictures(page)
     shown = kpis(page)
@@ -336,10 +375,11 @@ def test_country_filter_changes_every_chart_and_matches_the_country_mart(page: B
 @needs_chromium
 def test_date_range_filter_matches_the_monthly_mart(page: Browser, marts):
     reset_filters(page)
-    month, first, last, net, orders = marts(
+    _month, first, last, net, orders = marts(
         "select m.invoice_month, min(d.invoice_date), max(d.invoice_date), m.net_revenue, m.orders "
         "from mart_revenue_monthly m join mart_revenue_daily d on d.invoice_month = m.invoice_month "
-        "group by m.invoice_month, m.net_revenue, m.orders order by m.net_revenue desc limit 1")[0]
+        "group by m.invoice_month, m.net_revenue, m.orders order by m.net_revenue desc limit 1"
+    )[0]
     page.js(f"""(() => {{
         const f = document.getElementById('date-from'), t = document.getElementById('date-to');
         f.value = '{first.isoformat()}'; f.dispatchEvent(new Event('change'));
@@ -354,10 +394,13 @@ def test_date_range_filter_matches_the_monthly_mart(page: Browser, marts):
 @needs_chromium
 def test_cohort_heatmap_equals_the_retention_mart(page: Browser, marts):
     reset_filters(page)
-    cells = page.js("[...document.querySelectorAll('[data-chart=cohorts] rect[data-cohort]')].map("
-                    "r => [r.dataset.cohort, +r.dataset.offset, +r.dataset.active, +r.dataset.size])")
-    expected = marts("select cohort_month, months_since_first_order, active_customers, cohort_size "
-                     "from mart_cohort_retention")
+    cells = page.js(
+        "[...document.querySelectorAll('[data-chart=cohorts] rect[data-cohort]')].map("
+        "r => [r.dataset.cohort, +r.dataset.offset, +r.dataset.active, +r.dataset.size])"
+    )
+    expected = marts(
+        "select cohort_month, months_since_first_order, active_customers, cohort_size from mart_cohort_retention"
+    )
     assert sorted(tuple(c) for c in cells) == sorted((m.strftime("%Y-%m"), o, a, n) for m, o, a, n in expected)
 
 
@@ -384,8 +427,10 @@ def test_empty_marts_give_a_page_that_says_so(tmp_path: Path, dashboard_run: Pat
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute(f"attach '{dashboard_run / 'warehouse.duckdb'}' as src (read_only)")
     con.execute("create schema analytics")
-    for (table,) in con.execute("select table_name from information_schema.tables where table_catalog = 'src' "
-                                "and table_schema = 'analytics' and table_type = 'BASE TABLE'").fetchall():
+    for (table,) in con.execute(
+        "select table_name from information_schema.tables where table_catalog = 'src' "
+        "and table_schema = 'analytics' and table_type = 'BASE TABLE'"
+    ).fetchall():
         con.execute(f"create table analytics.{table} as select * from src.analytics.{table} where false")
     con.close()
     proc = subprocess.run([str(BIN), "--home", str(home), "dashboard"], capture_output=True, text=True, timeout=120)
@@ -405,8 +450,13 @@ def test_dashboard_open_hands_the_file_to_the_browser(dashboard_run: Path, tmp_p
     """--open goes through Python's webbrowser, which honours $BROWSER: a command that records the URL."""
     seen = tmp_path / "opened.txt"
     recorder = f"{sys.executable} -c 'import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])' {seen} %s"
-    proc = subprocess.run([str(BIN), "--home", str(dashboard_run), "dashboard", "--out", str(tmp_path / "d.html"),
-                           "--open"], capture_output=True, text=True, timeout=120, env={**os.environ, "BROWSER": recorder})
+    proc = subprocess.run(
+        [str(BIN), "--home", str(dashboard_run), "dashboard", "--out", str(tmp_path / "d.html"), "--open"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BROWSER": recorder},
+    )
     assert proc.returncode == 0, proc.stderr
     assert seen.read_text() == (tmp_path / "d.html").resolve().as_uri()
 

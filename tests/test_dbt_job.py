@@ -61,15 +61,26 @@ def test_dockerfile_runs_the_entrypoint_on_the_prod_target():
 
 
 def _entrypoint(args: list[str], duckdb_path: Path, work: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RETAIL_PIPELINE_DUCKDB_PATH": str(duckdb_path), "DBT_TARGET_PATH": str(work / "target"),
-           "DBT_LOG_PATH": str(work / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    return subprocess.run([sys.executable, str(DBT / "entrypoint.py"), *args], capture_output=True, text=True,
-                          env=env, timeout=600, cwd=work)
+    env = {
+        **os.environ,
+        "RETAIL_PIPELINE_DUCKDB_PATH": str(duckdb_path),
+        "DBT_TARGET_PATH": str(work / "target"),
+        "DBT_LOG_PATH": str(work / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    return subprocess.run(
+        [sys.executable, str(DBT / "entrypoint.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=work,
+    )
 
 
 def test_entrypoint_builds_the_batch_on_duckdb(ctx, tmp_path: Path):
     batch_id = ingest_and_load(ctx, tmp_path)
-    duckdb_path = Path(ctx.settings.warehouse[len("duckdb://"):])
+    duckdb_path = Path(ctx.settings.warehouse[len("duckdb://") :])
     vars_json = json.dumps({"batch_id": batch_id, "partitions": MONTHS})
     proc = _entrypoint(["--target", "local", "--vars", vars_json], duckdb_path, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -78,10 +89,13 @@ def test_entrypoint_builds_the_batch_on_duckdb(ctx, tmp_path: Path):
     assert summary["tests_failed"] == 0 and summary["tests_passed"] > 50
     assert summary["models_built"] == len(list((DBT / "models").rglob("*.sql")))
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        fact = con.execute("select count(*), count(distinct transform_batch_id), max(transform_batch_id) "
-                           "from analytics.fct_sales_lines").fetchone()
-        monthly = con.execute("select strftime(invoice_month, '%Y-%m'), net_revenue "
-                              "from analytics.mart_revenue_monthly order by 1").fetchall()
+        fact = con.execute(
+            "select count(*), count(distinct transform_batch_id), max(transform_batch_id) "
+            "from analytics.fct_sales_lines"
+        ).fetchone()
+        monthly = con.execute(
+            "select strftime(invoice_month, '%Y-%m'), net_revenue from analytics.mart_revenue_monthly order by 1"
+        ).fetchall()
     assert fact == (len(ROWS), 1, batch_id)
     # Dec: 6 x 2.55 + 6 x 3.39 + 18.00 postage; Jan: 12 x 1.85 - 2 x 1.85 + 24 x 1.65
     assert [(m, float(v)) for m, v in monthly] == [("2010-12", 53.64), ("2011-01", 58.10)]
@@ -90,17 +104,29 @@ def test_entrypoint_builds_the_batch_on_duckdb(ctx, tmp_path: Path):
 def test_entrypoint_starts_from_the_parse_made_before_it(ctx, tmp_path: Path):
     """What the image does: `dbt parse` at build time, then each execution reuses that parse."""
     batch_id = ingest_and_load(ctx, tmp_path)
-    duckdb_path = Path(ctx.settings.warehouse[len("duckdb://"):])
-    env = {**os.environ, "RETAIL_PIPELINE_DUCKDB_PATH": str(duckdb_path), "DBT_TARGET_PATH": str(tmp_path / "target"),
-           "DBT_LOG_PATH": str(tmp_path / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    duckdb_path = Path(ctx.settings.warehouse[len("duckdb://") :])
+    env = {
+        **os.environ,
+        "RETAIL_PIPELINE_DUCKDB_PATH": str(duckdb_path),
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_LOG_PATH": str(tmp_path / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     dbt = Path(sys.executable).parent / "dbt"
-    baked = subprocess.run([str(dbt), "parse", "--project-dir", str(DBT), "--profiles-dir", str(DBT), "--target", "local"],
-                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    baked = subprocess.run(
+        [str(dbt), "parse", "--project-dir", str(DBT), "--profiles-dir", str(DBT), "--target", "local"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert baked.returncode == 0, baked.stdout[-3000:]
     assert (tmp_path / "target" / "partial_parse.msgpack").exists()
     mark = len((tmp_path / "logs" / "dbt.log").read_text())
-    proc = _entrypoint(["--target", "local", "--vars", json.dumps({"batch_id": batch_id, "partitions": MONTHS})],
-                       duckdb_path, tmp_path)
+    proc = _entrypoint(
+        ["--target", "local", "--vars", json.dumps({"batch_id": batch_id, "partitions": MONTHS})], duckdb_path, tmp_path
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["status"] == "success"
     log = (tmp_path / "logs" / "dbt.log").read_text()[mark:]
@@ -108,8 +134,11 @@ def test_entrypoint_starts_from_the_parse_made_before_it(ctx, tmp_path: Path):
 
 
 def test_entrypoint_rejects_bad_vars_without_running_dbt(tmp_path: Path):
-    proc = _entrypoint(["--target", "local", "--vars", '{"batch_id": "b", "partitions": ["2011-1"]}'],
-                       tmp_path / "none.duckdb", tmp_path)
+    proc = _entrypoint(
+        ["--target", "local", "--vars", '{"batch_id": "b", "partitions": ["2011-1"]}'],
+        tmp_path / "none.duckdb",
+        tmp_path,
+    )
     assert proc.returncode == 2
     line = json.loads(proc.stdout.strip().splitlines()[-1])
     assert line["status"] == "bad_request" and "YYYY-MM" in line["message"]

@@ -38,8 +38,9 @@ def workbook_lines(reference_workbook: Path) -> duckdb.DuckDBPyConnection:
     import fastexcel
 
     reader = fastexcel.read_excel(str(reference_workbook))
-    sheet = reader.load_sheet(0, dtypes={c: "string" for c in ("InvoiceNo", "StockCode", "Description",
-                                                                  "CustomerID", "Country")})
+    sheet = reader.load_sheet(
+        0, dtypes={c: "string" for c in ("InvoiceNo", "StockCode", "Description", "CustomerID", "Country")}
+    )
     table = sheet.to_arrow()
     con = duckdb.connect()
     con.register("workbook", table)
@@ -170,9 +171,12 @@ def test_cohort_sizes_agree(workbook_lines, marts):
         select count(distinct l.customer_id) from lines l join first using (customer_id)
         where first.m = date '2010-12-01' and l.invoice_month = date '2011-01-01' and l.bucket = 'gross_sales'
     """).fetchone()[0]
-    assert marts.execute("""select active_customers from analytics.mart_cohort_retention
+    assert (
+        marts.execute("""select active_customers from analytics.mart_cohort_retention
                             where cohort_month = date '2010-12-01' and activity_month = date '2011-01-01'
-                         """).fetchone()[0] == returning
+                         """).fetchone()[0]
+        == returning
+    )
 
 
 def test_data_quality_accounts_for_every_row_read(workbook_lines, marts):
@@ -187,17 +191,25 @@ def test_top_products_and_abc_classes(workbook_lines, marts):
     top = marts.execute("""select stock_code, net_revenue from analytics.mart_product_performance
                            where revenue_rank <= 3 order by revenue_rank""").fetchall()
     for code, net in top:
-        expected = workbook_lines.execute(f"""select sum(amount) from lines
-            where stock_code = ? and bucket in {NET_BUCKETS}""", [code]).fetchone()[0]
+        expected = workbook_lines.execute(
+            f"""select sum(amount) from lines
+            where stock_code = ? and bucket in {NET_BUCKETS}""",
+            [code],
+        ).fetchone()[0]
         assert net == expected
-    classes = dict(marts.execute("""select abc_class, sum(case when net_revenue > 0 then net_revenue else 0 end)
-                                    from analytics.mart_product_performance group by 1""").fetchall())
+    classes = dict(
+        marts.execute("""select abc_class, sum(case when net_revenue > 0 then net_revenue else 0 end)
+                                    from analytics.mart_product_performance group by 1""").fetchall()
+    )
     total = sum(classes.values())
     # A holds at least 80 % of positive product net revenue, A + B at least 95 %, and C the rest
     assert classes["A"] / total >= Decimal("0.8")
     assert (classes["A"] + classes["B"]) / total >= Decimal("0.95")
-    assert marts.execute("""select count(*) from analytics.mart_product_performance
-                            where stock_code in ('POST', 'DOT', 'M', 'BANK CHARGES', 'AMAZONFEE')""").fetchone()[0] == 0
+    assert (
+        marts.execute("""select count(*) from analytics.mart_product_performance
+                            where stock_code in ('POST', 'DOT', 'M', 'BANK CHARGES', 'AMAZONFEE')""").fetchone()[0]
+        == 0
+    )
 
 
 def test_docs_site_builds_offline(reference_home: Path, tmp_path: Path):
@@ -211,11 +223,20 @@ def test_docs_site_builds_offline(reference_home: Path, tmp_path: Path):
     assert f"dbt docs: {site}" in out
     manifest = json.loads((tmp_path / "docs" / "manifest.json").read_text())
     catalog = json.loads((tmp_path / "docs" / "catalog.json").read_text())
-    marts_documented = {n["name"] for n in manifest["nodes"].values()
-                        if n["resource_type"] == "model" and n["name"].startswith("mart_")}
-    assert marts_documented == {"mart_revenue_daily", "mart_revenue_monthly", "mart_revenue_by_country",
-                                "mart_product_performance", "mart_customer_rfm", "mart_cohort_retention",
-                                "mart_data_quality", "mart_invoices", "mart_product_sales_daily"}
+    marts_documented = {
+        n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["name"].startswith("mart_")
+    }
+    assert marts_documented == {
+        "mart_revenue_daily",
+        "mart_revenue_monthly",
+        "mart_revenue_by_country",
+        "mart_product_performance",
+        "mart_customer_rfm",
+        "mart_cohort_retention",
+        "mart_data_quality",
+        "mart_invoices",
+        "mart_product_sales_daily",
+    }
     daily = manifest["nodes"]["model.retail.mart_revenue_daily"]
     assert "Net revenue" in daily["description"] and "one row per invoice day" in daily["description"].lower()
     assert all(c["description"] for c in daily["columns"].values())

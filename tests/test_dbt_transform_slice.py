@@ -22,7 +22,7 @@ FULL_PARSE = "Unable to do partial parsing"
 
 
 def _sql(ctx, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(ctx.settings.warehouse[len("duckdb://"):]) as con:
+    with duckdb.connect(ctx.settings.warehouse[len("duckdb://") :]) as con:
         return con.execute(sql, params or []).fetchall()
 
 
@@ -52,12 +52,18 @@ def test_production_build_runs_models_and_data_tests_and_the_unit_tests_pass_alo
     built = _run_results(ctx)
     assert built and not [u for u in built if u.startswith("unit_test.")]
     assert len([u for u in built if u.startswith("test.")]) == result.tests_passed
-    assert len([u for u in built if u.startswith("model.")]) == result.models_built == len(
-        list((DBT / "models").rglob("*.sql")))
+    assert (
+        len([u for u in built if u.startswith("model.")])
+        == result.models_built
+        == len(list((DBT / "models").rglob("*.sql")))
+    )
 
     # the unit tests, as `make test` runs them: every one declared in the project's YAML passes
-    declared = {t["name"] for path in (DBT / "models").rglob("*.yml")
-                for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])}
+    declared = {
+        t["name"]
+        for path in (DBT / "models").rglob("*.yml")
+        for t in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    }
     assert len(declared) >= 9
     unit = transformer.build(["--select", "test_type:unit"], command="test")
     assert unit.status == "success" and unit.tests_failed == 0, unit
@@ -87,8 +93,11 @@ def test_batches_keep_the_saved_parse_across_processes_and_homes(ctx, transforme
     assert later.count("Running with dbt=") == 3  # parse, run-operation, build
     assert FULL_PARSE not in later, re.findall(f"{FULL_PARSE}.*", later)
     # the second batch's run rewrote both months, and says so on each row it wrote
-    assert _sql(ctx, "select distinct strftime(invoice_month, '%Y-%m'), transform_batch_id "
-                     "from analytics.fct_sales_lines order by 1") == [(m, second) for m in MONTHS]
+    assert _sql(
+        ctx,
+        "select distinct strftime(invoice_month, '%Y-%m'), transform_batch_id "
+        "from analytics.fct_sales_lines order by 1",
+    ) == [(m, second) for m in MONTHS]
     assert _sql(ctx, "select count(*) from analytics.transform_slice") == [(0,)]
 
     # a new home starts from the project's saved parse, as the job image starts from its own
@@ -109,15 +118,19 @@ def test_a_failed_run_gives_its_months_back_and_the_next_run_rewrites_them(ctx, 
     _sql(ctx, "alter table raw.sales_lines rename column quantity to qty")
     failed = transformer.run(batch_id, MONTHS)
     assert failed.status == "failed" and failed.error, failed
-    assert _sql(ctx, "select strftime(invoice_month, '%Y-%m'), batch_id, claimed_by from analytics.transform_slice "
-                     "order by 1") == [(m, batch_id, None) for m in MONTHS]
+    assert _sql(
+        ctx, "select strftime(invoice_month, '%Y-%m'), batch_id, claimed_by from analytics.transform_slice order by 1"
+    ) == [(m, batch_id, None) for m in MONTHS]
 
     _sql(ctx, "alter table raw.sales_lines rename column qty to quantity")
     fixed = transformer.build(["--exclude", "resource_type:unit_test"])  # a build with nothing new queued
     assert fixed.status == "success" and fixed.tests_failed == 0, fixed
     assert _sql(ctx, "select count(*) from analytics.transform_slice") == [(0,)]
-    assert _sql(ctx, "select distinct strftime(invoice_month, '%Y-%m'), transform_batch_id "
-                     "from analytics.fct_sales_lines order by 1") == [(m, batch_id) for m in MONTHS]
+    assert _sql(
+        ctx,
+        "select distinct strftime(invoice_month, '%Y-%m'), transform_batch_id "
+        "from analytics.fct_sales_lines order by 1",
+    ) == [(m, batch_id) for m in MONTHS]
 
 
 def test_queue_refuses_a_month_that_is_not_yyyy_mm(ctx, transformer, tmp_path):

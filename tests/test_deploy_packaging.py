@@ -16,8 +16,13 @@ FUNCTIONS = ("ingest", "load", "transform", "sweep")
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles")
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "package_functions.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "package_functions.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     for name in FUNCTIONS:
         assert f"{name}: " in proc.stdout
@@ -31,8 +36,11 @@ def test_zip_holds_main_requirements_and_the_shared_package(bundles, function):
         assert zf.read("main.py") == (REPO / "functions" / function / "main.py").read_bytes()
         assert zf.read("requirements.txt") == (REPO / "functions" / function / "requirements.txt").read_bytes()
         assert zf.read("retail_pipeline/schema.py") == (REPO / "src" / "retail_pipeline" / "schema.py").read_bytes()
-    package_files = {p.relative_to(REPO / "src").as_posix() for p in (REPO / "src" / "retail_pipeline").rglob("*.py")
-                     if "__pycache__" not in p.parts}
+    package_files = {
+        p.relative_to(REPO / "src").as_posix()
+        for p in (REPO / "src" / "retail_pipeline").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert package_files <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert {"retail_pipeline/stages.py", "retail_pipeline/adapters/__init__.py"} <= names
@@ -56,8 +64,13 @@ def test_zip_holds_no_bench_code(bundles, function):
 
 def test_zips_are_deterministic(bundles, tmp_path):
     again = tmp_path / "again"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "package_functions.py"), "--out", str(again)],
-                   capture_output=True, text=True, timeout=120, check=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "package_functions.py"), "--out", str(again)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     for function in FUNCTIONS:
         assert (again / f"{function}.zip").read_bytes() == (bundles / f"{function}.zip").read_bytes()
 
@@ -67,10 +80,19 @@ def test_entry_point_imports_from_the_unpacked_bundle(bundles, function, tmp_pat
     """What Cloud Functions does: unpack, put the folder first on sys.path, import main."""
     with zipfile.ZipFile(bundles / f"{function}.zip") as zf:
         zf.extractall(tmp_path)
-    code = ("import main, retail_pipeline.schema as s, retail_pipeline.stages; "
-            f"print(callable(main.{function})); print(s.__file__)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          check=False, env={"PATH": "/usr/bin:/bin", "RETAIL_PIPELINE_HOME": str(tmp_path / "home")})
+    code = (
+        "import main, retail_pipeline.schema as s, retail_pipeline.stages; "
+        f"print(callable(main.{function})); print(s.__file__)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "RETAIL_PIPELINE_HOME": str(tmp_path / "home")},
+    )
     assert proc.returncode == 0, proc.stderr
     is_callable, schema_file = proc.stdout.split()
     assert is_callable == "True"
@@ -81,9 +103,20 @@ def test_missing_requirements_is_an_error(tmp_path):
     functions = tmp_path / "functions" / "broken"
     functions.mkdir(parents=True)
     (functions / "main.py").write_text("x = 1\n")
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "package_functions.py"), "--functions",
-                           str(tmp_path / "functions"), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "package_functions.py"),
+            "--functions",
+            str(tmp_path / "functions"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "requirements.txt" in proc.stderr
     assert not (tmp_path / "out" / "broken.zip").exists()

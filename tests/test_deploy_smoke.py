@@ -32,13 +32,21 @@ def clients(tmp_path_factory):
         mp.setenv("STORAGE_EMULATOR_HOST", emu.gcs_url)
         gcs = storage.Client(project=emu.project, credentials=AnonymousCredentials())
         gcs.create_bucket("smoke-landing")
-        bq = bigquery.Client(project=emu.project, credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": emu.bq_url})
+        bq = bigquery.Client(
+            project=emu.project, credentials=AnonymousCredentials(), client_options={"api_endpoint": emu.bq_url}
+        )
         for dataset in ("shop_raw", "shop_analytics"):
             bq.create_dataset(dataset)
-        bq.create_table(bigquery.Table(f"{emu.project}.shop_raw.batches", schema=[
-            bigquery.SchemaField("source_uri", "STRING"), bigquery.SchemaField("state", "STRING"),
-            bigquery.SchemaField("error", "STRING")]))
+        bq.create_table(
+            bigquery.Table(
+                f"{emu.project}.shop_raw.batches",
+                schema=[
+                    bigquery.SchemaField("source_uri", "STRING"),
+                    bigquery.SchemaField("state", "STRING"),
+                    bigquery.SchemaField("error", "STRING"),
+                ],
+            )
+        )
         yield emu, gcs, bq
     finally:
         mp.undo()
@@ -59,8 +67,9 @@ def test_times_out_when_no_rows_arrive(clients):
     emu, _, bq = clients
     fact, batches = _tables(emu)
     started = time.monotonic()
-    result = smoke_test.wait_for_rows(bq, fact, batches, "gs://smoke-landing/never.xlsx", 5, timeout=1.5,
-                                      poll_seconds=0.5, say=lambda _: None)
+    result = smoke_test.wait_for_rows(
+        bq, fact, batches, "gs://smoke-landing/never.xlsx", 5, timeout=1.5, poll_seconds=0.5, say=lambda _: None
+    )
     assert not result.ok
     assert "timed out after 2 s" in result.message or "timed out after 1 s" in result.message
     assert 1.5 <= time.monotonic() - started < 15
@@ -85,26 +94,41 @@ def test_uploads_then_waits_for_exactly_its_rows(clients):
                 seen["uri"] = f"gs://smoke-landing/{blob.name}"
                 seen["bytes"] = blob.download_as_bytes()
                 time.sleep(1.0)  # the rows show up later than the object
+                import tempfile
+
+                import pyarrow.parquet as pq
+
                 from retail_pipeline.adapters.local_store import FolderStore
                 from retail_pipeline.config import Limits
                 from retail_pipeline.ingest import ingest_object
-                import pyarrow.parquet as pq
-                import tempfile
 
                 with tempfile.TemporaryDirectory() as tmp:
                     local = Path(tmp) / "book.xlsx"
                     local.write_bytes(seen["bytes"])
                     ingest_object(local, "book.xlsx", seen["uri"], 1, FolderStore(Path(tmp) / "lake"), Limits())
-                    seen["rows"] = sum(pq.read_metadata(p).num_rows for p in (Path(tmp) / "lake" / "sales").rglob("*.parquet"))
+                    seen["rows"] = sum(
+                        pq.read_metadata(p).num_rows for p in (Path(tmp) / "lake" / "sales").rglob("*.parquet")
+                    )
                 _insert(bq, fact, [{"source_uri": seen["uri"]}] * seen["rows"])
                 return
             time.sleep(0.2)
 
     worker = threading.Thread(target=pipeline_stand_in, daemon=True)
     worker.start()
-    result = smoke_test.run_smoke(gcs, bq, project=emu.project, landing_bucket="smoke-landing",
-                                  analytics_dataset="shop_analytics", raw_dataset="shop_raw", rows=150, seed=11,
-                                  object_prefix="smoke/", timeout=60, poll_seconds=0.5, say=lambda _: None)
+    result = smoke_test.run_smoke(
+        gcs,
+        bq,
+        project=emu.project,
+        landing_bucket="smoke-landing",
+        analytics_dataset="shop_analytics",
+        raw_dataset="shop_raw",
+        rows=150,
+        seed=11,
+        object_prefix="smoke/",
+        timeout=60,
+        poll_seconds=0.5,
+        say=lambda _: None,
+    )
     worker.join(timeout=30)
     assert result.ok, result.message
     assert result.source_uri == seen["uri"] and seen["uri"].startswith("gs://smoke-landing/smoke/")
@@ -117,9 +141,12 @@ def test_uploads_then_waits_for_exactly_its_rows(clients):
 def test_fails_fast_on_a_rejected_file(clients):
     emu, _, bq = clients
     fact, batches = _tables(emu)
-    _insert(bq, batches, [{"source_uri": "gs://smoke-landing/bad.xlsx", "state": "rejected", "error": "not a workbook"}])
-    result = smoke_test.wait_for_rows(bq, fact, batches, "gs://smoke-landing/bad.xlsx", 5, timeout=30,
-                                      poll_seconds=0.5, say=lambda _: None)
+    _insert(
+        bq, batches, [{"source_uri": "gs://smoke-landing/bad.xlsx", "state": "rejected", "error": "not a workbook"}]
+    )
+    result = smoke_test.wait_for_rows(
+        bq, fact, batches, "gs://smoke-landing/bad.xlsx", 5, timeout=30, poll_seconds=0.5, say=lambda _: None
+    )
     assert not result.ok
     assert "rejected the file: not a workbook" in result.message
     assert result.seconds < 10
@@ -132,7 +159,8 @@ def test_fails_on_more_rows_than_expected(clients):
     fact, batches = _tables(emu)
     bq.create_table(bigquery.Table(fact, schema=[bigquery.SchemaField("source_uri", "STRING")]), exists_ok=True)
     _insert(bq, fact, [{"source_uri": "gs://smoke-landing/twice.xlsx"}] * 4)
-    result = smoke_test.wait_for_rows(bq, fact, batches, "gs://smoke-landing/twice.xlsx", 2, timeout=30,
-                                      poll_seconds=0.5, say=lambda _: None)
+    result = smoke_test.wait_for_rows(
+        bq, fact, batches, "gs://smoke-landing/twice.xlsx", 2, timeout=30, poll_seconds=0.5, say=lambda _: None
+    )
     assert not result.ok and result.found_rows == 4
     assert "more than the 2 expected" in result.message

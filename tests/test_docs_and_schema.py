@@ -62,4 +62,6 @@ def test_arrow_duckdb_and_bigquery_agree_on_required_columns():
         for column, field, bq_field in zip(columns, arrow, bq):
             assert field.nullable is (not column.required)
             assert bq_field["mode"] == ("REQUIRED" if column.required else "NULLABLE")
-            assert re.search(rf"\b{column.name} \S+(\(\d+, \d+\))?{' NOT NULL' if column.required else ''}[,\n]", ddl + "\n")
+            assert re.search(
+                rf"\b{column.name} \S+(\(\d+, \d+\))?{' NOT NULL' if column.required else ''}[,\n]", ddl + "\n"
+            )

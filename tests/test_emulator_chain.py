@@ -9,7 +9,7 @@ give the same warehouse; so must a Pub/Sub replay by seek after the transform's 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -49,8 +49,9 @@ def expected_net(lake_store, batch_id: str):
     return rows, total
 
 
-def test_emulator_chain_matches_embedded_and_replays_by_seek(emulators, emulator_env, tmp_path, small_workbook,
-                                                             embedded_reference, monkeypatch):
+def test_emulator_chain_matches_embedded_and_replays_by_seek(
+    emulators, emulator_env, tmp_path, small_workbook, embedded_reference, monkeypatch
+):
     from retail_pipeline.chain import Chain, emulator_settings
     from retail_pipeline.lake import batch_id_for
     from retail_pipeline.status import collect
@@ -59,7 +60,7 @@ def test_emulator_chain_matches_embedded_and_replays_by_seek(emulators, emulator
     chain = Chain(settings, emulators).start()
     try:
         assert chain.subscription.endswith("/subscriptions/transform-once")
-        before_upload = datetime.now(timezone.utc)
+        before_upload = datetime.now(UTC)
         info = chain.ctx.landing.put("small.xlsx", small_workbook)
         batch_id = batch_id_for(chain.ctx.landing.uri("small.xlsx"), info.generation)
         report = chain.wait_for_batches([batch_id], timeout=300)
@@ -89,17 +90,24 @@ def test_emulator_chain_matches_embedded_and_replays_by_seek(emulators, emulator
         chain.stop()
 
 
-def test_every_event_twice_and_shuffled_gives_the_same_warehouse(emulators, emulator_env, tmp_path, small_workbook,
-                                                                  embedded_reference, monkeypatch):
+def test_every_event_twice_and_shuffled_gives_the_same_warehouse(
+    emulators, emulator_env, tmp_path, small_workbook, embedded_reference, monkeypatch
+):
     import json
 
     from click.testing import CliRunner
 
-    from retail_pipeline.cli import cli
     from retail_pipeline.chain import run_on_emulators
+    from retail_pipeline.cli import cli
 
-    summary = run_on_emulators(tmp_path_settings(tmp_path), [(small_workbook, "small.xlsx")], emulators=emulators,
-                               suffix="-twice", faults=EveryEventTwiceShuffled(), timeout=300)
+    summary = run_on_emulators(
+        tmp_path_settings(tmp_path),
+        [(small_workbook, "small.xlsx")],
+        emulators=emulators,
+        suffix="-twice",
+        faults=EveryEventTwiceShuffled(),
+        timeout=300,
+    )
     assert summary["ok"], summary
     assert summary["warehouse"] == embedded_reference["warehouse"]
     [batch] = summary["batches"]
@@ -136,14 +144,15 @@ def test_twenty_drops_at_once_on_the_emulators(emulators, emulator_env, tmp_path
 
     files, expected = [], set()
     for i in range(20):
-        rows = [good_row(invoice=600000 + i, stock=10000 + 10 * i + j, qty=j + 1, when=datetime(2011, 5, 2, 10, i))
-                for j in range(3)]
+        rows = [
+            good_row(invoice=600000 + i, stock=10000 + 10 * i + j, qty=j + 1, when=datetime(2011, 5, 2, 10, i))
+            for j in range(3)
+        ]
         rows.append(good_row(invoice=599999, stock=99999, when=datetime(2011, 5, 1, 9, 0)))  # the same line in all
         path = write_workbook(tmp_path / f"drop_{i:02d}.xlsx", rows)
         files.append((path, path.name))
         expected |= {(r[0], r[1], r[3]) for r in rows}
-    summary = run_on_emulators(tmp_path_settings(tmp_path), files, emulators=emulators, suffix="-twenty",
-                               timeout=600)
+    summary = run_on_emulators(tmp_path_settings(tmp_path), files, emulators=emulators, suffix="-twenty", timeout=600)
     assert summary["ok"], summary["dead_letters"]
     assert len(summary["batches"]) == 20 and {b["state"] for b in summary["batches"]} == {"transformed"}
     assert summary["warehouse"]["fact_rows"] == len(expected) == 61  # 20 x 3 lines + the shared one, once

@@ -12,28 +12,59 @@ import pytest
 
 from helpers import run_cli
 from retail_pipeline.config import Settings
-from retail_pipeline.pipeline import run_local
 from retail_pipeline.faults import FaultPlan
+from retail_pipeline.pipeline import run_local
 from retail_pipeline.sample import write_sample
 
-ALL_CRASHES = ("ingest.start", "ingest.partition", "load.start", "load.after_job", "load.publish", "transform.start",
-               "transform.after_claim")
-RUN_SPECIFIC = {"batch_id", "batch_ids", "source_uri", "source_generation", "ingested_at", "loaded_at", "dbt_loaded_at",
-                "invocation_id", "built_at"}
+ALL_CRASHES = (
+    "ingest.start",
+    "ingest.partition",
+    "load.start",
+    "load.after_job",
+    "load.publish",
+    "transform.start",
+    "transform.after_claim",
+)
+RUN_SPECIFIC = {
+    "batch_id",
+    "batch_ids",
+    "source_uri",
+    "source_generation",
+    "ingested_at",
+    "loaded_at",
+    "dbt_loaded_at",
+    "invocation_id",
+    "built_at",
+}
 
 
 def snapshot(home: Path) -> dict:
     """Fact figures and every mart's rows (without columns that name a particular run or file)."""
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
-        out = {"fact": con.execute("SELECT count(*), sum(amount), count(DISTINCT line_id), "
-                                   "bit_xor(hash(line_id)) FROM analytics.fct_sales_lines").fetchone()}
-        marts = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
-                                           "'analytics' AND table_name LIKE 'mart_%' ORDER BY 1").fetchall()]
+        out = {
+            "fact": con.execute(
+                "SELECT count(*), sum(amount), count(DISTINCT line_id), "
+                "bit_xor(hash(line_id)) FROM analytics.fct_sales_lines"
+            ).fetchone()
+        }
+        marts = [
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "'analytics' AND table_name LIKE 'mart_%' ORDER BY 1"
+            ).fetchall()
+        ]
         for mart in marts:
-            cols = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                                              "'analytics' AND table_name = ? ORDER BY ordinal_position",
-                                              [mart]).fetchall() if c not in RUN_SPECIFIC]
+            cols = [
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    "'analytics' AND table_name = ? ORDER BY ordinal_position",
+                    [mart],
+                ).fetchall()
+                if c not in RUN_SPECIFIC
+            ]
             out[mart] = sorted(map(repr, con.execute(f"SELECT {', '.join(cols)} FROM analytics.{mart}").fetchall()))
         out["dbt_runs"] = con.execute("SELECT count(DISTINCT started_at) FROM pipeline.transform_runs").fetchone()[0]
     finally:
@@ -61,8 +92,9 @@ def test_small_workbook_under_every_fault_equals_a_clean_run(tmp_path, small_wor
 
 
 @pytest.mark.slow
-def test_reference_workbook_under_faults_equals_the_clean_run(tmp_path, reference_home, reference_workbook,
-                                                               monkeypatch):
+def test_reference_workbook_under_faults_equals_the_clean_run(
+    tmp_path, reference_home, reference_workbook, monkeypatch
+):
     home = tmp_path / "faulty"
     monkeypatch.setenv("RETAIL_PIPELINE_FAULT_STATE", str(home / "faults"))
     summary = faulted_run(home, [(reference_workbook, reference_workbook.name)], seed=3)
@@ -87,8 +119,18 @@ def test_twenty_drops_at_once_each_batch_once_and_few_dbt_runs(tmp_path):
     for path, _ in books:
         for row in openpyxl.load_workbook(path, read_only=True).worksheets[0].iter_rows(min_row=2, values_only=True):
             inv, code, desc, qty, when, price, cust, country = row
-            distinct.add((str(inv), str(code), (desc or "").strip() or None, int(qty), when,
-                          Decimal(str(round(price, 4))), None if cust is None else str(int(cust)), country))
+            distinct.add(
+                (
+                    str(inv),
+                    str(code),
+                    (desc or "").strip() or None,
+                    int(qty),
+                    when,
+                    Decimal(str(round(price, 4))),
+                    None if cust is None else str(int(cust)),
+                    country,
+                )
+            )
     assert summary["warehouse"]["fact_rows"] == len(distinct)
     assert Decimal(summary["warehouse"]["net_amount"]) == sum(k[3] * k[5] for k in distinct)
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)

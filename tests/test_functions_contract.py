@@ -150,7 +150,7 @@ def test_load_then_transform_over_http(ctx, small_workbook):
     assert attributes["batch_id"] == result["batch_id"] and attributes["source"].endswith("book.xlsx")
     assert {"partition", "rows", "kind"} <= set(attributes)
     transform = client("transform")
-    for i, message in enumerate(messages[:2]):
+    for _i, message in enumerate(messages[:2]):
         event = events.pubsub_published(message, ctx.bus.topic, "projects/local/subscriptions/transform")
         headers, body = events.binary(event)
         assert transform.post("/", headers=headers, data=body).status_code == 200

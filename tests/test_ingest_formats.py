@@ -104,21 +104,36 @@ def test_csv_text_cells_follow_the_workbook_rules(tmp_path):
     quarantine = pq.read_table(tmp_path / "lake" / "quarantine").to_pylist()
     by_row = {q["source_row"]: q for q in quarantine}
     assert {row: q["reason"] for row, q in by_row.items()} == {
-        4: "bad_quantity", 5: "bad_invoice_date", 6: "bad_unit_price", 7: "missing_invoice_no",
-        8: "quantity_not_integer"}
+        4: "bad_quantity",
+        5: "bad_invoice_date",
+        6: "bad_unit_price",
+        7: "missing_invoice_no",
+        8: "quantity_not_integer",
+    }
     assert by_row[4]["raw_quantity"] == "six" and by_row[5]["raw_invoice_date"] == "yesterday"
     assert by_row[6]["raw_unit_price"] == "cheap"
 
 
 def test_csv_with_odd_headers_and_a_bom(tmp_path):
     path = tmp_path / "odd.csv"
-    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country",
-              "Notes", "Notes"]
+    header = [
+        "Invoice",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "Price",
+        "Customer ID",
+        "Country",
+        "Notes",
+        "Notes",
+    ]
     with open(path, "w", newline="", encoding="utf-8-sig") as f:
         w = csv.writer(f)
         w.writerow(header)
-        w.writerow(["536365", "85123A", 'A "QUOTED", LINE', "6", "2010-12-01 08:26:00", "2.55", "17850", "France",
-                    "x", "y"])
+        w.writerow(
+            ["536365", "85123A", 'A "QUOTED", LINE', "6", "2010-12-01 08:26:00", "2.55", "17850", "France", "x", "y"]
+        )
     result, _ = ingest(path, tmp_path / "lake")
     assert counts(result) == ("ingested", 1, 1, 0, 0)
     (row,) = pq.read_table(tmp_path / "lake" / "sales").to_pylist()
@@ -271,8 +286,9 @@ def test_the_ingest_path_stays_lean(sample_files, tmp_path):
     )
     errors_book = write_workbook(tmp_path / "quarantine.xlsx", [good_row(), good_row(qty="six")])
     files = [str(sample_files[f]) for f in ("xlsx", "csv", "csv.gz", "parquet")] + [str(errors_book)]
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "lake"), *files], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "lake"), *files], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "none"
 

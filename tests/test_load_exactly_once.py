@@ -26,8 +26,10 @@ def load_all(ctx, batch_id: str | None = None) -> list[dict]:
 def raw_state(ctx) -> tuple:
     con = duckdb.connect(str(ctx.warehouse.path), read_only=True)
     try:
-        lines = con.execute("SELECT source_uri, source_generation, count(*), sum(quantity * unit_price) "
-                            "FROM raw.sales_lines GROUP BY ALL ORDER BY ALL").fetchall()
+        lines = con.execute(
+            "SELECT source_uri, source_generation, count(*), sum(quantity * unit_price) "
+            "FROM raw.sales_lines GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
         ledger = con.execute("SELECT batch_id, kind, partition, rows FROM pipeline.load_ledger ORDER BY ALL").fetchall()
         batches = con.execute("SELECT batch_id FROM raw.batches ORDER BY 1").fetchall()
     finally:
@@ -47,7 +49,9 @@ def test_same_event_twice_changes_nothing(ctx, small_workbook):
 
 
 def test_new_generation_replaces_the_source_and_late_old_events_are_ignored(ctx, tmp_path):
-    old = write_workbook(tmp_path / "old.xlsx", [good_row(when=datetime(2011, 1, 5)), good_row(stock=2, when=datetime(2011, 2, 5))])
+    old = write_workbook(
+        tmp_path / "old.xlsx", [good_row(when=datetime(2011, 1, 5)), good_row(stock=2, when=datetime(2011, 2, 5))]
+    )
     new = write_workbook(tmp_path / "new.xlsx", [good_row(stock=3, qty=1, when=datetime(2011, 3, 5))])
     first = drop_and_ingest(ctx, "book.xlsx", old)
     old_objects = [o for o in ctx.lake.list() if o.metadata.get("batch_id") == first["batch_id"]]
@@ -80,4 +84,6 @@ def test_publish_after_load_carries_the_batch(ctx, small_workbook):
     assert {m.attributes["batch_id"] for m in messages} == {result["batch_id"]}
     kinds = sorted(m.attributes["kind"] for m in messages)
     assert kinds.count("manifest") == 1 and kinds.count("sales") == result["partitions"]
-    assert sum(int(m.attributes["rows"]) for m in messages if m.attributes["kind"] == "sales") == result["rows"]["loaded"]
+    assert (
+        sum(int(m.attributes["rows"]) for m in messages if m.attributes["kind"] == "sales") == result["rows"]["loaded"]
+    )

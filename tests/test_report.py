@@ -25,9 +25,16 @@ PDFTOPPM = shutil.which("pdftoppm")
 PDFTOTEXT = shutil.which("pdftotext")
 MONTH, PREVIOUS = "2011-11", "2011-10"
 DAY_MARTS = ("mart_revenue_daily", "mart_invoices", "mart_product_sales_daily")
-MONTH_MEASURES = {"Net revenue": "net_revenue", "Gross sales": "gross_sales", "Cancellations": "cancellations",
-                  "Orders": "orders", "Customers": "customers", "Average order value": "average_order_value",
-                  "Cancellation rate": "cancellation_rate", "Items sold": "items_sold"}
+MONTH_MEASURES = {
+    "Net revenue": "net_revenue",
+    "Gross sales": "gross_sales",
+    "Cancellations": "cancellations",
+    "Orders": "orders",
+    "Customers": "customers",
+    "Average order value": "average_order_value",
+    "Cancellation rate": "cancellation_rate",
+    "Items sold": "items_sold",
+}
 
 
 def exact(value) -> Decimal:
@@ -54,8 +61,11 @@ def summary_table(ws, caption: str) -> list[tuple]:
 def mart_names() -> list[str]:
     import yaml
 
-    return sorted(m["name"] for p in (REPO / "dbt" / "models" / "marts").glob("*.yml")
-                  for m in yaml.safe_load(p.read_text())["models"])
+    return sorted(
+        m["name"]
+        for p in (REPO / "dbt" / "models" / "marts").glob("*.yml")
+        for m in yaml.safe_load(p.read_text())["models"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +108,12 @@ def test_summary_figures_equal_the_monthly_mart(book, db):
     rows = rows_of(ws)
     header = next(i for i, r in enumerate(rows) if r[0] == "Measure")
     assert rows[header][1:5] == ("Nov 2011", "Oct 2011", "Change", "Change %")
-    shown = {r[0]: r for r in rows[header + 1:header + 1 + len(MONTH_MEASURES)]}
+    shown = {r[0]: r for r in rows[header + 1 : header + 1 + len(MONTH_MEASURES)]}
     assert list(shown) == list(MONTH_MEASURES)
     columns = ", ".join(MONTH_MEASURES.values())
-    now, = db(f"select {columns} from mart_revenue_monthly where invoice_month = date '{MONTH}-01'")
-    then, = db(f"select {columns} from mart_revenue_monthly where invoice_month = date '{PREVIOUS}-01'")
-    for (label, column), a, b in zip(MONTH_MEASURES.items(), now, then):
+    (now,) = db(f"select {columns} from mart_revenue_monthly where invoice_month = date '{MONTH}-01'")
+    (then,) = db(f"select {columns} from mart_revenue_monthly where invoice_month = date '{PREVIOUS}-01'")
+    for (label, _column), a, b in zip(MONTH_MEASURES.items(), now, then):
         assert exact(shown[label][1]) == Decimal(str(a)), (label, shown[label][1], a)
         assert exact(shown[label][2]) == Decimal(str(b)), (label, shown[label][2], b)
     net = shown["Net revenue"]
@@ -111,8 +121,12 @@ def test_summary_figures_equal_the_monthly_mart(book, db):
     assert abs(net[4] - float(now[0] / then[0] - 1)) < 1e-12
     # formats: pounds, a percentage, thousands
     cells = {c.value: c for c in ws["A"]}
-    for label, fmt in (("Net revenue", "£"), ("Average order value", "£"), ("Cancellation rate", "%"),
-                       ("Orders", "#,##0")):
+    for label, fmt in (
+        ("Net revenue", "£"),
+        ("Average order value", "£"),
+        ("Cancellation rate", "%"),
+        ("Orders", "#,##0"),
+    ):
         assert fmt in ws.cell(cells[label].row, 2).number_format, label
 
 
@@ -120,20 +134,25 @@ def test_summary_figures_equal_the_monthly_mart(book, db):
 def test_summary_countries_and_segments_equal_the_marts(book, db):
     ws = book["Summary"]
     countries = summary_table(ws, "Net revenue by country, Nov 2011")
-    expected = db(f"select country, sum(net_revenue) as net from mart_invoices where invoice_month = date '{MONTH}-01' "
-                  "group by country order by net desc, country")
+    expected = db(
+        f"select country, sum(net_revenue) as net from mart_invoices where invoice_month = date '{MONTH}-01' "
+        "group by country order by net desc, country"
+    )
     assert [r[0] for r in countries[:10]] == [c for c, _ in expected[:10]]
     assert [exact(r[1]) for r in countries[:10]] == [n for _, n in expected[:10]]
     assert countries[-1][0] == "Other countries"
-    (month_net,), = db(f"select net_revenue from mart_revenue_monthly where invoice_month = date '{MONTH}-01'")
+    ((month_net,),) = db(f"select net_revenue from mart_revenue_monthly where invoice_month = date '{MONTH}-01'")
     assert sum(exact(r[1]) for r in countries) == month_net
-    (uk_orders, uk_customers), = db(
+    ((uk_orders, uk_customers),) = db(
         "select count(distinct invoice_no), count(distinct customer_id) from mart_invoices "
-        f"where invoice_month = date '{MONTH}-01' and is_order and country = 'United Kingdom'")
+        f"where invoice_month = date '{MONTH}-01' and is_order and country = 'United Kingdom'"
+    )
     assert countries[0][:1] == ("United Kingdom",) and countries[0][2:4] == (uk_orders, uk_customers)
     segments = summary_table(ws, "Customers by RFM segment (all dates)")
-    expected = {s: (n, v) for s, n, v in db(
-        "select segment, count(*), sum(net_revenue) from mart_customer_rfm group by segment")}
+    expected = {
+        s: (n, v)
+        for s, n, v in db("select segment, count(*), sum(net_revenue) from mart_customer_rfm group by segment")
+    }
     assert {r[0]: (r[1], exact(r[2])) for r in segments} == expected
 
 
@@ -142,17 +161,29 @@ def test_mart_sheets_hold_the_marts_with_formats_filters_and_frozen_headers(book
     for name in mart_names():
         ws = book[name]
         header = [c.value for c in ws[1]]
-        columns = [r[0] for r in db("select column_name from information_schema.columns where table_schema = "
-                                    "'analytics' and table_name = ? order by ordinal_position", name)]
+        columns = [
+            r[0]
+            for r in db(
+                "select column_name from information_schema.columns where table_schema = "
+                "'analytics' and table_name = ? order by ordinal_position",
+                name,
+            )
+        ]
         assert header == columns, name
-        where = (f" where invoice_date >= date '{MONTH}-01' and invoice_date < date '2011-12-01'" if name in DAY_MARTS
-                 else f" where invoice_month <= date '{MONTH}-01'" if name == "mart_revenue_monthly" else "")
-        (count,), = db(f"select count(*) from {name}{where}")
+        where = (
+            f" where invoice_date >= date '{MONTH}-01' and invoice_date < date '2011-12-01'"
+            if name in DAY_MARTS
+            else f" where invoice_month <= date '{MONTH}-01'"
+            if name == "mart_revenue_monthly"
+            else ""
+        )
+        ((count,),) = db(f"select count(*) from {name}{where}")
         assert ws.max_row - 1 == count > 0, name
         assert ws.freeze_panes == "A2", name
         assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{count + 1}", name
-        assert all(ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width >= 8
-                   for i in range(1, len(header) + 1)), name
+        assert all(
+            ws.column_dimensions[openpyxl.utils.get_column_letter(i)].width >= 8 for i in range(1, len(header) + 1)
+        ), name
         assert all(ws.cell(1, i).font.b for i in range(1, len(header) + 1)), name
         assert ws.cell(1, 1).comment is not None and ws.cell(1, 1).comment.text, name
         for i, column in enumerate(header, 1):
@@ -164,7 +195,7 @@ def test_mart_sheets_hold_the_marts_with_formats_filters_and_frozen_headers(book
     # a sheet's money, summed, equals the mart
     daily = book["mart_revenue_daily"]
     col = [c.value for c in daily[1]].index("net_revenue") + 1
-    (net,), = db(f"select net_revenue from mart_revenue_monthly where invoice_month = date '{MONTH}-01'")
+    ((net,),) = db(f"select net_revenue from mart_revenue_monthly where invoice_month = date '{MONTH}-01'")
     assert sum(exact(daily.cell(r, col).value) for r in range(2, daily.max_row + 1)) == net
 
 
@@ -180,10 +211,16 @@ def chart_refs(path: Path) -> list[dict]:
             plot = root.find("c:chart/c:plotArea", ns)
             kinds = [child.tag.split("}")[1] for child in plot if child.tag.endswith("Chart")]
             title = root.find("c:chart/c:title", ns)
-            out.append({"kinds": kinds, "title": "".join(t.text or "" for t in title.iter(
-                            "{http://schemas.openxmlformats.org/drawingml/2006/main}t")),
-                        "values": [f.text for f in plot.findall(".//c:ser/c:val//c:f", ns)],
-                        "categories": [f.text for f in plot.findall(".//c:ser/c:cat//c:f", ns)]})
+            out.append(
+                {
+                    "kinds": kinds,
+                    "title": "".join(
+                        t.text or "" for t in title.iter("{http://schemas.openxmlformats.org/drawingml/2006/main}t")
+                    ),
+                    "values": [f.text for f in plot.findall(".//c:ser/c:val//c:f", ns)],
+                    "categories": [f.text for f in plot.findall(".//c:ser/c:cat//c:f", ns)],
+                }
+            )
     return out
 
 
@@ -217,21 +254,38 @@ def test_three_native_charts_on_the_mart_data(reference_report: Path, book):
 @pytest.fixture(scope="module")
 def summary_render(reference_report: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Page 1 (the summary sheet) as LibreOffice prints it: PDF text and the pixels of a 70 dpi render."""
-    missing = [tool for tool, path in (("soffice (Debian libreoffice-calc)", SOFFICE),
-                                       ("pdftoppm/pdftotext (Debian poppler-utils)", PDFTOPPM and PDFTOTEXT))
-               if not path]
+    missing = [
+        tool
+        for tool, path in (
+            ("soffice (Debian libreoffice-calc)", SOFFICE),
+            ("pdftoppm/pdftotext (Debian poppler-utils)", PDFTOPPM and PDFTOTEXT),
+        )
+        if not path
+    ]
     if missing:
         pytest.skip("not installed: " + ", ".join(missing))
     folder = tmp_path_factory.mktemp("render")
-    subprocess.run([SOFFICE, f"-env:UserInstallation={(folder / 'profile').as_uri()}", "--headless",
-                    "--convert-to", 'pdf:calc_pdf_Export:{"PageRange":{"type":"string","value":"1"}}',
-                    "--outdir", str(folder), str(reference_report)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            SOFFICE,
+            f"-env:UserInstallation={(folder / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            'pdf:calc_pdf_Export:{"PageRange":{"type":"string","value":"1"}}',
+            "--outdir",
+            str(folder),
+            str(reference_report),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     pdf = folder / (reference_report.stem + ".pdf")
     text = subprocess.run([PDFTOTEXT, "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     subprocess.run([PDFTOPPM, "-r", "70", "-singlefile", str(pdf), str(folder / "page")], check=True, timeout=120)
-    subprocess.run([PDFTOPPM, "-r", "110", "-png", "-singlefile", str(pdf), str(folder / "page")], check=True,
-                   timeout=120)
+    subprocess.run(
+        [PDFTOPPM, "-r", "110", "-png", "-singlefile", str(pdf), str(folder / "page")], check=True, timeout=120
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(folder / "page.png", ARTIFACTS / "report-summary.png")
     magic, size, _, pixels = (folder / "page.ppm").read_bytes().split(b"\n", 3)
@@ -259,22 +313,25 @@ def test_libreoffice_draws_the_charts_with_their_data(summary_render: dict):
     assert len(rows) > 0, "no chart series drawn"
     third = (rows.max() - rows.min()) / 3
     for k in range(3):  # three charts stacked: each band has series ink
-        band = ink[int(rows.min() + k * third): int(rows.min() + (k + 1) * third) + 1]
+        band = ink[int(rows.min() + k * third) : int(rows.min() + (k + 1) * third) + 1]
         assert band.sum() > 100, (k, band.sum())
 
 
 # ---------------------------------------------------------------- streaming, buckets, errors
 
 
-def test_lines_sheet_streams_and_continues_past_the_row_limit(small_home: Path, tmp_path: Path, monkeypatch,
-                                                              duckdb_sql):
+def test_lines_sheet_streams_and_continues_past_the_row_limit(
+    small_home: Path, tmp_path: Path, monkeypatch, duckdb_sql
+):
     """With the row limit lowered to 1,001, the fact's lines continue over sheets lines, lines (2), ..."""
     from retail_pipeline.config import Settings
     from retail_pipeline.report import sheets, write_report
 
     monkeypatch.setattr(sheets, "EXCEL_MAX_ROWS", 1001)
     result = write_report(tmp_path / "all.xlsx", lines="all", settings=Settings.from_env(small_home))
-    (total, amount), = duckdb_sql(small_home / "warehouse.duckdb", "select count(*), sum(amount) from fct_sales_lines")
+    ((total, amount),) = duckdb_sql(
+        small_home / "warehouse.duckdb", "select count(*), sum(amount) from fct_sales_lines"
+    )
     assert result.lines == total > 2000
     wb = openpyxl.load_workbook(tmp_path / "all.xlsx", read_only=True)
     parts = [n for n in wb.sheetnames if n == "lines" or n.startswith("lines (")]
@@ -318,8 +375,9 @@ def test_cli_errors_are_clean(small_home: Path, tmp_path: Path):
 
 
 @pytest.mark.emulator
-def test_report_from_bigquery_into_cloud_storage_equals_duckdbs(emulator_run, small_home: Path, tmp_path: Path,
-                                                                monkeypatch):
+def test_report_from_bigquery_into_cloud_storage_equals_duckdbs(
+    emulator_run, small_home: Path, tmp_path: Path, monkeypatch
+):
     """The emulator chain's marts → the report → the GCS emulator; its summary equals the report of
     the same workbook on DuckDB, and the CLI on the emulator home writes the same."""
     from retail_pipeline.adapters import open_store
@@ -334,8 +392,10 @@ def test_report_from_bigquery_into_cloud_storage_equals_duckdbs(emulator_run, sm
     write_report(tmp_path / "duckdb.xlsx", settings=Settings.from_env(small_home))
     proc = run_cli(emulator_run.home, "report", str(tmp_path / "cli.xlsx"))
     assert "wrote" in proc.stdout
-    books = [openpyxl.load_workbook(p, read_only=True) for p in (from_bigquery, tmp_path / "duckdb.xlsx",
-                                                                  tmp_path / "cli.xlsx")]
+    books = [
+        openpyxl.load_workbook(p, read_only=True)
+        for p in (from_bigquery, tmp_path / "duckdb.xlsx", tmp_path / "cli.xlsx")
+    ]
     summaries = [[row for row in wb["Summary"].iter_rows(min_row=3, values_only=True)] for wb in books]
     assert summaries[0] == summaries[1] == summaries[2]
     assert any(r and r[0] == "Net revenue" and r[1] for r in summaries[0])

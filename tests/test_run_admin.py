@@ -31,7 +31,7 @@ with open(os.environ["OUT"], "w") as out:
 sys.exit(int(sys.argv[sys.argv.index("--exit") + 1]) if "--exit" in sys.argv else 0)
 """
 
-SNIPPET = '''
+SNIPPET = """
 resource "google_project_iam_custom_role" "execution_reader" {
   role_id     = "executionReader"
   title       = "Reads Cloud Run operations and executions"
@@ -54,7 +54,7 @@ resource "google_cloud_run_v2_job_iam_member" "load_runs_dbt_as_is" {
   role     = "roles/run.jobsExecutor"
   member   = "serviceAccount:${google_service_account.function["load"].email}"
 }
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,11 @@ def rmap() -> ResourceMap:
 
 def _admin(policy: Policy, tmp_path: Path) -> RunAdmin:
     out = tmp_path / "out.json"
-    job = JobDefinition(command=[sys.executable, "-c", SCRIPT], args=["--default-arg"],
-                        env={"OUT": str(out), "JOB_SETTING": "from-the-job", BATCH_ENV: "unset"})
+    job = JobDefinition(
+        command=[sys.executable, "-c", SCRIPT],
+        args=["--default-arg"],
+        env={"OUT": str(out), "JOB_SETTING": "from-the-job", BATCH_ENV: "unset"},
+    )
     return RunAdmin(policy, {JOB: job}, tmp_path / "audit.jsonl", tmp_path / "executions", region=REGION)
 
 
@@ -76,13 +79,17 @@ def snippet_admin(rmap, tmp_path):
 
 
 def _jobs(admin: RunAdmin, rmap: ResourceMap, who: str) -> run_v2.JobsClient:
-    return run_v2.JobsClient(transport="rest", client_options={"api_endpoint": admin.url},
-                             credentials=ServiceAccountIdentity(rmap.email(who)))
+    return run_v2.JobsClient(
+        transport="rest",
+        client_options={"api_endpoint": admin.url},
+        credentials=ServiceAccountIdentity(rmap.email(who)),
+    )
 
 
 def _overridden(args: list[str], env: dict[str, str] | None = None) -> run_v2.RunJobRequest:
     override = run_v2.RunJobRequest.Overrides.ContainerOverride(
-        args=args, env=[run_v2.EnvVar(name=k, value=v) for k, v in (env or {}).items()])
+        args=args, env=[run_v2.EnvVar(name=k, value=v) for k, v in (env or {}).items()]
+    )
     return run_v2.RunJobRequest(name=JOB_NAME, overrides=run_v2.RunJobRequest.Overrides(container_overrides=[override]))
 
 
@@ -107,8 +114,11 @@ def test_a_failing_job_reports_failure_and_its_exit_code(snippet_admin, rmap):
     operation = _jobs(snippet_admin, rmap, "transform").run_job(request=_overridden(["--exit", "3"]))
     with pytest.raises(gx.GoogleAPICallError, match="exit code 3"):
         operation.result(timeout=60)
-    executions = run_v2.ExecutionsClient(transport="rest", client_options={"api_endpoint": snippet_admin.url},
-                                         credentials=ServiceAccountIdentity(rmap.email("transform")))
+    executions = run_v2.ExecutionsClient(
+        transport="rest",
+        client_options={"api_endpoint": snippet_admin.url},
+        credentials=ServiceAccountIdentity(rmap.email("transform")),
+    )
     execution = executions.get_execution(name=operation.metadata.name)
     assert execution.failed_count == 1 and execution.succeeded_count == 0
     assert execution.conditions[0].state == run_v2.Condition.State.CONDITION_FAILED
@@ -137,5 +147,7 @@ def test_terraform_lets_the_transform_start_the_dbt_job_with_overrides(rmap, tmp
         (execution,) = admin.executions()
         assert admin.wait(execution.name, timeout=60).state == "succeeded"
     rows = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert {(r["permission"], r["allowed"]) for r in rows} == {("run.jobs.run", True),
-                                                                ("run.jobs.runWithOverrides", True)}
+    assert {(r["permission"], r["allowed"]) for r in rows} == {
+        ("run.jobs.run", True),
+        ("run.jobs.runWithOverrides", True),
+    }

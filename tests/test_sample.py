@@ -37,16 +37,25 @@ def test_cell_types_and_quirks_like_the_real_file(tmp_path):
     write_sample(path, rows=20_000, seed=3)
     (rows,) = sheet_rows(path).values()
     header, data = rows[0], rows[1:]
-    assert header == ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
-                      "Country")
+    assert header == (
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    )
     assert len(data) == 20_000
     invoices = [r[0] for r in data]
     assert any(isinstance(v, int) for v in invoices)  # plain invoices are numbers
     assert any(isinstance(v, str) and v.startswith("C") for v in invoices)  # cancellations are text
     assert sum(isinstance(v, str) and v.startswith("A") for v in invoices) == 3  # bad-debt adjustments
     codes = [r[1] for r in data]
-    assert any(isinstance(v, int) for v in codes) and any(isinstance(v, str) and v[-1].isalpha() and v[:5].isdigit()
-                                                          for v in codes)
+    assert any(isinstance(v, int) for v in codes) and any(
+        isinstance(v, str) and v[-1].isalpha() and v[:5].isdigit() for v in codes
+    )
     assert {"POST", "DOT", "M"} <= {v for v in codes if isinstance(v, str)}
     assert all(isinstance(r[4], datetime) for r in data)
     assert any(r[6] is None for r in data) and any(isinstance(r[6], int) for r in data)
@@ -65,8 +74,16 @@ def test_online_retail_ii_variant_has_two_sheets_and_its_headers(tmp_path):
     sheets = sheet_rows(path)
     assert list(sheets) == ["Year 2009-2010", "Year 2010-2011"]
     for rows in sheets.values():
-        assert rows[0] == ("Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID",
-                           "Country")
+        assert rows[0] == (
+            "Invoice",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "Price",
+            "Customer ID",
+            "Country",
+        )
     assert sum(len(r) - 1 for r in sheets.values()) == 2000
     assert min(r[4] for r in sheets["Year 2009-2010"][1:]).year == 2009
 

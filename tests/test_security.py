@@ -15,8 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                         capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     return [f for f in out.split("\0") if f and (REPO / f).is_file()]
 
 
@@ -39,8 +43,9 @@ def test_secret_scanner_would_see_a_key(tmp_path):
     token = base64.b64encode(hashlib.sha256(b"planted").digest()).decode()  # made at run time: this file stays clean
     planted.write_text(f'password = "{token}"\n')
     scanner = Path(sys.executable).parent / "detect-secrets"
-    proc = subprocess.run([str(scanner), "scan", planted.name], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [str(scanner), "scan", planted.name], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert json.loads(proc.stdout)["results"] != {}
 
 

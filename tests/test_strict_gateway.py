@@ -18,8 +18,8 @@ import requests
 from google.api_core import exceptions as gx
 from google.cloud import bigquery, storage
 
-from retail_pipeline.strict.gateway import Gateway
 from retail_pipeline.identity import ServiceAccountIdentity
+from retail_pipeline.strict.gateway import Gateway
 from retail_pipeline.strict.policy import Policy
 from retail_pipeline.strict.resources import ResourceMap
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.emulator
 
 REPO = Path(__file__).resolve().parents[1]
 
-SNIPPET = '''
+SNIPPET = """
 locals {
   reports = "projects/_/buckets/${google_storage_bucket.landing.name}/objects/rejected/"
   ingest = "serviceAccount:${google_service_account.function["ingest"].email}"
@@ -71,20 +71,23 @@ resource "google_project_iam_member" "transform_jobs" {
   role    = "roles/bigquery.jobUser"
   member  = "serviceAccount:${google_service_account.function["transform"].email}"
 }
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def chain(emulators, tmp_path_factory):
     """Buckets and datasets of this module (made by the admin), gateways with both policies."""
     tag = "s" + uuid.uuid4().hex[:8]
-    rmap = ResourceMap.for_chain(emulators.project, f"{tag}-landing", f"{tag}-lake", tag, "partition-loaded",
-                                 "retail-dbt")
+    rmap = ResourceMap.for_chain(
+        emulators.project, f"{tag}-landing", f"{tag}-lake", tag, "partition-loaded", "retail-dbt"
+    )
     audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
     terraform, snippet = Policy.from_terraform(REPO / "terraform", rmap), Policy.from_hcl(SNIPPET, rmap)
-    gateways = {(kind, name): Gateway(upstream, kind, policy, audit)
-                for kind, upstream in (("gcs", emulators.gcs_url), ("bigquery", emulators.bq_url))
-                for name, policy in (("terraform", terraform), ("snippet", snippet))}
+    gateways = {
+        (kind, name): Gateway(upstream, kind, policy, audit)
+        for kind, upstream in (("gcs", emulators.gcs_url), ("bigquery", emulators.bq_url))
+        for name, policy in (("terraform", terraform), ("snippet", snippet))
+    }
     for gateway in gateways.values():
         gateway.start()
     chain = Chain(rmap, gateways, audit, tag)
@@ -107,12 +110,19 @@ class Chain:
         self.landing, self.lake = f"{tag}-landing", f"{tag}-lake"
 
     def storage(self, who: str, policy: str = "terraform") -> storage.Client:
-        return storage.Client(project=self.project, credentials=ServiceAccountIdentity(self.rmap.email(who)),
-                              client_options={"api_endpoint": self.gateways[("gcs", policy)].url})
+        return storage.Client(
+            project=self.project,
+            credentials=ServiceAccountIdentity(self.rmap.email(who)),
+            client_options={"api_endpoint": self.gateways[("gcs", policy)].url},
+        )
 
     def bigquery(self, who: str, policy: str = "terraform") -> bigquery.Client:
-        return bigquery.Client(project=self.project, credentials=ServiceAccountIdentity(self.rmap.email(who)),
-                               location="EU", client_options={"api_endpoint": self.gateways[("bigquery", policy)].url})
+        return bigquery.Client(
+            project=self.project,
+            credentials=ServiceAccountIdentity(self.rmap.email(who)),
+            location="EU",
+            client_options={"api_endpoint": self.gateways[("bigquery", policy)].url},
+        )
 
     def table(self, dataset: str, table: str) -> str:
         return f"{self.project}.{self.tag}_{dataset}.{table}"
@@ -128,6 +138,7 @@ def _assert_names(exc: Exception, account: str, permission: str, resource: str) 
 
 # --- Cloud Storage ----------------------------------------------------------------------------
 
+
 def test_granted_storage_calls_pass_and_are_audited(chain):
     chain.storage("ingest").bucket(chain.lake).blob("sales/2011-01.parquet").upload_from_string(b"parquet bytes")
     reader = chain.storage("ingest")
@@ -139,17 +150,25 @@ def test_granted_storage_calls_pass_and_are_audited(chain):
     rows = [r for r in chain.audit_rows() if r["account"] == ingest and r["service"] == "gcs"]
     used = {(r["permission"], r["resource"]) for r in rows}
     obj = f"projects/_/buckets/{chain.lake}/objects/sales/2011-01.parquet"
-    assert {("storage.objects.create", obj), ("storage.objects.get", obj),
-            ("storage.objects.list", f"projects/_/buckets/{chain.lake}")} <= used
-    assert rows and all(r["allowed"] and r["binding"].startswith("google_storage_bucket_iam_member.")
-                        for r in rows)  # granted on the bucket, not project-wide
+    assert {
+        ("storage.objects.create", obj),
+        ("storage.objects.get", obj),
+        ("storage.objects.list", f"projects/_/buckets/{chain.lake}"),
+    } <= used
+    assert rows and all(
+        r["allowed"] and r["binding"].startswith("google_storage_bucket_iam_member.") for r in rows
+    )  # granted on the bucket, not project-wide
 
 
 def test_a_call_terraform_does_not_grant_is_403_naming_account_permission_and_resource(chain):
     with pytest.raises(gx.Forbidden) as denied:
         chain.storage("load").bucket(chain.landing).blob("stray.txt").upload_from_string(b"x")
-    _assert_names(denied.value, chain.rmap.email("load"), "storage.objects.create",
-                  f"projects/_/buckets/{chain.landing}/objects/stray.txt")
+    _assert_names(
+        denied.value,
+        chain.rmap.email("load"),
+        "storage.objects.create",
+        f"projects/_/buckets/{chain.landing}/objects/stray.txt",
+    )
     with pytest.raises(gx.Forbidden) as denied:
         list(chain.storage("dbt").list_blobs(chain.lake))
     _assert_names(denied.value, chain.rmap.email("dbt"), "storage.objects.list", f"projects/_/buckets/{chain.lake}")
@@ -159,8 +178,9 @@ def test_a_call_terraform_does_not_grant_is_403_naming_account_permission_and_re
 def test_transform_listing_the_lake_without_a_role_is_refused(chain):
     with pytest.raises(gx.Forbidden) as denied:
         list(chain.storage("transform", "snippet").list_blobs(chain.lake, prefix="_manifests/"))
-    _assert_names(denied.value, chain.rmap.email("transform"), "storage.objects.list",
-                  f"projects/_/buckets/{chain.lake}")
+    _assert_names(
+        denied.value, chain.rmap.email("transform"), "storage.objects.list", f"projects/_/buckets/{chain.lake}"
+    )
 
 
 def test_conditional_grant_allows_only_the_rejected_prefix(chain):
@@ -168,8 +188,12 @@ def test_conditional_grant_allows_only_the_rejected_prefix(chain):
     ingest.blob("rejected/bad.xlsx.json").upload_from_string(b"{}")
     with pytest.raises(gx.Forbidden) as denied:
         ingest.blob("bad.xlsx.json").upload_from_string(b"{}")
-    _assert_names(denied.value, chain.rmap.email("ingest"), "storage.objects.create",
-                  f"projects/_/buckets/{chain.landing}/objects/bad.xlsx.json")
+    _assert_names(
+        denied.value,
+        chain.rmap.email("ingest"),
+        "storage.objects.create",
+        f"projects/_/buckets/{chain.landing}/objects/bad.xlsx.json",
+    )
     names = [b.name for b in chain.storage("admin").list_blobs(chain.landing)]
     assert "rejected/bad.xlsx.json" in names and "bad.xlsx.json" not in names
 
@@ -179,8 +203,12 @@ def test_overwriting_an_object_also_needs_delete(chain):
     bucket.blob("ledger/one.json").upload_from_string(b"first")
     with pytest.raises(gx.Forbidden) as denied:
         bucket.blob("ledger/one.json").upload_from_string(b"second")
-    _assert_names(denied.value, chain.rmap.email("load"), "storage.objects.delete",
-                  f"projects/_/buckets/{chain.lake}/objects/ledger/one.json")
+    _assert_names(
+        denied.value,
+        chain.rmap.email("load"),
+        "storage.objects.delete",
+        f"projects/_/buckets/{chain.lake}/objects/ledger/one.json",
+    )
     assert chain.storage("admin").bucket(chain.lake).blob("ledger/one.json").download_as_bytes() == b"first"
 
 
@@ -226,8 +254,13 @@ def test_resumable_uploads_stay_behind_the_gateway(chain):
     payload = bytes(range(256)) * 3000  # 768,000 bytes: three chunks
     blob.upload_from_file(io.BytesIO(payload), if_generation_match=0)  # no size given: a resumable upload
     assert chain.storage("admin").bucket(chain.lake).blob("big/partition.parquet").download_as_bytes() == payload
-    puts = [r for r in chain.audit_rows() if r["method"] == "PUT" and r["path"].startswith("/upload/storage/")
-            and r["resource"].endswith("/objects/big/partition.parquet")]
+    puts = [
+        r
+        for r in chain.audit_rows()
+        if r["method"] == "PUT"
+        and r["path"].startswith("/upload/storage/")
+        and r["resource"].endswith("/objects/big/partition.parquet")
+    ]
     assert len(puts) >= 3 and all(r["allowed"] for r in puts)
 
 
@@ -241,25 +274,34 @@ def test_no_token_is_401(chain):
 
 # --- BigQuery ---------------------------------------------------------------------------------
 
+
 def test_granted_queries_and_loads_pass(chain):
     chain.storage("ingest").bucket(chain.lake).blob("csv/n.csv").upload_from_string(b"n\n5\n6\n")
     load = chain.bigquery("load")
-    config = bigquery.LoadJobConfig(source_format="CSV", skip_leading_rows=1,
-                                    schema=[bigquery.SchemaField("n", "INT64")])
-    load.load_table_from_uri(f"gs://{chain.lake}/csv/n.csv", chain.table("pipeline", "_stage_n"),
-                             job_config=config).result(timeout=60)
-    load.query(f"INSERT INTO `{chain.table('raw', 'lines')}` (n) SELECT n FROM `{chain.table('pipeline', '_stage_n')}`",
-               ).result(timeout=60)
+    config = bigquery.LoadJobConfig(
+        source_format="CSV", skip_leading_rows=1, schema=[bigquery.SchemaField("n", "INT64")]
+    )
+    load.load_table_from_uri(
+        f"gs://{chain.lake}/csv/n.csv", chain.table("pipeline", "_stage_n"), job_config=config
+    ).result(timeout=60)
+    load.query(
+        f"INSERT INTO `{chain.table('raw', 'lines')}` (n) SELECT n FROM `{chain.table('pipeline', '_stage_n')}`",
+    ).result(timeout=60)
     assert sorted(r.n for r in load.list_rows(chain.table("raw", "lines"))) == [5, 6]
     load.delete_table(chain.table("pipeline", "_stage_n"))
-    used = {(r["permission"], r["resource"]) for r in chain.audit_rows()
-            if r["account"] == chain.rmap.email("load") and r["allowed"]}
+    used = {
+        (r["permission"], r["resource"])
+        for r in chain.audit_rows()
+        if r["account"] == chain.rmap.email("load") and r["allowed"]
+    }
     p = f"projects/{chain.project}"
-    assert {("bigquery.jobs.create", p),
-            ("storage.objects.get", f"projects/_/buckets/{chain.lake}/objects/csv/n.csv"),
-            ("bigquery.tables.create", f"{p}/datasets/{chain.tag}_pipeline"),
-            ("bigquery.tables.updateData", f"{p}/datasets/{chain.tag}_raw/tables/lines"),
-            ("bigquery.tables.getData", f"{p}/datasets/{chain.tag}_pipeline/tables/_stage_n")} <= used
+    assert {
+        ("bigquery.jobs.create", p),
+        ("storage.objects.get", f"projects/_/buckets/{chain.lake}/objects/csv/n.csv"),
+        ("bigquery.tables.create", f"{p}/datasets/{chain.tag}_pipeline"),
+        ("bigquery.tables.updateData", f"{p}/datasets/{chain.tag}_raw/tables/lines"),
+        ("bigquery.tables.getData", f"{p}/datasets/{chain.tag}_pipeline/tables/_stage_n"),
+    } <= used
 
 
 def test_create_dataset_exists_ok_needs_project_level_create(chain):
@@ -271,19 +313,29 @@ def test_create_dataset_exists_ok_needs_project_level_create(chain):
 def test_dbt_may_not_write_raw_tables(chain):
     with pytest.raises(gx.Forbidden) as denied:
         chain.bigquery("dbt").query(f"DELETE FROM `{chain.table('raw', 'lines')}` WHERE true").result(timeout=60)
-    _assert_names(denied.value, chain.rmap.email("dbt"), "bigquery.tables.updateData",
-                  f"projects/{chain.project}/datasets/{chain.tag}_raw/tables/lines")
+    _assert_names(
+        denied.value,
+        chain.rmap.email("dbt"),
+        "bigquery.tables.updateData",
+        f"projects/{chain.project}/datasets/{chain.tag}_raw/tables/lines",
+    )
 
 
 def test_load_jobs_read_their_sources_as_the_caller(chain):
     chain.storage("ingest").bucket(chain.lake).blob("csv/t.csv").upload_from_string(b"n\n1\n")
-    config = bigquery.LoadJobConfig(source_format="CSV", skip_leading_rows=1,
-                                    schema=[bigquery.SchemaField("n", "INT64")])
+    config = bigquery.LoadJobConfig(
+        source_format="CSV", skip_leading_rows=1, schema=[bigquery.SchemaField("n", "INT64")]
+    )
     with pytest.raises(gx.Forbidden) as denied:
         chain.bigquery("transform", "snippet").load_table_from_uri(
-            f"gs://{chain.lake}/csv/t.csv", chain.table("pipeline", "_stage_t"), job_config=config)
-    _assert_names(denied.value, chain.rmap.email("transform"), "storage.objects.get",
-                  f"projects/_/buckets/{chain.lake}/objects/csv/t.csv")
+            f"gs://{chain.lake}/csv/t.csv", chain.table("pipeline", "_stage_t"), job_config=config
+        )
+    _assert_names(
+        denied.value,
+        chain.rmap.email("transform"),
+        "storage.objects.get",
+        f"projects/_/buckets/{chain.lake}/objects/csv/t.csv",
+    )
 
 
 def test_a_repeated_job_id_is_409_and_only_its_creator_reads_it(chain):

@@ -38,6 +38,7 @@ def _email(rmap: ResourceMap, who: str) -> str:
 
 # --- terraform/*.tf ---------------------------------------------------------------------------
 
+
 def _iam_grant_count() -> int:
     """Grants as Terraform would create them: one per *_iam_member resource and for_each entry (a map
     literal, or ``local.NAME`` holding one); a ``count = flag ? 1 : 0`` grant counts once (flag on)."""
@@ -45,8 +46,13 @@ def _iam_grant_count() -> int:
     for path in TF.glob("*.tf"):
         with path.open() as handle:
             docs.append(hcl2.load(handle))
-    local_maps = {name: value for doc in docs for block in doc.get("locals", []) for name, value in block.items()
-                  if isinstance(value, dict)}
+    local_maps = {
+        name: value
+        for doc in docs
+        for block in doc.get("locals", [])
+        for name, value in block.items()
+        if isinstance(value, dict)
+    }
     count = 0
     for doc in docs:
         for block in doc.get("resource", []):
@@ -56,7 +62,7 @@ def _iam_grant_count() -> int:
                 for body in named.values():
                     for_each = body.get("for_each")  # a map literal, or an expression string
                     if isinstance(for_each, str) and for_each.startswith("${local."):
-                        for_each = local_maps[for_each[len("${local."):-1]]
+                        for_each = local_maps[for_each[len("${local.") : -1]]
                     count += len(for_each) if isinstance(for_each, dict) else 1
     return count
 
@@ -80,12 +86,12 @@ def test_the_conditional_grant_is_read_with_the_actual_bucket_name(policy, rmap)
 
 
 def test_a_principal_terraform_does_not_know_fails_loudly(rmap):
-    snippet = '''
+    snippet = """
 resource "google_storage_bucket_iam_member" "x" {
   bucket = google_storage_bucket.lake.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.mystery.email}"
-}'''
+}"""
     with pytest.raises(TerraformIamError, match="mystery"):
         Policy.from_hcl(snippet, rmap)
 
@@ -93,16 +99,23 @@ resource "google_storage_bucket_iam_member" "x" {
 DBT = 'member = "serviceAccount:${google_service_account.dbt.email}"\n'
 
 
-@pytest.mark.parametrize("body, message", [
-    ('bucket = google_storage_bucket.lake.name\n role = "roles/storage.objectViewer"\n member = var.reader',
-     "principal"),
-    ('bucket = var.some_bucket\n role = "roles/storage.objectViewer"\n member = local.dbt_member', "resource"),
-    (DBT + 'bucket = google_storage_bucket.lake.name\n role = "roles/storage.madeUp"', "roles.json"),
-    (DBT + 'bucket = google_storage_bucket.lake.name\n role = "roles/storage.objectViewer"\n'
-           'condition {\n title = "t"\n expression = "request.time < timestamp(\\"2030-01-01T00:00:00Z\\")"\n }',
-     "unsupported IAM condition"),
-    (DBT + 'count = 1\n bucket = google_storage_bucket.lake.name\n role = "roles/storage.objectViewer"', "count"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            'bucket = google_storage_bucket.lake.name\n role = "roles/storage.objectViewer"\n member = var.reader',
+            "principal",
+        ),
+        ('bucket = var.some_bucket\n role = "roles/storage.objectViewer"\n member = local.dbt_member', "resource"),
+        (DBT + 'bucket = google_storage_bucket.lake.name\n role = "roles/storage.madeUp"', "roles.json"),
+        (
+            DBT + 'bucket = google_storage_bucket.lake.name\n role = "roles/storage.objectViewer"\n'
+            'condition {\n title = "t"\n expression = "request.time < timestamp(\\"2030-01-01T00:00:00Z\\")"\n }',
+            "unsupported IAM condition",
+        ),
+        (DBT + 'count = 1\n bucket = google_storage_bucket.lake.name\n role = "roles/storage.objectViewer"', "count"),
+    ],
+)
 def test_unknown_expressions_fail_loudly(rmap, body, message):
     snippet = f'resource "google_storage_bucket_iam_member" "x" {{\n {body}\n}}\n'
     with pytest.raises(TerraformIamError, match=message):
@@ -110,17 +123,17 @@ def test_unknown_expressions_fail_loudly(rmap, body, message):
 
 
 def test_authoritative_iam_policies_are_refused(rmap):
-    snippet = '''
+    snippet = """
 resource "google_storage_bucket_iam_policy" "x" {
   bucket      = google_storage_bucket.lake.name
   policy_data = data.google_iam_policy.lake.policy_data
-}'''
+}"""
     with pytest.raises(TerraformIamError, match="does not read google_storage_bucket_iam_policy"):
         Policy.from_hcl(snippet, rmap)
 
 
 def test_for_each_maps_bindings_and_custom_roles(rmap):
-    snippet = '''
+    snippet = """
 locals {
   dbt_member = "serviceAccount:${google_service_account.dbt.email}"
 }
@@ -142,7 +155,7 @@ resource "google_bigquery_dataset_iam_binding" "raw_viewers" {
   dataset_id = google_bigquery_dataset.raw.dataset_id
   role       = "roles/bigquery.dataViewer"
   members    = ["serviceAccount:${google_service_account.function["ingest"].email}", local.dbt_member]
-}'''
+}"""
     policy = Policy.from_hcl(snippet, rmap)
     execution = f"projects/{PROJECT}/locations/europe-west1/jobs/retail-dbt/executions/retail-dbt-abcde"
     for who in ("load", "dbt"):
@@ -166,8 +179,9 @@ def test_the_sweep_and_the_service_agents_have_their_terraform_grants(policy, rm
     assert policy.check(sweep, "storage.objects.list", "projects/_/buckets/t-landing").allowed
     assert not policy.check(sweep, "storage.objects.create", "projects/_/buckets/t-landing/objects/x.xlsx").allowed
     assert policy.check(sweep, "bigquery.tables.getData", f"projects/{PROJECT}/datasets/t_pipeline/tables/x").allowed
-    assert not policy.check(sweep, "bigquery.tables.updateData",
-                            f"projects/{PROJECT}/datasets/t_pipeline/tables/x").allowed
+    assert not policy.check(
+        sweep, "bigquery.tables.updateData", f"projects/{PROJECT}/datasets/t_pipeline/tables/x"
+    ).allowed
     assert policy.check(sweep, "pubsub.topics.publish", f"projects/{PROJECT}/topics/partition-loaded").allowed
     assert policy.check(eventarc, "pubsub.topics.create", f"projects/{PROJECT}").allowed
     assert not policy.check(sweep, "pubsub.topics.create", f"projects/{PROJECT}").allowed
@@ -177,21 +191,27 @@ def test_the_cmek_grants_are_read_on_the_keys_terraform_creates(policy, rmap):
     data_key = f"projects/{PROJECT}/locations/europe-west1/keyRings/retail-keys/cryptoKeys/retail-data"
     bigquery_key = f"projects/{PROJECT}/locations/europe/keyRings/retail-keys-bq/cryptoKeys/retail-data-bq"
     assert rmap.email("bigquery_agent") == "bq-000000000000@bigquery-encryption.iam.gserviceaccount.com"
-    kms = {g.binding.address: (g.email, g.resource) for g in policy.grants if g.binding.address.startswith("google_kms")}
+    kms = {
+        g.binding.address: (g.email, g.resource) for g in policy.grants if g.binding.address.startswith("google_kms")
+    }
     assert kms == {
         "google_kms_crypto_key_iam_member.gcs_agent[0]": (rmap.email("gcs_agent"), data_key),
         "google_kms_crypto_key_iam_member.pubsub_agent[0]": (rmap.email("pubsub_agent"), data_key),
         "google_kms_crypto_key_iam_member.artifactregistry_agent[0]": (
-            "service-000000000000@gcp-sa-artifactregistry.iam.gserviceaccount.com", data_key),
+            "service-000000000000@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+            data_key,
+        ),
         "google_kms_crypto_key_iam_member.bigquery_agent[0]": (rmap.email("bigquery_agent"), bigquery_key),
     }
-    assert policy.check(rmap.email("bigquery_agent"), "cloudkms.cryptoKeyVersions.useToEncrypt",
-                        f"{bigquery_key}/cryptoKeyVersions/1").allowed
+    assert policy.check(
+        rmap.email("bigquery_agent"), "cloudkms.cryptoKeyVersions.useToEncrypt", f"{bigquery_key}/cryptoKeyVersions/1"
+    ).allowed
     assert not policy.check(rmap.email("gcs_agent"), "cloudkms.cryptoKeyVersions.useToEncrypt", bigquery_key).allowed
     assert not policy.check(rmap.email("ingest"), "cloudkms.cryptoKeyVersions.useToDecrypt", data_key).allowed
     # a BigQuery location that is also the key's region: one key for everything, as kms.tf has it
-    same = ResourceMap.for_chain(PROJECT, "t-landing", "t-lake", "t", "partition-loaded", "retail-dbt",
-                                 bigquery_location="europe-west1")
+    same = ResourceMap.for_chain(
+        PROJECT, "t-landing", "t-lake", "t", "partition-loaded", "retail-dbt", bigquery_location="europe-west1"
+    )
     assert same.resource("cryptoKey:bigquery") == same.resource("cryptoKey:data") == data_key
 
 
@@ -224,40 +244,49 @@ def test_a_grant_switched_on_by_a_flag_is_read_once(rmap):
     for key in ("local.key", "google_kms_crypto_key.data[0].id", '(local.on ? local.key : "")'):
         policy = Policy.from_hcl(_cmek(key=key), rmap)
         assert [(g.binding.address, g.binding.principal, g.binding.resource) for g in policy.grants] == [
-            ("google_kms_crypto_key_iam_member.x[0]", "artifactregistry_agent", "cryptoKey:data")], key
+            ("google_kms_crypto_key_iam_member.x[0]", "artifactregistry_agent", "cryptoKey:data")
+        ], key
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"count": "count = local.on ? 2 : 0"}, "count"),
-    ({"count": "count = length(var.keys)"}, "count"),
-    ({"key": "var.cmek.kms_key_name"}, "names no google_kms_crypto_key"),
-    ({"key": "google_kms_crypto_key.other[0].id"}, "no resource google_kms_crypto_key.other"),
-    ({"key": "local.on ? local.key : data.google_kms_crypto_key.k.id"}, "cannot tell which crypto key"),
-    ({"member": 'local.on ? local.agent : "serviceAccount:${google_service_account.dbt.email}"'},
-     "does not name exactly one"),
-    ({"member": "one(google_project_service_identity.artifactregistry[*].name)"}, "principal"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"count": "count = local.on ? 2 : 0"}, "count"),
+        ({"count": "count = length(var.keys)"}, "count"),
+        ({"key": "var.cmek.kms_key_name"}, "names no google_kms_crypto_key"),
+        ({"key": "google_kms_crypto_key.other[0].id"}, "no resource google_kms_crypto_key.other"),
+        ({"key": "local.on ? local.key : data.google_kms_crypto_key.k.id"}, "cannot tell which crypto key"),
+        (
+            {"member": 'local.on ? local.agent : "serviceAccount:${google_service_account.dbt.email}"'},
+            "does not name exactly one",
+        ),
+        ({"member": "one(google_project_service_identity.artifactregistry[*].name)"}, "principal"),
+    ],
+)
 def test_unknown_cmek_expressions_fail_loudly(rmap, kwargs, message):
     with pytest.raises(TerraformIamError, match=message):
         Policy.from_hcl(_cmek(**kwargs), rmap)
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ("a", None),
-    ("a ? b : c", ("a", "b", "c")),
-    ('(x == "a:b?" ? (p ? q : r) : s)', ('x == "a:b?"', "p ? q : r", "s")),
-    ("a ? b ? c : d : e ? f : g", ("a", "b ? c : d", "e ? f : g")),
-    ('f ? "serviceAccount:${one(x[*].email)}" : ""', ("f", '"serviceAccount:${one(x[*].email)}"', '""')),
-    ('{ a = 1 }["a"] == 1 ? "${y ? 1 : 2}" : z', ('{ a = 1 }["a"] == 1', '"${y ? 1 : 2}"', "z")),
-    ("(a) ? (b) : (c)", ("(a)", "b", "c")),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("a", None),
+        ("a ? b : c", ("a", "b", "c")),
+        ('(x == "a:b?" ? (p ? q : r) : s)', ('x == "a:b?"', "p ? q : r", "s")),
+        ("a ? b ? c : d : e ? f : g", ("a", "b ? c : d", "e ? f : g")),
+        ('f ? "serviceAccount:${one(x[*].email)}" : ""', ("f", '"serviceAccount:${one(x[*].email)}"', '""')),
+        ('{ a = 1 }["a"] == 1 ? "${y ? 1 : 2}" : z', ('{ a = 1 }["a"] == 1', '"${y ? 1 : 2}"', "z")),
+        ("(a) ? (b) : (c)", ("(a)", "b", "c")),
+    ],
+)
 def test_hcl_conditionals_split_at_their_top_level(expr, expected):
     assert split_conditional(expr) == expected
 
 
 # --- Policy.check -----------------------------------------------------------------------------
 
-SNIPPET = '''
+SNIPPET = """
 locals {
   reports = "projects/_/buckets/${google_storage_bucket.landing.name}/objects/rejected/"
 }
@@ -280,7 +309,7 @@ resource "google_project_iam_member" "jobs" {
   role    = "roles/bigquery.jobUser"
   member  = "serviceAccount:${google_service_account.function["load"].email}"
 }
-'''
+"""
 
 
 def test_check_follows_the_resource_hierarchy_and_conditions(rmap):
@@ -305,6 +334,7 @@ def test_check_follows_the_resource_hierarchy_and_conditions(rmap):
 
 # --- roles.json -------------------------------------------------------------------------------
 
+
 def test_roles_json_names_its_sources_and_the_documented_permissions():
     data = json.loads(importlib_resources.files("retail_pipeline.strict").joinpath("roles.json").read_text())
     assert data["_note"]
@@ -314,15 +344,28 @@ def test_roles_json_names_its_sources_and_the_documented_permissions():
     roles = predefined_roles()
     viewer, user = roles["roles/storage.objectViewer"], roles["roles/storage.objectUser"]
     assert {"storage.objects.get", "storage.objects.list"} <= viewer and "storage.objects.create" not in viewer
-    assert {"storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list",
-            "storage.objects.update"} <= user
+    assert {
+        "storage.objects.create",
+        "storage.objects.delete",
+        "storage.objects.get",
+        "storage.objects.list",
+        "storage.objects.update",
+    } <= user
     assert "storage.buckets.get" not in viewer | user
     data_viewer, data_editor = roles["roles/bigquery.dataViewer"], roles["roles/bigquery.dataEditor"]
-    assert {"bigquery.tables.getData", "bigquery.tables.get", "bigquery.tables.list",
-            "bigquery.datasets.get"} <= data_viewer
+    assert {
+        "bigquery.tables.getData",
+        "bigquery.tables.get",
+        "bigquery.tables.list",
+        "bigquery.datasets.get",
+    } <= data_viewer
     assert "bigquery.tables.updateData" not in data_viewer
-    assert {"bigquery.tables.create", "bigquery.tables.updateData", "bigquery.tables.update",
-            "bigquery.tables.delete"} <= data_editor
+    assert {
+        "bigquery.tables.create",
+        "bigquery.tables.updateData",
+        "bigquery.tables.update",
+        "bigquery.tables.delete",
+    } <= data_editor
     assert "bigquery.jobs.create" in roles["roles/bigquery.jobUser"]
     assert {"run.jobs.run", "run.routes.invoke"} <= roles["roles/run.invoker"]
     assert "run.jobs.runWithOverrides" not in roles["roles/run.invoker"] | roles["roles/run.jobsExecutor"]
@@ -330,6 +373,7 @@ def test_roles_json_names_its_sources_and_the_documented_permissions():
 
 
 # --- identity ---------------------------------------------------------------------------------
+
 
 def test_identity_token_names_the_account_and_needs_no_network():
     creds = ServiceAccountIdentity("retail-fn-load@p.iam.gserviceaccount.com")
@@ -348,22 +392,37 @@ def test_identity_token_names_the_account_and_needs_no_network():
 
 # --- SQL table references ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("sql, expected", [
-    ("SELECT 1", []),
-    ("SELECT a.x FROM `p.ds.t` a JOIN ds2.u b USING (id) WHERE a.s = 'FROM x.y' -- FROM c.d",
-     [("read", "p", "ds", "t"), ("read", "q", "ds2", "u")]),
-    (("BEGIN TRANSACTION;\nINSERT INTO `p.pl.runs` (a) SELECT 1 FROM (SELECT 1) WHERE NOT EXISTS (SELECT 1 "
-      "FROM `p.pl.runs`);\nCOMMIT TRANSACTION;"),
-     [("insert", "p", "pl", "runs"), ("read", "p", "pl", "runs")]),
-    ("UPDATE `p`.`pl`.`runs` SET state = 'x' WHERE true", [("modify", "p", "pl", "runs")]),
-    ("DELETE FROM raw.sales WHERE batch_id = 'b'", [("modify", "q", "raw", "sales"), ("read", "q", "raw", "sales")]),
-    ("create or replace table `p`.`an`.`fct` as (with s as (select * from `p`.`raw`.`sales`) select * from s)",
-     [("create", "p", "an", "fct"), ("read", "p", "raw", "sales")]),
-    ("DROP TABLE IF EXISTS `p.pl._stage_x`", [("drop", "p", "pl", "_stage_x")]),
-    ("TRUNCATE TABLE p.pl.t", [("truncate", "p", "pl", "t")]),
-    ("CREATE SCHEMA IF NOT EXISTS `p`.`an`", [("dataset_create", "p", "an", None)]),
-    ("select * from `p`.`an`.INFORMATION_SCHEMA.COLUMNS", [("metadata", "p", "an", None)]),
-    ("CREATE TEMP TABLE stage AS SELECT * FROM raw.x", [("read", "q", "raw", "x")]),
-])
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("SELECT 1", []),
+        (
+            "SELECT a.x FROM `p.ds.t` a JOIN ds2.u b USING (id) WHERE a.s = 'FROM x.y' -- FROM c.d",
+            [("read", "p", "ds", "t"), ("read", "q", "ds2", "u")],
+        ),
+        (
+            (
+                "BEGIN TRANSACTION;\nINSERT INTO `p.pl.runs` (a) SELECT 1 FROM (SELECT 1) WHERE NOT EXISTS (SELECT 1 "
+                "FROM `p.pl.runs`);\nCOMMIT TRANSACTION;"
+            ),
+            [("insert", "p", "pl", "runs"), ("read", "p", "pl", "runs")],
+        ),
+        ("UPDATE `p`.`pl`.`runs` SET state = 'x' WHERE true", [("modify", "p", "pl", "runs")]),
+        (
+            "DELETE FROM raw.sales WHERE batch_id = 'b'",
+            [("modify", "q", "raw", "sales"), ("read", "q", "raw", "sales")],
+        ),
+        (
+            "create or replace table `p`.`an`.`fct` as (with s as (select * from `p`.`raw`.`sales`) select * from s)",
+            [("create", "p", "an", "fct"), ("read", "p", "raw", "sales")],
+        ),
+        ("DROP TABLE IF EXISTS `p.pl._stage_x`", [("drop", "p", "pl", "_stage_x")]),
+        ("TRUNCATE TABLE p.pl.t", [("truncate", "p", "pl", "t")]),
+        ("CREATE SCHEMA IF NOT EXISTS `p`.`an`", [("dataset_create", "p", "an", None)]),
+        ("select * from `p`.`an`.INFORMATION_SCHEMA.COLUMNS", [("metadata", "p", "an", None)]),
+        ("CREATE TEMP TABLE stage AS SELECT * FROM raw.x", [("read", "q", "raw", "x")]),
+    ],
+)
 def test_sql_table_uses(sql, expected):
     assert [(u.kind, u.project, u.dataset, u.table) for u in table_uses(sql, "q")] == expected

@@ -88,19 +88,25 @@ def test_lost_loads_an_unclaimed_batch_and_a_stuck_run_are_redriven_once(setting
 
     month = next(p for (k, p) in sorted(next(iter(ctx.warehouse.batch_records())).loaded) if k == "sales")
     con = duckdb.connect(str(settings.warehouse_url.path))
-    lost = con.execute("SELECT count(*) FROM raw.sales_lines WHERE strftime(invoice_month, '%Y-%m') = ?",
-                       [month]).fetchone()[0]
+    lost = con.execute(
+        "SELECT count(*) FROM raw.sales_lines WHERE strftime(invoice_month, '%Y-%m') = ?", [month]
+    ).fetchone()[0]
     con.execute("DELETE FROM raw.sales_lines WHERE strftime(invoice_month, '%Y-%m') = ?", [month])
     con.execute("DELETE FROM pipeline.load_ledger WHERE partition = ?", [month])
     con.close()
     assert lost > 0 and _states(ctx) == {"book.xlsx": "transformed"}
     report = sweep(ctx, grace_seconds=0)
     assert [(f.kind, f.subject, f.action) for f in report.findings] == [
-        ("lake_object_not_loaded", f"sales/month={month}/{batch_id}.parquet", "rewritten")]
+        ("lake_object_not_loaded", f"sales/month={month}/{batch_id}.parquet", "rewritten")
+    ]
     drive(settings)
     con = duckdb.connect(str(settings.warehouse_url.path), read_only=True)
-    assert con.execute("SELECT count(*) FROM raw.sales_lines WHERE strftime(invoice_month, '%Y-%m') = ?",
-                       [month]).fetchone()[0] == lost
+    assert (
+        con.execute(
+            "SELECT count(*) FROM raw.sales_lines WHERE strftime(invoice_month, '%Y-%m') = ?", [month]
+        ).fetchone()[0]
+        == lost
+    )
     con.close()
     assert sweep(ctx, grace_seconds=0).findings == []
     assert collect(ctx)["warehouse"] == figures

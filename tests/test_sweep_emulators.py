@@ -5,8 +5,7 @@ a sweep racing the events, or run twice, changes nothing."""
 from __future__ import annotations
 
 
-def test_a_landing_object_whose_event_is_lost_is_loaded_by_the_sweep(emulators, emulator_env, tmp_path,
-                                                                      small_workbook):
+def test_a_landing_object_whose_event_is_lost_is_loaded_by_the_sweep(emulators, emulator_env, tmp_path, small_workbook):
     from retail_pipeline.chain import Chain, emulator_settings
     from retail_pipeline.context import Context
     from retail_pipeline.lake import batch_id_for
@@ -25,12 +24,14 @@ def test_a_landing_object_whose_event_is_lost_is_loaded_by_the_sweep(emulators, 
         as_sweep = Context(chain.settings.with_changes(identity=account))
         racing = sweep(as_sweep)  # within the grace period an event may still come: nothing is done
         assert [(f.kind, f.subject, f.action) for f in racing.findings] == [
-            ("landing_without_batch", "lost.xlsx", "none")]
+            ("landing_without_batch", "lost.xlsx", "none")
+        ]
         assert chain.ctx.landing.stat("lost.xlsx").generation == lost.generation
 
         report = sweep(as_sweep, grace_seconds=0)
         assert [(f.kind, f.subject, f.action) for f in report.findings] == [
-            ("landing_without_batch", "lost.xlsx", "rewritten")]
+            ("landing_without_batch", "lost.xlsx", "rewritten")
+        ]
         new = chain.ctx.landing.stat("lost.xlsx")
         assert new.generation > lost.generation and new.md5_hash == lost.md5_hash
         batch_id = batch_id_for(chain.ctx.landing.uri("lost.xlsx"), new.generation)

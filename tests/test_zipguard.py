@@ -27,7 +27,7 @@ def forge_sizes(archive: bytes, name: str, declared: int) -> bytes:
     pos = buf.find(b"PK\x01\x02")
     while pos != -1:
         length = struct.unpack_from("<H", buf, pos + 28)[0]
-        if bytes(buf[pos + 46:pos + 46 + length]) == name.encode():
+        if bytes(buf[pos + 46 : pos + 46 + length]) == name.encode():
             struct.pack_into("<I", buf, pos + 24, declared)
         pos = buf.find(b"PK\x01\x02", pos + 4)
     return bytes(buf)
@@ -76,6 +76,12 @@ def test_a_workbook_with_forged_sizes_is_rejected_before_it_is_parsed(tmp_path):
     members[sheet] = members[sheet].replace(b"<sheetData>", b"<sheetData>" + b" " * (30 * 1024 * 1024))
     path = tmp_path / "bomb.xlsx"
     path.write_bytes(forge_sizes(make_zip(members), sheet, 1000))
-    result = ingest_object(path, "bomb.xlsx", "file:///bomb.xlsx", 1, FolderStore(tmp_path / "lake"),
-                           Limits(max_uncompressed_bytes=10 * 1024 * 1024))
+    result = ingest_object(
+        path,
+        "bomb.xlsx",
+        "file:///bomb.xlsx",
+        1,
+        FolderStore(tmp_path / "lake"),
+        Limits(max_uncompressed_bytes=10 * 1024 * 1024),
+    )
     assert (result.state, result.error_code) == ("rejected", "decompressed_too_large")

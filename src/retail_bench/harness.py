@@ -61,8 +61,15 @@ def variants(workbook: Path, baselines: Path, scratch: Path, home: Path) -> dict
     }
 
 
-def run_readers(workbook: Path, baselines: Path, runs: int, pandas_runs: int, timeout: float,
-                say: Say = to_stderr, only: tuple[str, ...] = VARIANTS) -> dict[str, dict[str, list[float]]]:
+def run_readers(
+    workbook: Path,
+    baselines: Path,
+    runs: int,
+    pandas_runs: int,
+    timeout: float,
+    say: Say = to_stderr,
+    only: tuple[str, ...] = VARIANTS,
+) -> dict[str, dict[str, list[float]]]:
     """Interleaved rounds of the variants; {variant: {"wall": [...], "cpu": [...], "peak_mb": [...]}}."""
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -93,7 +100,9 @@ def readers_report(raw: dict[str, dict[str, list[float]]]) -> tuple[dict[str, An
     readers: dict[str, Any] = {}
     for name, r in raw.items():
         readers[name] = {
-            "wall": summarize(r["wall"]), "cpu": summarize(r["cpu"]), "peak_mb": summarize(r["peak_mb"]),
+            "wall": summarize(r["wall"]),
+            "cpu": summarize(r["cpu"]),
+            "peak_mb": summarize(r["peak_mb"]),
             "wall_ratio": round(statistics.median(r["wall"]) / medians["wall"], 3),
             "cpu_ratio": round(statistics.median(r["cpu"]) / medians["cpu"], 3),
             "peak_ratio": round(statistics.median(r["peak_mb"]) / medians["peak_mb"], 3),
@@ -120,11 +129,17 @@ def run_bench(plan: BenchPlan, say: Say = to_stderr) -> dict[str, Any]:
             raise BenchError(f"baseline script missing: {plan.baselines / script}")
     unknown = sorted(set(plan.variants) - set(VARIANTS))
     if unknown or not {"ingest", "fastexcel"} <= set(plan.variants):
-        raise BenchError(f"variants must include ingest and fastexcel, out of {', '.join(VARIANTS)}"
-                         + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        raise BenchError(
+            f"variants must include ingest and fastexcel, out of {', '.join(VARIANTS)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
     started = datetime.now().astimezone()
-    report: dict[str, Any] = {"date": started.isoformat(timespec="seconds"), "machine": machine(),
-                              "workbook": str(plan.workbook.resolve()), "targets": TARGETS}
+    report: dict[str, Any] = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "workbook": str(plan.workbook.resolve()),
+        "targets": TARGETS,
+    }
     if plan.runs:
         pandas_runs = min(plan.pandas_runs, plan.runs) if "pandas-openpyxl" in plan.variants else 0
         say(f"readers: {plan.runs} interleaved rounds of {', '.join(plan.variants)} (pandas in {pandas_runs})")

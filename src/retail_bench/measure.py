@@ -53,8 +53,13 @@ def measure(argv: list[str], *, timeout: float, log: Path, env: dict[str, str] |
     result_path = log.with_name(log.name + ".rusage.json")
     result_path.unlink(missing_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(result_path), *argv], stdout=out,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", LAUNCHER, str(result_path), *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         killer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         killer.start()
         try:
@@ -80,8 +85,11 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
     except (OSError, StopIteration, ValueError):
         mem_kb = 0
     from importlib.metadata import PackageNotFoundError, version
@@ -92,6 +100,12 @@ def machine() -> dict[str, Any]:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = None
-    return {"nproc": os.cpu_count(), "cpu": cpu or platform.processor(), "ram_gb": round(mem_kb / 1024**2, 1),
-            "loadavg": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
-            "platform": platform.platform(), "versions": versions}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu or platform.processor(),
+        "ram_gb": round(mem_kb / 1024**2, 1),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }

@@ -64,5 +64,3 @@ def run_ingest_once(source: Path, timeout: float, env: dict[str, str] | None = N
         m = checked("ingest", measure(argv, timeout=timeout, log=log, env=env), log)
         last = log.read_text(errors="replace").strip().splitlines()[-1:]
     return {**asdict(m), "result": last[0] if last else ""}
-
-

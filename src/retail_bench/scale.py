@@ -16,8 +16,9 @@ from typing import Any
 from .runs import Say, exe, run_end_to_end, run_ingest_once, to_stderr
 
 
-def prepare_scale(work: Path, scale: int, rows: int, baselines: Path, timeout: float,
-                  say: Say = to_stderr) -> dict[str, Any]:
+def prepare_scale(
+    work: Path, scale: int, rows: int, baselines: Path, timeout: float, say: Say = to_stderr
+) -> dict[str, Any]:
     """`scale` generated workbooks of different data, their CSVs, and the CSVs as one file."""
     work.mkdir(parents=True, exist_ok=True)
     books: list[Path] = []
@@ -27,19 +28,28 @@ def prepare_scale(work: Path, scale: int, rows: int, baselines: Path, timeout: f
             path = work / f"retail_{rows}_seed{seed}.{fmt}"
             if not path.exists():
                 say(f"  generating {path.name}")
-                subprocess.run([exe(), "sample", str(path), "--rows", str(rows), "--seed", str(seed),
-                                "--format", fmt], check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [exe(), "sample", str(path), "--rows", str(rows), "--seed", str(seed), "--format", fmt],
+                    check=True,
+                    timeout=timeout,
+                    stdout=subprocess.DEVNULL,
+                )
             bucket.append(path)
     big = work / f"retail_{rows}_x{scale}.csv"
     if not big.exists():
         say(f"  concatenating {len(csvs)} CSVs into {big.name}")
-        subprocess.run([sys.executable, str(baselines / "concat_csv.py"), str(big), *map(str, csvs)], check=True,
-                       timeout=timeout, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(baselines / "concat_csv.py"), str(big), *map(str, csvs)],
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+        )
     return {"workbooks": books, "csv": big}
 
 
-def run_scale(work: Path, scale: int, rows: int, baselines: Path, timeout: float,
-              say: Say = to_stderr) -> dict[str, Any]:
+def run_scale(
+    work: Path, scale: int, rows: int, baselines: Path, timeout: float, say: Say = to_stderr
+) -> dict[str, Any]:
     """The 10x procedure: 1x run, scale-x run of the workbooks and of the one CSV, ingest peaks."""
     inputs = prepare_scale(work, scale, rows, baselines, timeout, say)
     books, big = inputs["workbooks"], inputs["csv"]

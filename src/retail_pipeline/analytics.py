@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from .analytics_frames import Filter, RelationNotFound
 
@@ -85,9 +86,15 @@ def _read_marts(marts_dir: Path) -> tuple[Mart, ...]:
                 continue
             description = _clean(model.get("description"))
             grain = re.search(r"Grain:\s*(.+?)\.(?:\s|$)", description)
-            found.append(Mart(name=model["name"], grain=grain.group(1) if grain else "", description=description,
-                              columns={c["name"]: _clean(c.get("description")) for c in model.get("columns", [])},
-                              key=_key(model)))
+            found.append(
+                Mart(
+                    name=model["name"],
+                    grain=grain.group(1) if grain else "",
+                    description=description,
+                    columns={c["name"]: _clean(c.get("description")) for c in model.get("columns", [])},
+                    key=_key(model),
+                )
+            )
     if not found:
         raise AnalyticsError(f"no mart is documented in {marts_dir} (dbt/models/marts/*.yml)")
     return tuple(sorted(found, key=lambda m: m.name))
@@ -117,55 +124,61 @@ def month_range(month: str | date) -> tuple[date, date]:
         if not match or not 1 <= int(match.group(2)) <= 12:
             raise ValueError(f"a month is written YYYY-MM, not {month!r}")
         first = date(int(match.group(1)), int(match.group(2)), 1)
-    return first, (first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1))
+    return first, (
+        first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+    )
 
 
 class Analytics:
     """Reads of one warehouse's analytics layer. The module functions use one made from settings."""
 
-    def __init__(self, warehouse: "Warehouse", *, project_dir: Path | None = None, label: str = "") -> None:
+    def __init__(self, warehouse: Warehouse, *, project_dir: Path | None = None, label: str = "") -> None:
         self.warehouse = warehouse
         self.project_dir = project_dir
         self.label = label  #: where the data comes from, for people (the warehouse URL)
 
     @classmethod
-    def open(cls, settings: "Settings | None" = None, *, project_dir: Path | None = None) -> "Analytics":
+    def open(cls, settings: Settings | None = None, *, project_dir: Path | None = None) -> Analytics:
         """The analytics layer of the settings' warehouse (default: settings from the environment)."""
         from .adapters import open_warehouse
         from .config import Settings
 
         settings = settings or Settings.from_env()
-        return cls(open_warehouse(settings), project_dir=project_dir or settings.dbt_project,
-                   label=settings.warehouse)
+        return cls(open_warehouse(settings), project_dir=project_dir or settings.dbt_project, label=settings.warehouse)
 
     def marts(self) -> list[Mart]:
         return marts(project_dir=self.project_dir)
 
-    def _read(self, name: str, columns: list[str] | None, where: list[Filter] | None,
-              order: tuple[str, ...]) -> "pandas.DataFrame":
+    def _read(
+        self, name: str, columns: list[str] | None, where: list[Filter] | None, order: tuple[str, ...]
+    ) -> pandas.DataFrame:
         try:
             frame = self.warehouse.read_relation(name, columns=columns, where=where)
         except RelationNotFound as exc:
-            raise AnalyticsError(f"{name} is not in the warehouse yet ({exc}): run `retail-pipeline run` "
-                                 "(dbt builds the marts) first") from exc
+            raise AnalyticsError(
+                f"{name} is not in the warehouse yet ({exc}): run `retail-pipeline run` (dbt builds the marts) first"
+            ) from exc
         order = tuple(c for c in order if c in frame.columns)
         if order and len(frame) > 1:
             frame = frame.sort_values(list(order), kind="stable", na_position="last", ignore_index=True)
         return frame
 
-    def read_mart(self, name: str, *, columns: list[str] | None = None,
-                  where: list[Filter] | None = None) -> "pandas.DataFrame":
+    def read_mart(
+        self, name: str, *, columns: list[str] | None = None, where: list[Filter] | None = None
+    ) -> pandas.DataFrame:
         """The mart's rows, sorted by its key; ``columns`` picks some; ``where`` filters
         ``(column, operator, value)`` (operators =, <>, <, <=, >, >=) run in the warehouse."""
         found = mart(name, project_dir=self.project_dir)
         unknown = [c for c in [*(columns or []), *(f[0] for f in where or [])] if c not in found.columns]
         if unknown:
-            raise AnalyticsError(f"{name} has no column {', '.join(map(repr, unknown))}; "
-                                 f"its columns are: {', '.join(found.columns)}")
+            raise AnalyticsError(
+                f"{name} has no column {', '.join(map(repr, unknown))}; its columns are: {', '.join(found.columns)}"
+            )
         return self._read(name, columns, where, found.key)
 
-    def fact(self, month: str | date | None = None, country: str | None = None, *,
-             columns: list[str] | None = None) -> "pandas.DataFrame":
+    def fact(
+        self, month: str | date | None = None, country: str | None = None, *, columns: list[str] | None = None
+    ) -> pandas.DataFrame:
         """Fact lines (fct_sales_lines), optionally of one invoice month and one country, sorted by
         invoice time. The month becomes an invoice_date range: BigQuery reads only its partitions."""
         where: list[Filter] = []
@@ -176,8 +189,9 @@ class Analytics:
             where.append(("country", "=", country))
         return self._read(FACT, columns, where or None, FACT_ORDER)
 
-    def fact_by_month(self, months: list[str], country: str | None = None, *,
-                      columns: list[str] | None = None) -> Iterator[tuple[str, "pandas.DataFrame"]]:
+    def fact_by_month(
+        self, months: list[str], country: str | None = None, *, columns: list[str] | None = None
+    ) -> Iterator[tuple[str, pandas.DataFrame]]:
         """(month, lines) for each month in turn: a fact-sized export without the fact in memory."""
         for month in months:
             yield month, self.fact(month, country, columns=columns)
@@ -188,13 +202,23 @@ class Analytics:
         return [d.strftime("%Y-%m") for d in frame["invoice_month"]]
 
 
-def read_mart(name: str, *, columns: list[str] | None = None, where: list[Filter] | None = None,
-              settings: "Settings | None" = None) -> "pandas.DataFrame":
+def read_mart(
+    name: str,
+    *,
+    columns: list[str] | None = None,
+    where: list[Filter] | None = None,
+    settings: Settings | None = None,
+) -> pandas.DataFrame:
     """A mart as a DataFrame (see :meth:`Analytics.read_mart`); settings default to the environment."""
     return Analytics.open(settings).read_mart(name, columns=columns, where=where)
 
 
-def fact(month: str | date | None = None, country: str | None = None, *, columns: list[str] | None = None,
-         settings: "Settings | None" = None) -> "pandas.DataFrame":
+def fact(
+    month: str | date | None = None,
+    country: str | None = None,
+    *,
+    columns: list[str] | None = None,
+    settings: Settings | None = None,
+) -> pandas.DataFrame:
     """Fact lines of a month and/or country (see :meth:`Analytics.fact`); settings default to the environment."""
     return Analytics.open(settings).fact(month, country, columns=columns)

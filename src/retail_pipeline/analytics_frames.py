@@ -15,9 +15,10 @@ adapters fetch Arrow and turn it into pandas with the same dtypes:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas
@@ -48,7 +49,7 @@ def check_read(name: str, columns: Sequence[str] | None, where: Sequence[Filter]
             raise ValueError(f"filter on {column}: {value!r} is not a text, number or date value")
 
 
-def frame_from_arrow(table: "pyarrow.Table") -> "pandas.DataFrame":
+def frame_from_arrow(table: pyarrow.Table) -> pandas.DataFrame:
     """The DataFrame of a read, with the dtypes listed in the module docstring."""
     import pandas as pd
     import pyarrow as pa

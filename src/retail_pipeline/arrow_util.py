@@ -47,11 +47,13 @@ def bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     n = len(arr)
     if n == 0:
         return np.zeros(0, dtype=np.bool_)
-    values = np.unpackbits(np.frombuffer(arr.buffers()[1], dtype=np.uint8), count=arr.offset + n,
-                           bitorder="little")[arr.offset:].view(np.bool_)
+    values = np.unpackbits(np.frombuffer(arr.buffers()[1], dtype=np.uint8), count=arr.offset + n, bitorder="little")[
+        arr.offset :
+    ].view(np.bool_)
     if arr.null_count:
-        valid = np.unpackbits(np.frombuffer(arr.buffers()[0], dtype=np.uint8), count=arr.offset + n,
-                              bitorder="little")[arr.offset:].view(np.bool_)
+        valid = np.unpackbits(np.frombuffer(arr.buffers()[0], dtype=np.uint8), count=arr.offset + n, bitorder="little")[
+            arr.offset :
+        ].view(np.bool_)
         values = values & valid
     return values
 
@@ -85,8 +87,9 @@ def sparse_strings(length: int, cells: dict[int, str]) -> pa.Array:
     return strings(values)
 
 
-def sparse_values(length: int, cells: dict[int, int] | dict[int, float], dtype: type,
-                  arrow_type: pa.DataType) -> pa.Array:
+def sparse_values(
+    length: int, cells: dict[int, int] | dict[int, float], dtype: type, arrow_type: pa.DataType
+) -> pa.Array:
     """An array of `length` nulls, except the given {row: value} cells (numbers or timestamps)."""
     values: np.ndarray = np.zeros(length, dtype=dtype)
     valid = np.zeros(length, dtype=np.bool_)
@@ -115,4 +118,3 @@ def lit(value: Any, type: pa.DataType | None = None) -> pa.Scalar:
 def constant(value: Any, length: int, type: pa.DataType | None = None) -> pa.Array:
     """`value` repeated `length` times."""
     return pa.repeat(lit(value, type), length)
-

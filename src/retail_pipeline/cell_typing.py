@@ -17,8 +17,15 @@ import pyarrow.compute as pc
 from .arrow_util import lit, sparse_strings, sparse_values
 
 NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
-DATE_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S",
-                "%d/%m/%Y %H:%M", "%d/%m/%Y"]
+DATE_FORMATS = [
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+]
 EPOCH = datetime(1970, 1, 1)
 NULL_TEXT = lit(None, pa.string())
 ZERO32 = lit(0, pa.int32())
@@ -92,8 +99,11 @@ def parse_dates(arr: pa.Array | pa.ChunkedArray, errors: dict[int, str]) -> tupl
     """(timestamp[us] values, raw text of cells that are present but not dates)."""
     n = len(arr)
     if pa.types.is_timestamp(arr.type):
-        values = pc.cast(arr, pa.timestamp("us")) if arr.type.tz is None else pc.cast(
-            pc.local_timestamp(arr), pa.timestamp("us"))
+        values = (
+            pc.cast(arr, pa.timestamp("us"))
+            if arr.type.tz is None
+            else pc.cast(pc.local_timestamp(arr), pa.timestamp("us"))
+        )
         if not errors:
             return values, pa.nulls(n, pa.string())
         raw_bad: dict[int, str] = {}

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +44,31 @@ def emulator_settings(home: Path, emulators: Emulators, suffix: str = "", base: 
     """Settings of the emulator chain: gs:// buckets, BigQuery datasets ``retail<suffix>_*``, Pub/Sub."""
     base = base or Settings.from_env(home)
     return base.with_changes(
-        home=Path(home).resolve(), landing=f"gs://landing{suffix}", lake=f"gs://lake{suffix}",
+        home=Path(home).resolve(),
+        landing=f"gs://landing{suffix}",
+        lake=f"gs://lake{suffix}",
         warehouse=f"bigquery://{emulators.project}/retail{suffix.replace('-', '_')}",
-        bus=f"pubsub://{emulators.project}/{DEFAULT_TOPIC}{suffix}", transform="dbt",
-        endpoints=Endpoints(storage=emulators.gcs_url, bigquery=emulators.bq_url,
-                            pubsub=emulators.pubsub_host if emulators.with_pubsub else None,
-                            project=emulators.project))
+        bus=f"pubsub://{emulators.project}/{DEFAULT_TOPIC}{suffix}",
+        transform="dbt",
+        endpoints=Endpoints(
+            storage=emulators.gcs_url,
+            bigquery=emulators.bq_url,
+            pubsub=emulators.pubsub_host if emulators.with_pubsub else None,
+            project=emulators.project,
+        ),
+    )
 
 
 # -- the record a home keeps ---------------------------------------------------------------------
 def write_chain(settings: Settings, emulators: Emulators | None, servers: dict[str, str] | None = None) -> Path:
-    record = {"chain": "emulators" if emulators else "embedded", "env": settings.to_env(),
-              "emulators": None if emulators is None else {"root": str(emulators.root), "project": emulators.project},
-              "servers": servers or {}, "pid": os.getpid(), "written_at": datetime.now(timezone.utc).isoformat()}
+    record = {
+        "chain": "emulators" if emulators else "embedded",
+        "env": settings.to_env(),
+        "emulators": None if emulators is None else {"root": str(emulators.root), "project": emulators.project},
+        "servers": servers or {},
+        "pid": os.getpid(),
+        "written_at": datetime.now(UTC).isoformat(),
+    }
     path = settings.home / CHAIN_FILE
     settings.home.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
@@ -86,20 +98,30 @@ def recorded_settings(settings: Settings, *, start_emulators: bool, with_pubsub:
     if record["chain"] != "emulators":
         return Recorded(recorded, servers)
     endpoints = recorded.endpoints
-    if endpoints.storage and reachable(endpoints.storage + "/storage/v1/b") and endpoints.bigquery \
-            and reachable(endpoints.bigquery + "/readyz"):
+    if (
+        endpoints.storage
+        and reachable(endpoints.storage + "/storage/v1/b")
+        and endpoints.bigquery
+        and reachable(endpoints.bigquery + "/readyz")
+    ):
         return Recorded(recorded, servers)
     if not start_emulators:
         raise ChainError("this home uses the emulator chain, and its emulators are not running")
-    emulators = Emulators(Path(record["emulators"]["root"]), project=record["emulators"]["project"],
-                          with_pubsub=with_pubsub)
+    emulators = Emulators(
+        Path(record["emulators"]["root"]), project=record["emulators"]["project"], with_pubsub=with_pubsub
+    )
     try:
         emulators.start()
     except Exception as exc:
         raise ChainError(f"this home uses the emulator chain, and its emulators would not start: {exc}") from exc
-    suffix_settings = recorded.with_changes(endpoints=Endpoints(
-        storage=emulators.gcs_url, bigquery=emulators.bq_url,
-        pubsub=emulators.pubsub_host if with_pubsub else None, project=emulators.project))
+    suffix_settings = recorded.with_changes(
+        endpoints=Endpoints(
+            storage=emulators.gcs_url,
+            bigquery=emulators.bq_url,
+            pubsub=emulators.pubsub_host if with_pubsub else None,
+            project=emulators.project,
+        )
+    )
     return Recorded(suffix_settings, {}, emulators)
 
 
@@ -107,9 +129,14 @@ def recorded_settings(settings: Settings, *, start_emulators: bool, with_pubsub:
 class Chain:
     """One running chain: the function servers, the transform's subscription, a dispatcher."""
 
-    def __init__(self, settings: Settings, emulators: Emulators | None = None,
-                 progress: Callable[[str], None] | None = None, faults: FaultPlan | None = None,
-                 strict: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        emulators: Emulators | None = None,
+        progress: Callable[[str], None] | None = None,
+        faults: FaultPlan | None = None,
+        strict: bool = True,
+    ) -> None:
         self.settings = with_fault_plan(settings, faults)
         self.emulators = emulators
         self.say = progress or (lambda _m: None)
@@ -135,17 +162,19 @@ class Chain:
         self.ctx.provision()  # what Terraform makes in GCP
         self.servers = FunctionServers(self.settings, identities).start()
         # the topic in the push URL path: functions-framework puts it in the CloudEvent's source
-        subscription = self.ctx.bus.subscribe(SUBSCRIPTION + self._suffix(),
-                                              push_endpoint=self.servers.urls["transform"] + self.ctx.bus.topic)
+        subscription = self.ctx.bus.subscribe(
+            SUBSCRIPTION + self._suffix(), push_endpoint=self.servers.urls["transform"] + self.ctx.bus.topic
+        )
         self.subscription = subscription.name
-        self.runtime = LocalRuntime(self.ctx, HttpApps(self.servers.urls), subscription=subscription,
-                                    faults=self.faults, progress=self.say)
+        self.runtime = LocalRuntime(
+            self.ctx, HttpApps(self.servers.urls), subscription=subscription, faults=self.faults, progress=self.say
+        )
         self.runtime.eventarc.mark_seen()  # generations already there were handled by earlier runs
         write_chain(self.settings, self.emulators, self.servers.urls)
         return self
 
     def _suffix(self) -> str:
-        return self.settings.bus_url.topic[len(DEFAULT_TOPIC):]
+        return self.settings.bus_url.topic[len(DEFAULT_TOPIC) :]
 
     def wait_for_batches(self, batch_ids: list[str], timeout: float) -> dict[str, Any]:
         """Deliver storage events until idle, then wait until every batch is in a final state."""
@@ -170,10 +199,16 @@ class Chain:
         context.use(None)
 
 
-def run_on_emulators(settings: Settings, files: list[tuple[Path, str]], *,
-                     progress: Callable[[str], None] | None = None, timeout: float = 1800.0,
-                     faults: FaultPlan | None = None, emulators: Emulators | None = None,
-                     suffix: str = "") -> dict[str, Any]:
+def run_on_emulators(
+    settings: Settings,
+    files: list[tuple[Path, str]],
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = 1800.0,
+    faults: FaultPlan | None = None,
+    emulators: Emulators | None = None,
+    suffix: str = "",
+) -> dict[str, Any]:
     """One whole run on the emulator chain; returns the same summary as pipeline.run_local.
 
     ``emulators``: running emulators to use (tests share one set); default: start them under
@@ -185,8 +220,9 @@ def run_on_emulators(settings: Settings, files: list[tuple[Path, str]], *,
     if emulators is None:
         say("starting the GCS, Pub/Sub and BigQuery emulators")
         emulators = Emulators(settings.home / "emulators", project=PROJECT).start()
-    chain = Chain(emulator_settings(settings.home, emulators, suffix, base=settings), emulators, progress=say,
-                  faults=faults)
+    chain = Chain(
+        emulator_settings(settings.home, emulators, suffix, base=settings), emulators, progress=say, faults=faults
+    )
     try:
         chain.start()
         batch_ids = []
@@ -202,6 +238,7 @@ def run_on_emulators(settings: Settings, files: list[tuple[Path, str]], *,
         if own:
             emulators.stop()
     seconds = {**stats.seconds, "total": time.monotonic() - started}
-    summary = run_summary(report, batch_ids, dead_letters=stats.dead_letters, seconds=seconds,
-                          deliveries=stats.deliveries)
+    summary = run_summary(
+        report, batch_ids, dead_letters=stats.dead_letters, seconds=seconds, deliveries=stats.deliveries
+    )
     return {**summary, "subscription": chain.subscription}

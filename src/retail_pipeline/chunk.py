@@ -17,12 +17,15 @@ if TYPE_CHECKING:
 
 #: header spelling (letters only, lower case) → canonical source field
 HEADER_ALIASES = {
-    "invoiceno": "invoice_no", "invoice": "invoice_no", "invoicenumber": "invoice_no",
+    "invoiceno": "invoice_no",
+    "invoice": "invoice_no",
+    "invoicenumber": "invoice_no",
     "stockcode": "stock_code",
     "description": "description",
     "quantity": "quantity",
     "invoicedate": "invoice_date",
-    "unitprice": "unit_price", "price": "unit_price",
+    "unitprice": "unit_price",
+    "price": "unit_price",
     "customerid": "customer_id",
     "country": "country",
 }
@@ -51,10 +54,17 @@ class Chunk:
 
     def slice(self, offset: int, length: int) -> Chunk:
         """Rows [offset, offset + length) of this chunk (zero-copy), with their cell errors."""
-        errors = {f: {row - offset: text for row, text in cells.items() if offset <= row < offset + length}
-                  for f, cells in self.cell_errors.items()}
-        return Chunk(self.sheet, self.first_row + offset, self.table.slice(offset, length),
-                     {f: cells for f, cells in errors.items() if cells}, self.reread)
+        errors = {
+            f: {row - offset: text for row, text in cells.items() if offset <= row < offset + length}
+            for f, cells in self.cell_errors.items()
+        }
+        return Chunk(
+            self.sheet,
+            self.first_row + offset,
+            self.table.slice(offset, length),
+            {f: cells for f, cells in errors.items() if cells},
+            self.reread,
+        )
 
 
 def source_fields() -> list[str]:

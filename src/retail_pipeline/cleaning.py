@@ -92,7 +92,7 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
     blank = None
     for f in SOURCE_FIELDS:
         empty = pc.is_null(text[f] if f in text else t[f])
-        if f in errors and errors[f]:
+        if errors.get(f):
             empty = pc.and_(empty, pc.invert(from_numpy(np.isin(np.arange(n), list(errors[f])))))
         blank = empty if blank is None else pc.and_(blank, empty)
     blank = contiguous(pc.fill_null(blank, FALSE))
@@ -116,21 +116,23 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
     g_qty = pc.cast(g(quantity), pa.int64())
     g_price = _price_decimals(g(price))
     g_inv, g_code, g_cust = g(text["invoice_no"]), g(text["stock_code"]), g(customer)
-    good = pa.table({
-        "invoice_no": g_inv,
-        "stock_code": g_code,
-        "description": g(text["description"]),
-        "quantity": g_qty,
-        "invoice_datetime": g_when,
-        "invoice_date": pc.cast(g_when, pa.date32()),
-        "unit_price": g_price,
-        "customer_id": g_cust,
-        "country": g(text["country"]),
-        "line_type": classify(g_inv, g_code, g_qty, g_price, g_cust),
-        "invoice_month": pc.cast(pc.floor_temporal(g_when, unit="month"), pa.date32()),
-        "source_sheet": constant(chunk.sheet, n_good, sheet_type),
-        "source_row": g(rows),
-    })
+    good = pa.table(
+        {
+            "invoice_no": g_inv,
+            "stock_code": g_code,
+            "description": g(text["description"]),
+            "quantity": g_qty,
+            "invoice_datetime": g_when,
+            "invoice_date": pc.cast(g_when, pa.date32()),
+            "unit_price": g_price,
+            "customer_id": g_cust,
+            "country": g(text["country"]),
+            "line_type": classify(g_inv, g_code, g_qty, g_price, g_cust),
+            "invoice_month": pc.cast(pc.floor_temporal(g_when, unit="month"), pa.date32()),
+            "source_sheet": constant(chunk.sheet, n_good, sheet_type),
+            "source_row": g(rows),
+        }
+    )
     if n_bad == 0:
         return good, _without_constants(pa.Table.from_batches([], arrow_schema("quarantine")))
 
@@ -146,13 +148,15 @@ def clean_rows(chunk: Chunk, limits: Limits) -> tuple[pa.Table, pa.Table]:
             as_text = pc.coalesce(override, as_text)
         raw[f"raw_{f}"] = b(as_text)
     bad_reason = b(reason)
-    quarantine = pa.table({
-        **raw,
-        "reason": bad_reason,
-        "detail": _details(bad_reason),
-        "source_sheet": constant(chunk.sheet, n_bad, sheet_type),
-        "source_row": b(rows),
-    })
+    quarantine = pa.table(
+        {
+            **raw,
+            "reason": bad_reason,
+            "detail": _details(bad_reason),
+            "source_sheet": constant(chunk.sheet, n_bad, sheet_type),
+            "source_row": b(rows),
+        }
+    )
     return good, quarantine
 
 

@@ -19,8 +19,14 @@ def _echo_progress(message: str) -> None:
 
 
 @click.group()
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="RETAIL_PIPELINE_HOME",
-              default=".retail", show_default=True, help="Folder for all local state (buckets, DuckDB, logs).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="RETAIL_PIPELINE_HOME",
+    default=".retail",
+    show_default=True,
+    help="Folder for all local state (buckets, DuckDB, logs).",
+)
 @click.pass_context
 def cli(ctx: click.Context, home: Path) -> None:
     """Event-driven retail sales pipeline: workbook in, tested marts out."""
@@ -47,19 +53,31 @@ def recorded_chain(click_ctx: click.Context, settings: Settings) -> Settings:
 @cli.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rows", type=click.IntRange(min=1), default=20_000, show_default=True, help="Data rows to write.")
-@click.option("--variant", type=click.Choice(["online-retail", "online-retail-ii"]), default="online-retail",
-              show_default=True, help="Header spelling and sheet layout of the original or the II release.")
+@click.option(
+    "--variant",
+    type=click.Choice(["online-retail", "online-retail-ii"]),
+    default="online-retail",
+    show_default=True,
+    help="Header spelling and sheet layout of the original or the II release.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same file.")
-@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv", "csv.gz", "parquet"]), default=None,
-              help="Output format (default: from OUT's extension).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["xlsx", "csv", "csv.gz", "parquet"]),
+    default=None,
+    help="Output format (default: from OUT's extension).",
+)
 def sample(out: Path, rows: int, variant: str, seed: int, fmt: str | None) -> None:
     """Write a deterministic, realistic Online Retail workbook (or CSV/Parquet) to OUT."""
     from .sample import write_sample
 
     started = time.monotonic()
     stats = write_sample(out, rows=rows, variant=variant, seed=seed, fmt=fmt)
-    click.echo(f"wrote {out} ({stats['rows']:,} rows, {stats['sheets']} sheet(s), {out.stat().st_size:,} bytes) "
-               f"in {time.monotonic() - started:.1f} s")
+    click.echo(
+        f"wrote {out} ({stats['rows']:,} rows, {stats['sheets']} sheet(s), {out.stat().st_size:,} bytes) "
+        f"in {time.monotonic() - started:.1f} s"
+    )
 
 
 @cli.command()
@@ -82,8 +100,12 @@ def drop(click_ctx: click.Context, workbook: Path, name: str | None) -> None:
 
 @cli.command()
 @click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--lake", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write the lake objects into.")
+@click.option(
+    "--lake",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the lake objects into.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.pass_obj
 def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> None:
@@ -92,17 +114,26 @@ def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> Non
     from .ingest import ingest_object
 
     path = workbook.resolve()
-    result = ingest_object(path, path.name, path.as_uri(), path.stat().st_mtime_ns // 1000,
-                           open_store(str(lake), settings), settings.limits,
-                           progress=None if as_json else _echo_progress, faults=settings.faults)
+    result = ingest_object(
+        path,
+        path.name,
+        path.as_uri(),
+        path.stat().st_mtime_ns // 1000,
+        open_store(str(lake), settings),
+        settings.limits,
+        progress=None if as_json else _echo_progress,
+        faults=settings.faults,
+    )
     if as_json:
         click.echo(json.dumps(result.manifest(), indent=2))
     else:
-        click.echo(f"batch {result.batch_id}: {result.state}"
-                   + (f" ({result.error})" if result.error else "")
-                   + f"; read {result.rows_read:,}, loaded {result.rows_loaded:,}, quarantined "
-                     f"{result.rows_quarantined:,}, duplicates {result.rows_duplicate:,}; "
-                     f"{len(result.partitions)} partitions in {result.seconds:.2f} s")
+        click.echo(
+            f"batch {result.batch_id}: {result.state}"
+            + (f" ({result.error})" if result.error else "")
+            + f"; read {result.rows_read:,}, loaded {result.rows_loaded:,}, quarantined "
+            f"{result.rows_quarantined:,}, duplicates {result.rows_duplicate:,}; "
+            f"{len(result.partitions)} partitions in {result.seconds:.2f} s"
+        )
     code = 1 if result.state == "rejected" else 0
     if _ONE_SHOT_PROCESS:
         # everything is written and closed; skip freeing the parse buffers at interpreter exit (~0.2 s)
@@ -114,21 +145,43 @@ def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> Non
 
 
 @cli.command()
-@click.argument("workbooks", metavar="[WORKBOOK]...", nargs=-1,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--rows", type=click.IntRange(min=1), default=20_000, show_default=True,
-              help="Rows of the generated sample when no WORKBOOK is given.")
+@click.argument(
+    "workbooks", metavar="[WORKBOOK]...", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Rows of the generated sample when no WORKBOOK is given.",
+)
 @click.option("--name", help="Object name in the landing bucket (default: the file's name).")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the chain.")
-@click.option("--emulators", "use_emulators", is_flag=True,
-              help="Run on the GCS, Pub/Sub and BigQuery emulators with the functions over HTTP.")
-@click.option("--faults", "fault_spec", metavar="SPEC", default="",
-              help="Fault injection for testing: copies=N (deliver each event 1..N times), shuffle, delay=P, "
-                   "seed=N, crash=POINT+POINT (ingest.start, ingest.partition, load.start, load.publish, "
-                   "transform.start fail on their first attempt).")
+@click.option(
+    "--emulators",
+    "use_emulators",
+    is_flag=True,
+    help="Run on the GCS, Pub/Sub and BigQuery emulators with the functions over HTTP.",
+)
+@click.option(
+    "--faults",
+    "fault_spec",
+    metavar="SPEC",
+    default="",
+    help="Fault injection for testing: copies=N (deliver each event 1..N times), shuffle, delay=P, "
+    "seed=N, crash=POINT+POINT (ingest.start, ingest.partition, load.start, load.publish, "
+    "transform.start fail on their first attempt).",
+)
 @click.pass_obj
-def run(settings: Settings, workbooks: tuple[Path, ...], rows: int, name: str | None, timeout: float,
-        use_emulators: bool, fault_spec: str) -> None:
+def run(
+    settings: Settings,
+    workbooks: tuple[Path, ...],
+    rows: int,
+    name: str | None,
+    timeout: float,
+    use_emulators: bool,
+    fault_spec: str,
+) -> None:
     """Drop each WORKBOOK (default: a generated sample) and run ingest → load → transform on the embedded chain."""
     from .pipeline import run_local
 
@@ -153,11 +206,9 @@ def run(settings: Settings, workbooks: tuple[Path, ...], rows: int, name: str | 
     if use_emulators:
         from .chain import run_on_emulators
 
-        summary = run_on_emulators(settings, files, progress=_echo_progress,
-                                   timeout=timeout, faults=plan)
+        summary = run_on_emulators(settings, files, progress=_echo_progress, timeout=timeout, faults=plan)
     else:
-        summary = run_local(settings, files, progress=_echo_progress,
-                            timeout=timeout, faults=plan)
+        summary = run_local(settings, files, progress=_echo_progress, timeout=timeout, faults=plan)
     click.echo(render_summary(summary))
     if not summary["ok"]:
         sys.exit(1)
@@ -178,8 +229,10 @@ def render_summary(summary: dict) -> str:
             first = text.splitlines()[0][:300]
             more = "" if first == text else " ...  (full text: retail-pipeline status --json)"
             lines.append(f"  error: {first}{more}")
-        lines.append(f"  rows read {_count(r['read'])}  loaded {_count(r['loaded'])}  quarantined "
-                     f"{_count(r['quarantined'])}  duplicates {_count(r['duplicates'])}")
+        lines.append(
+            f"  rows read {_count(r['read'])}  loaded {_count(r['loaded'])}  quarantined "
+            f"{_count(r['quarantined'])}  duplicates {_count(r['duplicates'])}"
+        )
     w, d = summary["warehouse"], summary["dbt"]
     lines.append(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}")
     lines.append(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']}")
@@ -191,8 +244,12 @@ def render_summary(summary: dict) -> str:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--check", is_flag=True, help="Exit 1 when anything needs attention (dead letters, stuck batches, "
-              "failed runs, rejected files), 0 on a healthy home: for cron.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 when anything needs attention (dead letters, stuck batches, "
+    "failed runs, rejected files), 0 on a healthy home: for cron.",
+)
 @click.pass_context
 def status(click_ctx: click.Context, as_json: bool, check: bool) -> None:
     """Batches, warehouse figures, the last dbt run, and what needs attention."""
@@ -209,13 +266,19 @@ def status(click_ctx: click.Context, as_json: bool, check: bool) -> None:
     else:
         for b in report["batches"]:
             r = b["rows"]
-            click.echo(f"{b['batch_id']}  {b['state']:<16} read {_count(r['read'], 9)}  loaded {_count(r['loaded'], 9)}  "
-                       f"quarantined {_count(r['quarantined'], 7)}  duplicates {_count(r['duplicates'], 7)}  {shown(b['source'])}"
-                       + (f"\n    {b['error']}" if b["error"] else ""))
+            click.echo(
+                f"{b['batch_id']}  {b['state']:<16} read {_count(r['read'], 9)}  loaded {_count(r['loaded'], 9)}  "
+                f"quarantined {_count(r['quarantined'], 7)}  duplicates {_count(r['duplicates'], 7)}  {shown(b['source'])}"
+                + (f"\n    {b['error']}" if b["error"] else "")
+            )
         w, d = report["warehouse"], report["dbt"]
-        click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}"
-                   + (f"; data as of {report['data_as_of']}" if report.get("data_as_of") else ""))
-        click.echo(f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']} ({d['runs']} runs)")
+        click.echo(
+            f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}"
+            + (f"; data as of {report['data_as_of']}" if report.get("data_as_of") else "")
+        )
+        click.echo(
+            f"dbt: {d['status']}, tests passed {d['tests_passed']}, failed {d['tests_failed']} ({d['runs']} runs)"
+        )
         click.echo(render(items))
     if check and items:
         sys.exit(1)
@@ -223,9 +286,12 @@ def status(click_ctx: click.Context, as_json: bool, check: bool) -> None:
 
 @cli.command()
 @click.argument("what", type=click.Choice(["bigquery-json", "dbt-sources", "arrow"]))
-@click.option("--table", type=click.Choice(["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs",
-                                            "retractions"]),
-              default="sales_lines", show_default=True)
+@click.option(
+    "--table",
+    type=click.Choice(["sales_lines", "quarantine", "batches", "load_ledger", "transform_runs", "retractions"]),
+    default="sales_lines",
+    show_default=True,
+)
 def schema(what: str, table: str) -> None:
     """Print a schema generated from the single definition (BigQuery JSON, dbt sources, Arrow)."""
     from . import schema as s

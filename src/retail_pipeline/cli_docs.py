@@ -10,8 +10,13 @@ from .config import Settings
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the site (default: HOME/docs).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the site (default: HOME/docs).",
+)
 @click.pass_obj
 def docs(settings: Settings, out_dir: Path | None) -> None:
     """Build the dbt docs site for the marts into HOME/docs (offline; open static_index.html)."""

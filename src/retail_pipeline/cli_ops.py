@@ -53,8 +53,9 @@ def drive(ctx: context.Context, serving: bool, say: Callable[[str], None], timeo
 
     (ctx.settings.home / "logs").mkdir(parents=True, exist_ok=True)
     log_to_file(ctx.settings.home / "logs" / "pipeline.jsonl")
-    LocalRuntime(ctx, InProcessApps(), subscription=ctx.bus.subscribe(SUBSCRIPTION),
-                 progress=say).run_until_idle(timeout=timeout)
+    LocalRuntime(ctx, InProcessApps(), subscription=ctx.bus.subscribe(SUBSCRIPTION), progress=say).run_until_idle(
+        timeout=timeout
+    )
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
@@ -63,8 +64,12 @@ def _say(quiet: bool) -> Callable[[str], None]:
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Only report what is missing or stuck; change nothing.")
-@click.option("--grace", type=click.IntRange(min=0), default=None,
-              help="Seconds to leave alone (default: the sweep_grace_seconds setting, 900).")
+@click.option(
+    "--grace",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seconds to leave alone (default: the sweep_grace_seconds setting, 900).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def sweep(settings: Settings, dry_run: bool, grace: int | None, as_json: bool) -> None:
@@ -100,18 +105,26 @@ def retract(settings: Settings, target: str, why: str, as_json: bool) -> None:
         click.echo(f"{target}: already retracted; nothing removed")
         return
     run = outcome["transform"] or {}
-    click.echo(f"retracted {len(outcome['batch_ids'])} batch(es) of {', '.join(outcome['source_uris'])}: "
-               f"{outcome['rows_removed']:,} lines and {outcome['quarantine_removed']:,} quarantined rows removed; "
-               f"lake files kept")
-    click.echo(f"rebuilt months {', '.join(outcome['partitions']) or '(none)'}: dbt {run.get('status')}, "
-               f"tests failed {run.get('tests_failed')}")
+    click.echo(
+        f"retracted {len(outcome['batch_ids'])} batch(es) of {', '.join(outcome['source_uris'])}: "
+        f"{outcome['rows_removed']:,} lines and {outcome['quarantine_removed']:,} quarantined rows removed; "
+        f"lake files kept"
+    )
+    click.echo(
+        f"rebuilt months {', '.join(outcome['partitions']) or '(none)'}: dbt {run.get('status')}, "
+        f"tests failed {run.get('tests_failed')}"
+    )
     if run.get("status") not in ("success", "started"):
         raise SystemExit(1)
 
 
 @click.command()
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Only landing objects written on or after this day (YYYY-MM-DD).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Only landing objects written on or after this day (YYYY-MM-DD).",
+)
 @click.option("--source", "pattern", default=None, help="Only objects whose name or URI matches this glob.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be re-ingested.")
 @click.option("--json", "as_json", is_flag=True)
@@ -129,6 +142,5 @@ def reprocess(settings: Settings, since: datetime | None, pattern: str | None, d
         click.echo(json.dumps(done, indent=2))
         return
     for item in done:
-        click.echo(f"{item['object']}: generation {item['old_generation']} → "
-                   f"{item['new_generation'] or '(dry run)'}")
+        click.echo(f"{item['object']}: generation {item['old_generation']} → {item['new_generation'] or '(dry run)'}")
     click.echo(f"{len(done)} landing object(s) {'would be ' if dry_run else ''}re-ingested")

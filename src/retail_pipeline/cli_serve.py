@@ -39,16 +39,27 @@ def environment_text(settings: Settings, emulators: Emulators | None, servers: F
             "# gsutil cannot reach the GCS emulator (it speaks HTTPS to storage.googleapis.com's JSON API);",
             "# `gcloud storage ls` works with the override above, `gcloud storage cp` does not (multipart upload).",
         ]
-    lines.append(f"# landing {settings.landing}  lake {settings.lake}  warehouse {settings.warehouse}  bus {settings.bus}")
+    lines.append(
+        f"# landing {settings.landing}  lake {settings.lake}  warehouse {settings.warehouse}  bus {settings.bus}"
+    )
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--emulators", "use_emulators", is_flag=True,
-              help="Start the GCS, Pub/Sub and BigQuery emulators and run the chain on them.")
+@click.option(
+    "--emulators",
+    "use_emulators",
+    is_flag=True,
+    help="Start the GCS, Pub/Sub and BigQuery emulators and run the chain on them.",
+)
 @click.option("--poll", type=float, default=0.5, show_default=True, help="Seconds between bucket polls.")
-@click.option("--sweep-every", type=float, default=3600, show_default=True,
-              help="Seconds between sweeps (one also runs at start); 0 sweeps only at start.")
+@click.option(
+    "--sweep-every",
+    type=float,
+    default=3600,
+    show_default=True,
+    help="Seconds between sweeps (one also runs at start); 0 sweeps only at start.",
+)
 @click.pass_obj
 def serve(settings: Settings, use_emulators: bool, poll: float, sweep_every: float) -> None:
     """Run the three functions as HTTP servers and play Eventarc/Pub/Sub until Ctrl-C."""
@@ -70,13 +81,13 @@ def serve(settings: Settings, use_emulators: bool, poll: float, sweep_every: flo
     signal.signal(signal.SIGTERM, _stop)
     try:
         chain.start()
+        assert chain.runtime is not None and chain.servers is not None
         click.echo(environment_text(chain.settings, emulators, chain.servers))
         click.echo("serving; Ctrl-C stops", err=True)
-        assert chain.runtime is not None and chain.servers is not None
         from .sweep import sweep
 
         grace: int | None = 0  # at start nothing is in flight: what is missing was missed
-        next_sweep = time.monotonic()
+        next_sweep: float | None = time.monotonic()
         while not stop["now"]:
             if next_sweep is not None and time.monotonic() >= next_sweep:
                 for finding in sweep(chain.ctx, grace_seconds=grace).redriven:
@@ -100,8 +111,9 @@ def serve(settings: Settings, use_emulators: bool, poll: float, sweep_every: flo
 @click.option("--timeout", type=float, default=900, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def replay(settings: Settings, batch_id: str, claim_key: str | None, messages_only: bool, timeout: float,
-           as_json: bool) -> None:
+def replay(
+    settings: Settings, batch_id: str, claim_key: str | None, messages_only: bool, timeout: float, as_json: bool
+) -> None:
     """Replay BATCH_ID: re-emit its lake objects' finalize events and re-publish its message."""
     say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     try:
@@ -109,8 +121,9 @@ def replay(settings: Settings, batch_id: str, claim_key: str | None, messages_on
     except ChainError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        result = replay_batch(recorded, batch_id, claim_key=claim_key, messages_only=messages_only,
-                              timeout=timeout, say=say)
+        result = replay_batch(
+            recorded, batch_id, claim_key=claim_key, messages_only=messages_only, timeout=timeout, say=say
+        )
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -121,7 +134,9 @@ def replay(settings: Settings, batch_id: str, claim_key: str | None, messages_on
         return
     run, w = result["transform"], result["warehouse"]
     same = "unchanged" if result["ledger_before"] == result["ledger_after"] else "CHANGED"
-    click.echo(f"replayed {batch_id} as {result['claim_key']}: {len(result['loads'])} lake objects re-delivered "
-               f"(load ledger {same}); transform {run['state']}, tests passed {run['tests_passed']}, "
-               f"failed {run['tests_failed']}")
+    click.echo(
+        f"replayed {batch_id} as {result['claim_key']}: {len(result['loads'])} lake objects re-delivered "
+        f"(load ledger {same}); transform {run['state']}, tests passed {run['tests_passed']}, "
+        f"failed {run['tests_failed']}"
+    )
     click.echo(f"warehouse: {w['fact_rows']:,} fact rows, net amount {w['net_amount']}")

@@ -21,8 +21,8 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .ports import TransformResult
@@ -84,15 +84,19 @@ class CloudRunJobTransformer:
 
         override = run_v2.RunJobRequest.Overrides.ContainerOverride(
             args=["--vars", dbt_vars(batch_ids[0], partitions)],
-            env=[run_v2.EnvVar(name=BATCH_ENV, value=batch_ids[0]),
-                 run_v2.EnvVar(name=BATCHES_ENV, value=",".join(batch_ids)),
-                 run_v2.EnvVar(name=CLAIM_ENV, value=claim_key)],
+            env=[
+                run_v2.EnvVar(name=BATCH_ENV, value=batch_ids[0]),
+                run_v2.EnvVar(name=BATCHES_ENV, value=",".join(batch_ids)),
+                run_v2.EnvVar(name=CLAIM_ENV, value=claim_key),
+            ],
         )
         return run_v2.RunJobRequest(
             name=self.job_name,
             overrides=run_v2.RunJobRequest.Overrides(
-                container_overrides=[override], task_count=1,
-                timeout=duration_pb2.Duration(seconds=self.task_timeout_seconds)),
+                container_overrides=[override],
+                task_count=1,
+                timeout=duration_pb2.Duration(seconds=self.task_timeout_seconds),
+            ),
         )
 
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
@@ -103,8 +107,13 @@ class CloudRunJobTransformer:
         operation = self._client().run_job(request=request, timeout=self.request_timeout)
         execution = _execution_name(operation)
         seconds = round(time.monotonic() - started, 3)
-        log.info("started Cloud Run job %s for batch %s: %s", self.job_name, batch_id, execution or "execution pending",
-                 extra={"batch_id": batch_id, "job": self.job_name, "execution": execution})
+        log.info(
+            "started Cloud Run job %s for batch %s: %s",
+            self.job_name,
+            batch_id,
+            execution or "execution pending",
+            extra={"batch_id": batch_id, "job": self.job_name, "execution": execution},
+        )
         return TransformResult("started", 0, 0, 0, seconds, execution=execution)
 
 

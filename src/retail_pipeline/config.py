@@ -18,7 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .urls import BucketUrl, BusUrl, TransformUrl, WarehouseUrl, parse_bucket, parse_bus, parse_transform, parse_warehouse
+from .urls import (
+    BucketUrl,
+    BusUrl,
+    TransformUrl,
+    WarehouseUrl,
+    parse_bucket,
+    parse_bus,
+    parse_transform,
+    parse_warehouse,
+)
 
 PREFIX = "RETAIL_PIPELINE_"
 DEFAULT_TOPIC = "partition-loaded"  #: the topic name, here and in terraform/pubsub.tf
@@ -68,8 +77,9 @@ class Faults:
     def __post_init__(self) -> None:
         unknown = [p for p in self.crash if p not in FAULT_POINTS]
         if unknown:
-            raise ValueError(f"unknown fault point(s) {', '.join(unknown)}; the known ones are: "
-                             + ", ".join(FAULT_POINTS))
+            raise ValueError(
+                f"unknown fault point(s) {', '.join(unknown)}; the known ones are: " + ", ".join(FAULT_POINTS)
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], home: Path) -> Faults:
@@ -91,9 +101,13 @@ class Endpoints:
     run_admin: str | None = None  #: http://host:port of a Cloud Run Admin API stand-in
     project: str | None = None  #: default project id for the clients
 
-    ENV = {"storage": "STORAGE_EMULATOR_HOST", "bigquery": "BIGQUERY_EMULATOR_HOST",
-           "pubsub": "PUBSUB_EMULATOR_HOST", "run_admin": f"{PREFIX}RUN_ADMIN_ENDPOINT",
-           "project": "GOOGLE_CLOUD_PROJECT"}
+    ENV = {
+        "storage": "STORAGE_EMULATOR_HOST",
+        "bigquery": "BIGQUERY_EMULATOR_HOST",
+        "pubsub": "PUBSUB_EMULATOR_HOST",
+        "run_admin": f"{PREFIX}RUN_ADMIN_ENDPOINT",
+        "project": "GOOGLE_CLOUD_PROJECT",
+    }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Endpoints:
@@ -132,8 +146,7 @@ class Settings:
         parse_warehouse(self.warehouse), parse_bus(self.bus), parse_transform(self.transform)
 
     @classmethod
-    def from_env(cls, home: str | os.PathLike[str] | None = None,
-                 environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, home: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home_path = Path(home or env.get(f"{PREFIX}HOME") or ".retail").resolve()
         return cls(
@@ -156,11 +169,18 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The environment that gives another process (a function server, the dbt job) these settings."""
         env = {
-            f"{PREFIX}HOME": str(self.home), f"{PREFIX}LANDING": self.landing, f"{PREFIX}LAKE": self.lake,
-            f"{PREFIX}WAREHOUSE": self.warehouse, f"{PREFIX}BUS": self.bus, f"{PREFIX}TRANSFORM": self.transform,
-            f"{PREFIX}BQ_LOCATION": self.bigquery_location, f"{PREFIX}DBT_PROJECT": str(self.dbt_project),
+            f"{PREFIX}HOME": str(self.home),
+            f"{PREFIX}LANDING": self.landing,
+            f"{PREFIX}LAKE": self.lake,
+            f"{PREFIX}WAREHOUSE": self.warehouse,
+            f"{PREFIX}BUS": self.bus,
+            f"{PREFIX}TRANSFORM": self.transform,
+            f"{PREFIX}BQ_LOCATION": self.bigquery_location,
+            f"{PREFIX}DBT_PROJECT": str(self.dbt_project),
             f"{PREFIX}SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
-            **self.limits.to_env(), **self.faults.to_env(), **self.endpoints.to_env(),
+            **self.limits.to_env(),
+            **self.faults.to_env(),
+            **self.endpoints.to_env(),
         }
         if self.claims_bucket:
             env[f"{PREFIX}CLAIMS_BUCKET"] = self.claims_bucket

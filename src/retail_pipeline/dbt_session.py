@@ -96,8 +96,9 @@ def _share_parse(request: DbtRequest) -> None:
     the project folder may be read-only)."""
     home_parse, project_parse = _target_path(request) / PARSE_FILE, request.project_dir / "target" / PARSE_FILE
     try:
-        if home_parse.exists() and (not project_parse.exists()
-                                    or home_parse.stat().st_mtime_ns > project_parse.stat().st_mtime_ns):
+        if home_parse.exists() and (
+            not project_parse.exists() or home_parse.stat().st_mtime_ns > project_parse.stat().st_mtime_ns
+        ):
             _copy_atomically(home_parse, project_parse)
     except OSError:
         pass
@@ -151,7 +152,8 @@ def run_request(request: DbtRequest) -> DbtReply:
     if outcome.exception is not None:
         # the project itself is broken (parse or compile error): permanent, recorded as a failed run
         return DbtReply("failed", error=f"dbt could not run: {outcome.exception}"[:4000], spans=spans)
-    results = outcome.result.results if outcome.result is not None else []
+    result: Any = outcome.result  # a RunExecutionResult for the commands sent here
+    results = result.results if result is not None else []
     if words[0] == "run-operation":  # the last command run was a macro that failed (or the only one)
         messages = "; ".join(str(r.message) for r in results if getattr(r, "message", None))
         error = None if outcome.success else f"dbt run-operation {' '.join(extra[:1])} failed: {messages}"[:4000]
@@ -160,8 +162,9 @@ def run_request(request: DbtRequest) -> DbtReply:
     error = result.error
     if not outcome.success and result.status == "success":  # dbt failed without a failing node
         error = f"dbt {' '.join(words)} failed (see the dbt log in HOME/dbt/logs)"
-    return DbtReply("failed" if error else "success", result.tests_passed, result.tests_failed,
-                    result.models_built, error, spans)
+    return DbtReply(
+        "failed" if error else "success", result.tests_passed, result.tests_failed, result.models_built, error, spans
+    )
 
 
 def serve(requests: Any, replies: Any) -> None:
@@ -175,7 +178,7 @@ def serve(requests: Any, replies: Any) -> None:
             return
         try:
             reply = run_request(request)
-        except Exception as exc:  # noqa: BLE001 - reported to the caller, which raises it (transient)
+        except Exception as exc:
             reply = DbtReply("crashed", error=f"{type(exc).__name__}: {exc}"[:4000])
         replies.send(reply)
 

@@ -59,8 +59,11 @@ class DbtWorker:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "retail_pipeline.dbt_session", str(requests_read), str(replies_write)],
-                pass_fds=(requests_read, replies_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                env=env)
+                pass_fds=(requests_read, replies_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
+            )
         finally:
             os.close(requests_read)
             os.close(replies_write)

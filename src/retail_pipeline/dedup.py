@@ -17,8 +17,16 @@ import pyarrow.compute as pc
 from .arrow_util import contiguous, from_numpy, lit, to_numpy
 
 #: the columns on which two typed sales lines are the same line
-DEDUP_KEYS = ["invoice_no", "stock_code", "description", "quantity", "invoice_datetime", "unit_price",
-              "customer_id", "country"]
+DEDUP_KEYS = [
+    "invoice_no",
+    "stock_code",
+    "description",
+    "quantity",
+    "invoice_datetime",
+    "unit_price",
+    "customer_id",
+    "country",
+]
 
 
 def keep_mask(table: pa.Table, keys: list[str] = DEDUP_KEYS) -> np.ndarray | None:
@@ -75,8 +83,7 @@ def _fixed_width_hash(table: pa.Table, keys: list[str]) -> np.ndarray:
     mixed = np.zeros(n, dtype=np.uint64)
     for key in keys:
         col = contiguous(table[key])
-        fixed = not pa.types.is_boolean(col.type) and (pa.types.is_primitive(col.type)
-                                                      or pa.types.is_decimal(col.type))
+        fixed = not pa.types.is_boolean(col.type) and (pa.types.is_primitive(col.type) or pa.types.is_decimal(col.type))
         width = col.type.byte_width if fixed else 0
         if col.null_count or width not in (4, 8, 16):
             continue

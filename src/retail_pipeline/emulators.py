@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 PROJECT = "retail-local"  #: project id used on the emulator chain
 LOCALHOST = "127.0.0.1"
 
@@ -46,8 +45,13 @@ def pubsub_launcher() -> Path | None:
     gcloud = shutil.which("gcloud")
     if gcloud:
         try:
-            out = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True,
-                                 text=True, timeout=30, check=False).stdout.strip()
+            out = subprocess.run(
+                [gcloud, "info", "--format=value(installation.sdk_root)"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout.strip()
         except subprocess.TimeoutExpired:
             out = ""
         if out:
@@ -106,8 +110,7 @@ def ensure_spatial_extension() -> None:
 
     con = duckdb.connect()
     try:
-        installed = con.execute(
-            "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'spatial'").fetchone()
+        installed = con.execute("SELECT installed FROM duckdb_extensions() WHERE extension_name = 'spatial'").fetchone()
         if installed and installed[0]:
             return
         con.execute(f"INSTALL '{_spatial_extension_file()}'")
@@ -121,8 +124,7 @@ def _wait(check, what: str, proc: subprocess.Popen, log: Path, timeout: float) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EmulatorError(f"{what} exited with code {proc.returncode}; its log {log} ends with:\n"
-                                + _tail(log))
+            raise EmulatorError(f"{what} exited with code {proc.returncode}; its log {log} ends with:\n" + _tail(log))
         try:
             if check():
                 return
@@ -182,7 +184,7 @@ class Emulators:
             env["CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB"] = f"http://{self.pubsub_host}/"
         return env
 
-    def start(self, timeout: float = 90.0) -> "Emulators":
+    def start(self, timeout: float = 90.0) -> Emulators:
         """Start the emulators (in parallel) and wait until each answers, or raise EmulatorError."""
         absent = [m for m in missing() if self.with_pubsub or ("Pub/Sub" not in m and "java" not in m)]
         if absent:
@@ -195,26 +197,69 @@ class Emulators:
         self.gcs_data.mkdir(parents=True, exist_ok=True)
         (self.root / "bq").mkdir(parents=True, exist_ok=True)
         try:
-            self._spawn("gcs", [_venv_tool("gcp-storage-emulator"), "--data-dir", str(self.root / "gcs"), "start",
-                                "--host", LOCALHOST, "--port", str(self.gcs_port), "--quiet"], {})
-            self._spawn("bigquery", [_venv_tool("bqemulator"), "start", "--rest-host", LOCALHOST, "--rest-port",
-                                     str(self.bq_port), "--grpc-port", str(free_port()), "--persistent",
-                                     "--data-dir", str(self.root / "bq"), "--project", self.project,
-                                     "--log-level", "warning"],
-                        {"BQEMU_GCS_LOCAL_ROOT": str(self.gcs_data)})
+            self._spawn(
+                "gcs",
+                [
+                    _venv_tool("gcp-storage-emulator"),
+                    "--data-dir",
+                    str(self.root / "gcs"),
+                    "start",
+                    "--host",
+                    LOCALHOST,
+                    "--port",
+                    str(self.gcs_port),
+                    "--quiet",
+                ],
+                {},
+            )
+            self._spawn(
+                "bigquery",
+                [
+                    _venv_tool("bqemulator"),
+                    "start",
+                    "--rest-host",
+                    LOCALHOST,
+                    "--rest-port",
+                    str(self.bq_port),
+                    "--grpc-port",
+                    str(free_port()),
+                    "--persistent",
+                    "--data-dir",
+                    str(self.root / "bq"),
+                    "--project",
+                    self.project,
+                    "--log-level",
+                    "warning",
+                ],
+                {"BQEMU_GCS_LOCAL_ROOT": str(self.gcs_data)},
+            )
             if self.with_pubsub:
                 self.pubsub_port = self.pubsub_port or free_port()
-                self._spawn("pubsub", [str(pubsub_launcher()), f"--host={LOCALHOST}", f"--port={self.pubsub_port}"],
-                            {})
+                self._spawn("pubsub", [str(pubsub_launcher()), f"--host={LOCALHOST}", f"--port={self.pubsub_port}"], {})
             import requests
 
-            _wait(lambda: requests.get(f"{self.gcs_url}/storage/v1/b", timeout=2).ok, "the GCS emulator",
-                  self.procs["gcs"], logs / "gcs.log", timeout)
-            _wait(lambda: requests.get(f"{self.bq_url}/readyz", timeout=2).ok, "the BigQuery emulator",
-                  self.procs["bigquery"], logs / "bigquery.log", timeout)
+            _wait(
+                lambda: requests.get(f"{self.gcs_url}/storage/v1/b", timeout=2).ok,
+                "the GCS emulator",
+                self.procs["gcs"],
+                logs / "gcs.log",
+                timeout,
+            )
+            _wait(
+                lambda: requests.get(f"{self.bq_url}/readyz", timeout=2).ok,
+                "the BigQuery emulator",
+                self.procs["bigquery"],
+                logs / "bigquery.log",
+                timeout,
+            )
             if self.with_pubsub:
-                _wait(lambda: requests.get(f"http://{self.pubsub_host}/", timeout=2).ok, "the Pub/Sub emulator",
-                      self.procs["pubsub"], logs / "pubsub.log", timeout)
+                _wait(
+                    lambda: requests.get(f"http://{self.pubsub_host}/", timeout=2).ok,
+                    "the Pub/Sub emulator",
+                    self.procs["pubsub"],
+                    logs / "pubsub.log",
+                    timeout,
+                )
         except BaseException:
             self.stop()
             raise
@@ -224,8 +269,14 @@ class Emulators:
         log = open(self.root / "logs" / f"{name}.log", "ab")
         try:
             self.procs[name] = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **extra_env}, cwd=self.root, start_new_session=True)
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **extra_env},
+                cwd=self.root,
+                start_new_session=True,
+            )
         finally:
             log.close()
 
@@ -252,7 +303,7 @@ class Emulators:
                 proc.wait(timeout=5)
         self.procs.clear()
 
-    def __enter__(self) -> "Emulators":
+    def __enter__(self) -> Emulators:
         return self.start()
 
     def __exit__(self, *exc) -> None:

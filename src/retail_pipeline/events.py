@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import base64
-import logging
 import hashlib
 import json
-from datetime import datetime, timezone
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.conversion import to_binary, to_structured
@@ -25,12 +25,14 @@ from .ports import Message, ObjectInfo
 log = logging.getLogger(__name__)
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
-STORAGE_ARCHIVED = "google.cloud.storage.object.v1.archived"  #: a live generation became noncurrent (deleted or replaced)
+STORAGE_ARCHIVED = (
+    "google.cloud.storage.object.v1.archived"  #: a live generation became noncurrent (deleted or replaced)
+)
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def storage_object_data(info: ObjectInfo) -> dict:
@@ -137,6 +139,11 @@ def pubsub_payload(cloud_event: Any) -> tuple[dict, dict[str, str]]:
 def acknowledge(cloud_event: Any, error: PermanentEventError) -> dict:
     """Log a permanent event error with the event id and answer 2xx, so the platform does not retry."""
     event_id = cloud_event["id"]
-    log.error("event %s (%s) not processed, and not retried: %s", event_id, cloud_event["type"], error,
-              extra={"event_id": event_id, "status": "ignored"})
+    log.error(
+        "event %s (%s) not processed, and not retried: %s",
+        event_id,
+        cloud_event["type"],
+        error,
+        extra={"event_id": event_id, "status": "ignored"},
+    )
     return {"status": "ignored", "reason": str(error), "event_id": event_id}

@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 
 #: fastexcel dtypes per canonical field: identifiers as text, so '85123A' and 85123 both stay codes
 FIELD_DTYPES = {
-    "invoice_no": "string", "stock_code": "string", "description": "string", "quantity": "float",
-    "invoice_date": "datetime", "unit_price": "float", "customer_id": "string", "country": "string",
+    "invoice_no": "string",
+    "stock_code": "string",
+    "description": "string",
+    "quantity": "float",
+    "invoice_date": "datetime",
+    "unit_price": "float",
+    "customer_id": "string",
+    "country": "string",
 }
 #: fastexcel dtypes for the usual spellings, so the common case reads each sheet once
 KNOWN_DTYPES = {
@@ -122,7 +128,7 @@ def read_sheet_fast(reader: Any, sheet_name: str) -> Chunk | list[str]:
     try:
         batch = reader.load_sheet(sheet_name, use_columns=_wanted, dtypes=KNOWN_DTYPES, eager=True)
     except fastexcel.FastExcelError as exc:
-        if "no columns" in str(exc).lower() or "column" in str(exc).lower() and "select" in str(exc).lower():
+        if "no columns" in str(exc).lower() or ("column" in str(exc).lower() and "select" in str(exc).lower()):
             return list(source_fields())
         raise RejectedInput("corrupt_workbook", f"sheet {sheet_name!r} cannot be read: {exc}") from exc
     except Exception as exc:

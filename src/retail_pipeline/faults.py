@@ -48,7 +48,7 @@ class FaultPlan:
         self.rng = random.Random(self.seed)
 
     @classmethod
-    def parse(cls, spec: str) -> "FaultPlan":
+    def parse(cls, spec: str) -> FaultPlan:
         """``copies=3,shuffle,delay=0.2,seed=1,crash=ingest.partition+load.publish`` → FaultPlan."""
         kwargs: dict = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):

@@ -52,7 +52,7 @@ class ServiceAccountIdentity(ga_credentials.Credentials):
 
 def token_for(email: str) -> str:
     """The bearer token :class:`ServiceAccountIdentity` sends for EMAIL (for non-Google clients, e.g. dbt)."""
-    return ServiceAccountIdentity(email).token
+    return TOKEN_PREFIX + ServiceAccountIdentity(email).service_account_email
 
 
 def account_from_authorization(header: str | None) -> str | None:
@@ -66,7 +66,7 @@ def account_from_authorization(header: str | None) -> str | None:
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
         return None
-    email = token[len(TOKEN_PREFIX):].strip()
+    email = token[len(TOKEN_PREFIX) :].strip()
     return email if _EMAIL_RE.match(email) else None
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,19 +71,41 @@ class IngestResult:
         return asdict(self)
 
 
-def record_rejection(lake: ObjectStore, source_uri: str, generation: int, error: RejectedInput, *,
-                     rows_read: int = 0, seconds: float = 0.0) -> IngestResult:
+def record_rejection(
+    lake: ObjectStore,
+    source_uri: str,
+    generation: int,
+    error: RejectedInput,
+    *,
+    rows_read: int = 0,
+    seconds: float = 0.0,
+) -> IngestResult:
     """The batch of a landing object that cannot be ingested: a 'rejected' manifest with the reason."""
-    result = IngestResult(batch_id_for(source_uri, generation), source_uri, generation, "rejected", error=str(error),
-                          error_code=error.code, rows_read=rows_read, seconds=seconds)
+    result = IngestResult(
+        batch_id_for(source_uri, generation),
+        source_uri,
+        generation,
+        "rejected",
+        error=str(error),
+        error_code=error.code,
+        rows_read=rows_read,
+        seconds=seconds,
+    )
     log.warning("rejected %s: %s", source_uri, error, extra={"batch_id": result.batch_id, "reason": error.code})
     write_manifest(lake, result)
     return result
 
 
-def ingest_object(source: Path, source_name: str, source_uri: str, generation: int, lake: ObjectStore,
-                  limits: Limits, progress: Callable[[str], None] | None = None,
-                  faults: Faults | None = None) -> IngestResult:
+def ingest_object(
+    source: Path,
+    source_name: str,
+    source_uri: str,
+    generation: int,
+    lake: ObjectStore,
+    limits: Limits,
+    progress: Callable[[str], None] | None = None,
+    faults: Faults | None = None,
+) -> IngestResult:
     """Read, type, classify and deduplicate one landing object; write its batch to the lake.
 
     A file that cannot be ingested (RejectedInput) gets a manifest with state 'rejected' and its
@@ -95,8 +117,10 @@ def ingest_object(source: Path, source_name: str, source_uri: str, generation: i
     say = progress or (lambda _msg: None)
     lineage = {"source_uri": source_uri, "source_generation": generation, "batch_id": batch_id}
     try:
-        with tempfile.TemporaryDirectory(prefix="ingest-") as tmp, \
-                ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="ingest") as pool:
+        with (
+            tempfile.TemporaryDirectory(prefix="ingest-") as tmp,
+            ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="ingest") as pool,
+        ):
             buffer = PartitionBuffer(Path(tmp))
             quarantine = QuarantineSink(Path(tmp) / "quarantine.parquet", lineage)
             try:
@@ -106,24 +130,36 @@ def ingest_object(source: Path, source_name: str, source_uri: str, generation: i
                 _write_partitions(buffer, lake, lineage, result, say, pool, faults or Faults())
                 if quarantine.rows:
                     name = quarantine_object_name(batch_id)
-                    lake.put(name, quarantine.finish(), content_type=PARQUET_CONTENT_TYPE,
-                             metadata=object_metadata(batch_id, source_uri, generation, "quarantine", "",
-                                                      quarantine.rows))
+                    lake.put(
+                        name,
+                        quarantine.finish(),
+                        content_type=PARQUET_CONTENT_TYPE,
+                        metadata=object_metadata(batch_id, source_uri, generation, "quarantine", "", quarantine.rows),
+                    )
                     result.quarantine = {"object": name, "rows": quarantine.rows}
             finally:
                 quarantine.close()
                 buffer.close()
     except RejectedInput as exc:
-        return record_rejection(lake, source_uri, generation, exc, rows_read=result.rows_read,
-                                seconds=round(time.monotonic() - started, 3))
+        return record_rejection(
+            lake, source_uri, generation, exc, rows_read=result.rows_read, seconds=round(time.monotonic() - started, 3)
+        )
     result.seconds = round(time.monotonic() - started, 3)
-    result.ingested_at = datetime.now(timezone.utc).isoformat()
+    result.ingested_at = datetime.now(UTC).isoformat()
     write_manifest(lake, result)
     return result
 
 
-def _read_and_clean(source: Path, source_name: str, limits: Limits, result: IngestResult, buffer: PartitionBuffer,
-                    quarantine: QuarantineSink, say: Callable[[str], None], pool: ThreadPoolExecutor) -> None:
+def _read_and_clean(
+    source: Path,
+    source_name: str,
+    limits: Limits,
+    result: IngestResult,
+    buffer: PartitionBuffer,
+    quarantine: QuarantineSink,
+    say: Callable[[str], None],
+    pool: ThreadPoolExecutor,
+) -> None:
     """Every chunk of the source cleaned: typed rows into the buffer, quarantined rows into the sink."""
     for chunk in read_source(source, source_name, limits):
         say(f"read {chunk.sheet}: {chunk.table.num_rows:,} rows")
@@ -144,8 +180,9 @@ def _read_and_clean(source: Path, source_name: str, limits: Limits, result: Inge
         del bad
 
 
-def _clean(chunk: Chunk, limits: Limits, say: Callable[[str], None],
-           pool: ThreadPoolExecutor) -> tuple[pa.Table, pa.Table, int]:
+def _clean(
+    chunk: Chunk, limits: Limits, say: Callable[[str], None], pool: ThreadPoolExecutor
+) -> tuple[pa.Table, pa.Table, int]:
     """(typed rows, quarantined rows, blank rows skipped) of a chunk, cleaned over the pool's
     threads; the chunk is read again with per-cell detail when the fast read was not exact
     (see chunk.Chunk.reread)."""
@@ -154,8 +191,10 @@ def _clean(chunk: Chunk, limits: Limits, say: Callable[[str], None],
     blank = n - good.num_rows - bad.num_rows
     if (bad.num_rows or blank) and chunk.reread is not None:
         # the fast read turns an untypable cell into a blank one: read exactly before quarantining or skipping
-        say(f"{chunk.sheet}: {bad.num_rows:,} rows to quarantine, {blank:,} blank; reading the sheet again "
-            "for the raw text of every cell")
+        say(
+            f"{chunk.sheet}: {bad.num_rows:,} rows to quarantine, {blank:,} blank; reading the sheet again "
+            "for the raw text of every cell"
+        )
         reread = chunk.reread
         del good, bad
         chunk.table = None  # the reader's generator may still hold the chunk: drop the first read now
@@ -175,13 +214,21 @@ def _clean_parallel(chunk: Chunk, limits: Limits, pool: ThreadPoolExecutor) -> t
     if n < PARALLEL_CLEAN_ROWS:
         return clean_rows(chunk, limits)
     bounds = [n * i // THREADS for i in range(THREADS + 1)]
-    results = list(pool.map(lambda ab: clean_rows(chunk.slice(ab[0], ab[1] - ab[0]), limits),
-                            zip(bounds[:-1], bounds[1:])))
+    results = list(
+        pool.map(lambda ab: clean_rows(chunk.slice(ab[0], ab[1] - ab[0]), limits), zip(bounds[:-1], bounds[1:]))
+    )
     return pa.concat_tables([g for g, _ in results]), pa.concat_tables([b for _, b in results])
 
 
-def _write_partitions(buffer: PartitionBuffer, lake: ObjectStore, lineage: dict[str, Any], result: IngestResult,
-                      say: Callable[[str], None], pool: ThreadPoolExecutor, faults: Faults) -> None:
+def _write_partitions(
+    buffer: PartitionBuffer,
+    lake: ObjectStore,
+    lineage: dict[str, Any],
+    result: IngestResult,
+    say: Callable[[str], None],
+    pool: ThreadPoolExecutor,
+    faults: Faults,
+) -> None:
     """Deduplicate and write every month partition; results recorded in month order."""
     from .lake_parquet import partition_parquet
 
@@ -192,9 +239,14 @@ def _write_partitions(buffer: PartitionBuffer, lake: ObjectStore, lineage: dict[
         maybe_crash(faults, "ingest.partition", name)
         data, rows_out = partition_parquet(table, lineage)
         del table
-        lake.put(name, data, content_type=PARQUET_CONTENT_TYPE,
-                 metadata=object_metadata(result.batch_id, result.source_uri, result.source_generation, "sales",
-                                          month, rows_out))
+        lake.put(
+            name,
+            data,
+            content_type=PARQUET_CONTENT_TYPE,
+            metadata=object_metadata(
+                result.batch_id, result.source_uri, result.source_generation, "sales", month, rows_out
+            ),
+        )
         return month, name, rows_in, rows_out
 
     months = buffer.months()

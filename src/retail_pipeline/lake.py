@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .ports import ObjectStore
@@ -48,11 +48,18 @@ def manifest_object_name(batch_id: str) -> str:
     return f"{MANIFEST_PREFIX}{batch_id}.json"
 
 
-def object_metadata(batch_id: str, source_uri: str, source_generation: int, kind: str, partition: str,
-                    rows: int) -> dict[str, str]:
+def object_metadata(
+    batch_id: str, source_uri: str, source_generation: int, kind: str, partition: str, rows: int
+) -> dict[str, str]:
     """The custom metadata every lake object carries (the load stage reads it before the data)."""
-    return {"batch_id": batch_id, "source_uri": source_uri, "source_generation": str(source_generation),
-            "kind": kind, "partition": partition, "rows": str(rows)}
+    return {
+        "batch_id": batch_id,
+        "source_uri": source_uri,
+        "source_generation": str(source_generation),
+        "kind": kind,
+        "partition": partition,
+        "rows": str(rows),
+    }
 
 
 class ManifestRecord(Protocol):
@@ -69,11 +76,14 @@ class ManifestRecord(Protocol):
 def write_manifest(lake: ObjectStore, result: ManifestRecord) -> str:
     """Write the batch manifest (last object of a batch); stamps ingested_at if the caller did not."""
     if not result.ingested_at:
-        result.ingested_at = datetime.now(timezone.utc).isoformat()
+        result.ingested_at = datetime.now(UTC).isoformat()
     name = manifest_object_name(result.batch_id)
-    lake.put(name, json.dumps(result.manifest(), indent=2).encode(), content_type="application/json",
-             metadata=object_metadata(result.batch_id, result.source_uri, result.source_generation, "manifest", "",
-                                      1))
+    lake.put(
+        name,
+        json.dumps(result.manifest(), indent=2).encode(),
+        content_type="application/json",
+        metadata=object_metadata(result.batch_id, result.source_uri, result.source_generation, "manifest", "", 1),
+    )
     return name
 
 
@@ -85,4 +95,6 @@ def read_manifest(lake: ObjectStore, batch_id: str) -> dict[str, Any] | None:
 
 def list_manifests(lake: ObjectStore) -> list[dict[str, Any]]:
     """Every manifest in the lake."""
-    return [json.loads(lake.read_bytes(info.name)) for info in lake.list(MANIFEST_PREFIX) if info.name.endswith(".json")]
+    return [
+        json.loads(lake.read_bytes(info.name)) for info in lake.list(MANIFEST_PREFIX) if info.name.endswith(".json")
+    ]

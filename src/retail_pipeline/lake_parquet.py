@@ -75,12 +75,17 @@ def partition_parquet(table: pa.Table, lineage: dict[str, Any]) -> tuple[bytes, 
     schema = arrow_schema("sales_lines")
     sink = io.BytesIO()
     written = 0
-    with pq.ParquetWriter(sink, schema, compression=PARQUET_COMPRESSION, use_dictionary=dictionary_columns(schema),
-                          write_statistics=statistics_columns(schema)) as writer:
+    with pq.ParquetWriter(
+        sink,
+        schema,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=dictionary_columns(schema),
+        write_statistics=statistics_columns(schema),
+    ) as writer:
         for start in range(0, table.num_rows, WRITE_SLICE_ROWS):
             part = table.slice(start, WRITE_SLICE_ROWS)
             if mask is not None:
-                part = part.filter(from_numpy(mask[start:start + part.num_rows]))
+                part = part.filter(from_numpy(mask[start : start + part.num_rows]))
             writer.write_table(add_lineage(part, lineage, "sales_lines"))
             written += part.num_rows
     return sink.getvalue(), written

@@ -20,11 +20,21 @@ FEES = ["BANK CHARGES", "AMAZONFEE", "CRUK"]
 DISCOUNT = ["D"]
 NON_PRODUCT = ["M", "m", "S", "PADS", "B"]
 NON_PRODUCT_PREFIXES = ["gift_0001", "DCGS"]
-LABELS = ["bad_debt_adjustment", "cancellation", "postage", "fee", "discount", "non_product", "stock_adjustment",
-          "free_item"]
+LABELS = [
+    "bad_debt_adjustment",
+    "cancellation",
+    "postage",
+    "fee",
+    "discount",
+    "non_product",
+    "stock_adjustment",
+    "free_item",
+]
 _NAMES = strings([*LABELS, "sale"])
-_SETS = {name: strings(values) for name, values in
-         {"postage": POSTAGE, "fees": FEES, "discount": DISCOUNT, "non_product": NON_PRODUCT}.items()}
+_SETS = {
+    name: strings(values)
+    for name, values in {"postage": POSTAGE, "fees": FEES, "discount": DISCOUNT, "non_product": NON_PRODUCT}.items()
+}
 
 
 def _starts_with_any(arr: pa.Array, prefixes: list[str]) -> pa.Array:
@@ -35,8 +45,9 @@ def _starts_with_any(arr: pa.Array, prefixes: list[str]) -> pa.Array:
     return out
 
 
-def classify(invoice_no: pa.Array, stock_code: pa.Array, quantity: pa.Array, unit_price: pa.Array,
-             customer_id: pa.Array) -> pa.Array:
+def classify(
+    invoice_no: pa.Array, stock_code: pa.Array, quantity: pa.Array, unit_price: pa.Array, customer_id: pa.Array
+) -> pa.Array:
     """line_type of each row (see the module doc for the precedence)."""
     inv = pc.fill_null(invoice_no, lit(""))
     code = pc.fill_null(stock_code, lit(""))

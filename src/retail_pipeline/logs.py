@@ -8,10 +8,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-_FIELDS = ("batch_id", "rows", "rows_read", "rows_loaded", "reason", "tests_failed", "stage", "object", "event_id",
-           "status", "execution")
+_FIELDS = (
+    "batch_id",
+    "rows",
+    "rows_read",
+    "rows_loaded",
+    "reason",
+    "tests_failed",
+    "stage",
+    "object",
+    "event_id",
+    "status",
+    "execution",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,7 +30,7 @@ class JsonFormatter(logging.Formatter):
         entry = {
             "severity": record.levelname if record.levelname != "WARNING" else "WARNING",
             "message": record.getMessage(),
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
         for key in _FIELDS:

@@ -83,8 +83,9 @@ class PartitionBuffer:
         for month, parts in self.tables.items():
             if month not in self.writers:
                 # no dictionaries: an open writer per month would each hold one per column
-                self.writers[month] = pq.ParquetWriter(self.tmpdir / f"{month}.parquet", parts[0].schema,
-                                                       compression="lz4", use_dictionary=False)
+                self.writers[month] = pq.ParquetWriter(
+                    self.tmpdir / f"{month}.parquet", parts[0].schema, compression="lz4", use_dictionary=False
+                )
             for part in parts:
                 self.writers[month].write_table(part)
         self.tables.clear()

@@ -27,8 +27,14 @@ def with_fault_plan(settings: Settings, faults: FaultPlan | None) -> Settings:
     return settings.with_changes(faults=Faults(crash=faults.crash, state=settings.faults.state))
 
 
-def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Callable[[str], None] | None = None,
-              timeout: float = 1800.0, faults: FaultPlan | None = None) -> dict[str, Any]:
+def run_local(
+    settings: Settings,
+    files: list[tuple[Path, str]],
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = 1800.0,
+    faults: FaultPlan | None = None,
+) -> dict[str, Any]:
     """Upload each (path, object name) to the landing bucket and deliver events until idle."""
     say = progress or (lambda _m: None)
     settings = with_fault_plan(settings, faults)
@@ -53,8 +59,9 @@ def run_local(settings: Settings, files: list[tuple[Path, str]], *, progress: Ca
         say(f"dropped {name} into {shown(settings.landing)} (generation {info.generation})")
     stats = runtime.run_until_idle(timeout=timeout)
     seconds = dict(stats.seconds)
-    summary = run_summary(collect(ctx), batch_ids, dead_letters=stats.dead_letters, seconds=seconds,
-                          deliveries=stats.deliveries)
+    summary = run_summary(
+        collect(ctx), batch_ids, dead_letters=stats.dead_letters, seconds=seconds, deliveries=stats.deliveries
+    )
     summary["dashboard"] = None
     if any(b["state"] == "transformed" for b in summary["batches"]):
         from .dashboard import build_dashboard  # the page follows every successful dbt run

@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pandas
 
 
 class PreconditionFailed(Exception):
@@ -41,8 +44,15 @@ class ObjectStore(Protocol):
     def uri(self, name: str) -> str:
         """Address of an object: gs://bucket/name or file:///path."""
 
-    def put(self, name: str, data: bytes | Path, *, content_type: str = ..., metadata: dict[str, str] | None = None,
-            if_generation_match: int | None = None) -> ObjectInfo:
+    def put(
+        self,
+        name: str,
+        data: bytes | Path,
+        *,
+        content_type: str = ...,
+        metadata: dict[str, str] | None = None,
+        if_generation_match: int | None = None,
+    ) -> ObjectInfo:
         """Write one object atomically (readers see the old or the new generation, never a part).
         ``if_generation_match=0`` creates it only if absent, else raises :class:`PreconditionFailed`."""
 
@@ -111,12 +121,6 @@ class MessageBus(Protocol):
     def subscribe(self, name: str, push_endpoint: str | None = None) -> Subscription:
         """The subscription ``name``; with ``push_endpoint``, one that pushes there (where the bus can)."""
 
-    def read_relation(self, name: str, *, columns: list[str] | None = None,
-                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
-        """One model of the analytics layer (a mart or the fact) as a DataFrame: filters
-        ``(column, operator, value)`` ANDed and pushed down as query parameters; money as Decimal,
-        dates as datetime.date, integers as Int64 (see analytics_frames); RelationNotFound if absent."""
-
 
 @dataclass(frozen=True)
 class LoadRequest:
@@ -138,10 +142,17 @@ class LoadRequest:
     def for_object(cls, kind: str, info: ObjectInfo, uri: str) -> LoadRequest:
         """The request for a lake object; its metadata (written by ingest) holds the keys."""
         meta = info.metadata
-        return cls(kind=kind, object_name=info.name, object_uri=uri, object_generation=info.generation,
-                   batch_id=meta["batch_id"], source_uri=meta["source_uri"],
-                   source_generation=int(meta["source_generation"]), partition=meta.get("partition", ""),
-                   rows=int(meta["rows"]))
+        return cls(
+            kind=kind,
+            object_name=info.name,
+            object_uri=uri,
+            object_generation=info.generation,
+            batch_id=meta["batch_id"],
+            source_uri=meta["source_uri"],
+            source_generation=int(meta["source_generation"]),
+            partition=meta.get("partition", ""),
+            rows=int(meta["rows"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -170,8 +181,10 @@ class BatchProgress:
 
     @property
     def complete(self) -> bool:
-        return self.manifest_loaded and not self.superseded and all(
-            self.loaded.get(key) == rows for key, rows in self.expected.items()
+        return (
+            self.manifest_loaded
+            and not self.superseded
+            and all(self.loaded.get(key) == rows for key, rows in self.expected.items())
         )
 
     @property
@@ -256,6 +269,13 @@ class Warehouse(Protocol):
 
     def figures(self) -> Figures:
         """The fact's row count and net amount (zero before the first dbt run)."""
+
+    def read_relation(
+        self, name: str, *, columns: list[str] | None = None, where: list[tuple[str, str, object]] | None = None
+    ) -> pandas.DataFrame:
+        """One model of the analytics layer (a mart or the fact) as a DataFrame: filters
+        ``(column, operator, value)`` ANDed and pushed down as query parameters; money as Decimal,
+        dates as datetime.date, integers as Int64 (see analytics_frames); RelationNotFound if absent."""
 
     def retract(self, target: str, *, who: str, why: str) -> RetractResult:
         """Remove every batch of a source (``target``: its URI, or one of its batch ids) from the raw

@@ -41,7 +41,9 @@ def sniff(path: Path, name: str) -> str:
     if head.startswith(b"\x1f\x8b"):
         return "csv.gz"
     if lower.endswith((".xlsx", ".xlsm", ".xls")):
-        raise RejectedInput("not_a_workbook", f"{name} is named like a workbook but is not one (no zip or OLE signature)")
+        raise RejectedInput(
+            "not_a_workbook", f"{name} is named like a workbook but is not one (no zip or OLE signature)"
+        )
     if lower.endswith(".csv"):
         return "csv"
     raise RejectedInput("unsupported_format", f"{name}: not an Excel workbook, CSV or Parquet file")

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import context
@@ -31,8 +31,15 @@ def _ledger(ctx: context.Context, batch_id: str) -> dict[str, Any]:
     return {} if record is None else {f"{k}:{p}": rows for (k, p), rows in sorted(record.loaded.items())}
 
 
-def replay_batch(chain: Recorded, batch_id: str, *, claim_key: str | None = None, messages_only: bool = False,
-                 timeout: float = 900.0, say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+def replay_batch(
+    chain: Recorded,
+    batch_id: str,
+    *,
+    claim_key: str | None = None,
+    messages_only: bool = False,
+    timeout: float = 900.0,
+    say: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
     """Replay ``batch_id`` on the chain the home recorded; waits for the new transform run."""
     settings = chain.settings
     ctx = context.Context(settings)
@@ -48,7 +55,7 @@ def replay_batch(chain: Recorded, batch_id: str, *, claim_key: str | None = None
         log_to_file(settings.home / "logs" / "pipeline.jsonl")  # the terminal is for the replay's own report
         apps = InProcessApps()
     ledger_before = _ledger(ctx, batch_id)
-    key = claim_key or f"replay-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    key = claim_key or f"replay-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
     loads = []
     if not messages_only:
         objects = [o for o in ctx.lake.list() if o.metadata.get("batch_id") == batch_id and not o.name.startswith("_")]
@@ -68,9 +75,10 @@ def replay_batch(chain: Recorded, batch_id: str, *, claim_key: str | None = None
     if not subscription.pushed_by_platform:
         LocalRuntime(ctx, apps, subscription=subscription, progress=say).run_until_idle(timeout=timeout)
     elif not serving:  # nobody is subscribed right now: deliver the message as the push subscription would
-        message = Message(message_id, json.dumps(payload).encode(), attributes, datetime.now(timezone.utc))
-        status, body = apps.deliver("transform", pubsub_published(
-            message, ctx.bus.topic, f"projects/{PROJECT}/subscriptions/{SUBSCRIPTION}"))
+        message = Message(message_id, json.dumps(payload).encode(), attributes, datetime.now(UTC))
+        status, body = apps.deliver(
+            "transform", pubsub_published(message, ctx.bus.topic, f"projects/{PROJECT}/subscriptions/{SUBSCRIPTION}")
+        )
         if status >= 300:
             raise ReplayError(f"transform failed (HTTP {status}): {body[-300:]}")
     deadline = time.monotonic() + timeout
@@ -84,5 +92,12 @@ def replay_batch(chain: Recorded, batch_id: str, *, claim_key: str | None = None
     report = collect(ctx)
     ledger_after = _ledger(ctx, batch_id)
     context.use(None)
-    return {"batch_id": batch_id, "claim_key": key, "loads": loads, "ledger_before": ledger_before,
-            "ledger_after": ledger_after, "transform": runs[-1], "warehouse": report["warehouse"]}
+    return {
+        "batch_id": batch_id,
+        "claim_key": key,
+        "loads": loads,
+        "ledger_before": ledger_before,
+        "ledger_after": ledger_after,
+        "transform": runs[-1],
+        "warehouse": report["warehouse"],
+    }

@@ -19,7 +19,7 @@ import getpass
 import json
 import logging
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from . import context
@@ -60,12 +60,24 @@ def rebuild(ctx: Context, batch_ids: list[str], partitions: list[str], claim_key
 
 
 def _outcome(result: RetractResult, run: TransformResult | None, claim_key: str | None) -> dict[str, Any]:
-    return {"target": result.target, "batch_ids": result.batch_ids, "source_uris": result.source_uris,
-            "rows_removed": result.rows_removed, "quarantine_removed": result.quarantine_removed,
-            "partitions": result.partitions, "claim_key": claim_key,
-            "transform": None if run is None else {"status": run.status, "tests_passed": run.tests_passed,
-                                                   "tests_failed": run.tests_failed, "error": run.error,
-                                                   "execution": run.execution}}
+    return {
+        "target": result.target,
+        "batch_ids": result.batch_ids,
+        "source_uris": result.source_uris,
+        "rows_removed": result.rows_removed,
+        "quarantine_removed": result.quarantine_removed,
+        "partitions": result.partitions,
+        "claim_key": claim_key,
+        "transform": None
+        if run is None
+        else {
+            "status": run.status,
+            "tests_passed": run.tests_passed,
+            "tests_failed": run.tests_failed,
+            "error": run.error,
+            "execution": run.execution,
+        },
+    }
 
 
 def retract(ctx: Context, target: str, *, why: str = "", who: str | None = None) -> dict[str, Any]:
@@ -74,10 +86,15 @@ def retract(ctx: Context, target: str, *, why: str = "", who: str | None = None)
     result = ctx.warehouse.retract(target, who=who or whoami(ctx), why=why)
     if not result.batch_ids:
         return _outcome(result, None, None)
-    key = f"retract-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    key = f"retract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run = rebuild(ctx, result.batch_ids, result.partitions, key)
-    log.info("retracted %s: %d batches, %d rows", target, len(result.batch_ids), result.rows_removed,
-             extra={"batch_id": result.batch_ids[0], "stage": "retract"})
+    log.info(
+        "retracted %s: %d batches, %d rows",
+        target,
+        len(result.batch_ids),
+        result.rows_removed,
+        extra={"batch_id": result.batch_ids[0], "stage": "retract"},
+    )
     return _outcome(result, run, key)
 
 
@@ -90,27 +107,40 @@ def landing_object_removed(bucket_name: str, object_name: str, generation: int) 
     ctx = context.get()
     landing = ctx.landing
     if bucket_name != landing.bucket:
-        raise PermanentEventError(f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}")
+        raise PermanentEventError(
+            f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}"
+        )
     if object_name.startswith(REJECTED_PREFIX) or object_name.endswith("/"):
         return {"status": "ignored", "reason": "not a landing file", "object": object_name}
     live = landing.stat(object_name)
     if live is not None:
-        return {"status": "ignored", "reason": f"generation {live.generation} is live (an overwrite, not a deletion)",
-                "object": object_name}
+        return {
+            "status": "ignored",
+            "reason": f"generation {live.generation} is live (an overwrite, not a deletion)",
+            "object": object_name,
+        }
     uri = landing.uri(object_name)
     try:
-        result = ctx.warehouse.retract(uri, who=f"{whoami(ctx)} (landing object deleted)",
-                                       why=f"{uri} generation {generation} was deleted from the landing bucket")
+        result = ctx.warehouse.retract(
+            uri,
+            who=f"{whoami(ctx)} (landing object deleted)",
+            why=f"{uri} generation {generation} was deleted from the landing bucket",
+        )
     except LookupError:
         return {"status": "ignored", "reason": "no batch of it is in the warehouse", "object": object_name}
     if not result.batch_ids:
         return {"status": "already_retracted", "object": object_name}
     key = f"retract-{result.batch_ids[0]}-{generation}"
     payload = {"batch_ids": result.batch_ids, "partitions": result.partitions, "source_uri": uri}
-    ctx.bus.publish(json.dumps(payload).encode(), {"batch_id": result.batch_ids[0], "replay": key,
-                                                   "kind": RETRACT_KIND})
-    log.info("retracted %s (deleted): %d rows", uri, result.rows_removed,
-             extra={"batch_id": result.batch_ids[0], "stage": "retract"})
+    ctx.bus.publish(
+        json.dumps(payload).encode(), {"batch_id": result.batch_ids[0], "replay": key, "kind": RETRACT_KIND}
+    )
+    log.info(
+        "retracted %s (deleted): %d rows",
+        uri,
+        result.rows_removed,
+        extra={"batch_id": result.batch_ids[0], "stage": "retract"},
+    )
     return {"status": "retracted", **_outcome(result, None, key)}
 
 
@@ -123,12 +153,19 @@ def rebuild_from_message(data: dict[str, Any], attributes: dict[str, str]) -> di
     run = rebuild(ctx, batch_ids, [str(p) for p in data.get("partitions") or []], attributes["replay"])
     if run is None:
         return {"status": "already_claimed", "batch_id": batch_ids[0]}
-    return {"status": run.status, "batch_id": batch_ids[0], "batches": batch_ids, "tests_failed": run.tests_failed,
-            "error": run.error, "execution": run.execution}
+    return {
+        "status": run.status,
+        "batch_id": batch_ids[0],
+        "batches": batch_ids,
+        "tests_failed": run.tests_failed,
+        "error": run.error,
+        "execution": run.execution,
+    }
 
 
-def reprocess(ctx: Context, *, since: date | None = None, source: str | None = None,
-              dry_run: bool = False) -> list[dict[str, Any]]:
+def reprocess(
+    ctx: Context, *, since: date | None = None, source: str | None = None, dry_run: bool = False
+) -> list[dict[str, Any]]:
     """Rewrite the landing objects (not ``rejected/`` reports) last written on or after ``since`` whose
     name or URI matches the glob ``source``: each new generation is ingested with today's rules and
     supersedes the batches of the older ones. Returns what was (or would be) rewritten."""
@@ -142,6 +179,7 @@ def reprocess(ctx: Context, *, since: date | None = None, source: str | None = N
         if since and info.updated.date() < since:
             continue
         new = None if dry_run else ctx.landing.rewrite(info.name)
-        done.append({"object": info.name, "old_generation": info.generation,
-                     "new_generation": new.generation if new else None})
+        done.append(
+            {"object": info.name, "old_generation": info.generation, "new_generation": new.generation if new else None}
+        )
     return done

@@ -18,10 +18,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cloudevents.http import CloudEvent
 
@@ -60,7 +61,9 @@ class InProcessApps:
         def handler(sender, exception, **extra):
             self.last_error[target] = f"{type(exception).__name__}: {exception}"
             logging.getLogger("retail_pipeline.runtime").error(
-                "%s failed", target, exc_info=(type(exception), exception, exception.__traceback__))
+                "%s failed", target, exc_info=(type(exception), exception, exception.__traceback__)
+            )
+
         return handler
 
     def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]:
@@ -114,8 +117,12 @@ class Eventarc:
     """Watches buckets; every object generation not seen before becomes one finalize event, and for
     the ``removed_routes`` buckets an object that disappeared becomes one archived event."""
 
-    def __init__(self, routes: list[tuple[ObjectStore, str]], state_file: Path,
-                 removed_routes: list[tuple[ObjectStore, str]] | None = None) -> None:
+    def __init__(
+        self,
+        routes: list[tuple[ObjectStore, str]],
+        state_file: Path,
+        removed_routes: list[tuple[ObjectStore, str]] | None = None,
+    ) -> None:
         self.routes = routes
         self.removed_routes = removed_routes or []
         self.state_file = state_file
@@ -139,8 +146,7 @@ class Eventarc:
                     found.append((target, storage_finalized(info)))
         for store, target in self.removed_routes:
             for key in [k for k in self.seen if k.startswith(f"{store.bucket}/") and k not in listed]:
-                gone = ObjectInfo(store.bucket, key[len(store.bucket) + 1:], self.seen.pop(key), 0,
-                                  datetime.now(timezone.utc))
+                gone = ObjectInfo(store.bucket, key[len(store.bucket) + 1 :], self.seen.pop(key), 0, datetime.now(UTC))
                 found.append((target, storage_finalized(gone, STORAGE_ARCHIVED)))
         if found:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -151,15 +157,26 @@ class Eventarc:
 class LocalRuntime:
     """Delivers storage and bus events to the apps until nothing is left to do."""
 
-    def __init__(self, ctx: Context, apps: Apps, *, subscription: Subscription, faults: FaultPlan | None = None,
-                 max_attempts: int = 5, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        apps: Apps,
+        *,
+        subscription: Subscription,
+        faults: FaultPlan | None = None,
+        max_attempts: int = 5,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.apps = apps
         self.faults = faults or FaultPlan()
         self.max_attempts = max_attempts
         self.say = progress or (lambda _m: None)
-        self.eventarc = Eventarc([(ctx.landing, "ingest"), (ctx.lake, "load")],
-                                 ctx.settings.home / "state" / "eventarc.json", removed_routes=[(ctx.landing, "load")])
+        self.eventarc = Eventarc(
+            [(ctx.landing, "ingest"), (ctx.lake, "load")],
+            ctx.settings.home / "state" / "eventarc.json",
+            removed_routes=[(ctx.landing, "load")],
+        )
         self.subscription = subscription
         self.queue: list[_Pending] = []
         self.stats = Stats()
@@ -170,8 +187,15 @@ class LocalRuntime:
         for i in range(copies):
             delay = 0.3 if self.faults.delayed() else 0.0
             # later copies after the first get no ack hooks: the bus only needs one answer
-            self.queue.append(_Pending(target, event, not_before=time.monotonic() + delay,
-                                       ack=ack if i == 0 else None, nack=nack if i == 0 else None))
+            self.queue.append(
+                _Pending(
+                    target,
+                    event,
+                    not_before=time.monotonic() + delay,
+                    ack=ack if i == 0 else None,
+                    nack=nack if i == 0 else None,
+                )
+            )
 
     def _collect(self) -> None:
         new = self.eventarc.poll()
@@ -182,8 +206,12 @@ class LocalRuntime:
         messages = [m for m in sub.pull() if m.message_id not in in_queue]
         for message in self.faults.order(messages):
             event = pubsub_published(message, self.ctx.bus.topic, sub.name)
-            self._enqueue("transform", event, ack=lambda mid=message.message_id: sub.ack(mid),
-                          nack=lambda mid=message.message_id: sub.nack(mid))
+            self._enqueue(
+                "transform",
+                event,
+                ack=lambda mid=message.message_id: sub.ack(mid),
+                nack=lambda mid=message.message_id: sub.nack(mid),
+            )
 
     def step(self) -> bool:
         """Deliver what is due; True when anything happened."""
@@ -231,7 +259,7 @@ class LocalRuntime:
             self.say(f"{target}: gave up on {subject} after {pending.attempts} attempts: {error}")
             return
         self.say(f"{target}: {subject} failed (HTTP {status}: {error}); retrying")
-        pending.not_before = time.monotonic() + min(5.0, 0.1 * 2 ** pending.attempts)
+        pending.not_before = time.monotonic() + min(5.0, 0.1 * 2**pending.attempts)
         self.queue.append(pending)
 
     def _report(self, target: str, subject: str, elapsed: float) -> None:

@@ -20,19 +20,104 @@ import numpy as np
 import pyarrow as pa
 
 COUNTRIES = [
-    "Australia", "Austria", "Bahrain", "Belgium", "Brazil", "Canada", "Channel Islands", "Cyprus", "Czech Republic",
-    "Denmark", "EIRE", "European Community", "Finland", "France", "Germany", "Greece", "Hong Kong", "Iceland",
-    "Israel", "Italy", "Japan", "Lebanon", "Lithuania", "Malta", "Netherlands", "Norway", "Poland", "Portugal",
-    "RSA", "Saudi Arabia", "Singapore", "Spain", "Sweden", "Switzerland", "USA", "United Arab Emirates",
+    "Australia",
+    "Austria",
+    "Bahrain",
+    "Belgium",
+    "Brazil",
+    "Canada",
+    "Channel Islands",
+    "Cyprus",
+    "Czech Republic",
+    "Denmark",
+    "EIRE",
+    "European Community",
+    "Finland",
+    "France",
+    "Germany",
+    "Greece",
+    "Hong Kong",
+    "Iceland",
+    "Israel",
+    "Italy",
+    "Japan",
+    "Lebanon",
+    "Lithuania",
+    "Malta",
+    "Netherlands",
+    "Norway",
+    "Poland",
+    "Portugal",
+    "RSA",
+    "Saudi Arabia",
+    "Singapore",
+    "Spain",
+    "Sweden",
+    "Switzerland",
+    "USA",
+    "United Arab Emirates",
     "Unspecified",
 ]
-ADJECTIVES = ["WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "VINTAGE", "RETRO", "JUMBO", "SMALL", "LARGE",
-              "SET OF 3", "REGENCY", "PAPER", "GLASS", "WOODEN", "HEART", "STAR", "SPOTTY", "FLORAL"]
-NOUNS = ["T-LIGHT HOLDER", "LANTERN", "BAG", "MUG", "CAKE STAND", "BUNTING", "CUSHION COVER", "DOORMAT",
-         "NAPKINS", "CANDLE", "CLOCK", "TEACUP AND SAUCER", "PHOTO FRAME", "LUNCH BOX", "ALARM CLOCK",
-         "HOT WATER BOTTLE", "CHRISTMAS DECORATION", "STORAGE JAR", "PURSE", "WALL ART"]
-NOTES = ["damaged", "lost", "check", "?", "missing", "wet damaged", "thrown away", "found", "counted",
-         "mixed up", "wrongly marked", "sold as set on dotcom", "amazon", None]
+ADJECTIVES = [
+    "WHITE",
+    "RED",
+    "PINK",
+    "BLUE",
+    "GREEN",
+    "IVORY",
+    "VINTAGE",
+    "RETRO",
+    "JUMBO",
+    "SMALL",
+    "LARGE",
+    "SET OF 3",
+    "REGENCY",
+    "PAPER",
+    "GLASS",
+    "WOODEN",
+    "HEART",
+    "STAR",
+    "SPOTTY",
+    "FLORAL",
+]
+NOUNS = [
+    "T-LIGHT HOLDER",
+    "LANTERN",
+    "BAG",
+    "MUG",
+    "CAKE STAND",
+    "BUNTING",
+    "CUSHION COVER",
+    "DOORMAT",
+    "NAPKINS",
+    "CANDLE",
+    "CLOCK",
+    "TEACUP AND SAUCER",
+    "PHOTO FRAME",
+    "LUNCH BOX",
+    "ALARM CLOCK",
+    "HOT WATER BOTTLE",
+    "CHRISTMAS DECORATION",
+    "STORAGE JAR",
+    "PURSE",
+    "WALL ART",
+]
+NOTES = [
+    "damaged",
+    "lost",
+    "check",
+    "?",
+    "missing",
+    "wet damaged",
+    "thrown away",
+    "found",
+    "counted",
+    "mixed up",
+    "wrongly marked",
+    "sold as set on dotcom",
+    "amazon",
+    None,
+]
 SPECIALS = [  # code, description, price range, share of lines
     ("POST", "POSTAGE", (5.0, 40.0), 0.0023),
     ("DOT", "DOTCOM POSTAGE", (50.0, 900.0), 0.0013),
@@ -48,17 +133,38 @@ SPECIALS = [  # code, description, price range, share of lines
     ("DCGS0003", "BOXED GLASS ASHTRAY", (2.5, 2.5), 0.00001),
 ]
 HEADERS = {
-    "online-retail": ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
-                      "Country"],
-    "online-retail-ii": ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID",
-                         "Country"],
+    "online-retail": [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ],
+    "online-retail-ii": [
+        "Invoice",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "Price",
+        "Customer ID",
+        "Country",
+    ],
 }
 QUANTITIES = np.array([1, 2, 3, 4, 6, 8, 10, 12, 24, 36, 48, 72, 96, 144])
 QUANTITY_WEIGHTS = np.array([30, 14, 8, 8, 12, 4, 5, 12, 4, 1, 1, 0.5, 0.3, 0.2])
 
 
-def generate(rows: int, seed: int = 0, start: datetime = datetime(2010, 12, 1, 8, 26),
-             end: datetime = datetime(2011, 12, 9, 12, 50), first_invoice: int = 536365) -> dict[str, np.ndarray]:
+def generate(
+    rows: int,
+    seed: int = 0,
+    start: datetime = datetime(2010, 12, 1, 8, 26),
+    end: datetime = datetime(2011, 12, 9, 12, 50),
+    first_invoice: int = 536365,
+) -> dict[str, np.ndarray]:
     """Column arrays (object dtype: Python ints, floats, strings, datetimes or None) of `rows` lines."""
     rng = np.random.default_rng(seed)
     n_products = int(np.clip(rows // 20, 200, 4000))
@@ -66,20 +172,27 @@ def generate(rows: int, seed: int = 0, start: datetime = datetime(2010, 12, 1, 8
     suffixed = rng.random(n_products) < 0.12
     suffix = rng.choice(list("ABCDEFGHKLNPS"), size=n_products)
     codes = np.array([f"{c}{s}" if x else int(c) for c, s, x in zip(codes_num, suffix, suffixed)], dtype=object)
-    names = np.array([f"{ADJECTIVES[a]} {NOUNS[b]}" for a, b in
-                      zip(rng.integers(0, len(ADJECTIVES), n_products), rng.integers(0, len(NOUNS), n_products))],
-                     dtype=object)
+    names = np.array(
+        [
+            f"{ADJECTIVES[a]} {NOUNS[b]}"
+            for a, b in zip(rng.integers(0, len(ADJECTIVES), n_products), rng.integers(0, len(NOUNS), n_products))
+        ],
+        dtype=object,
+    )
     names = np.array([n + (" " if t else "") for n, t in zip(names, rng.random(n_products) < 0.02)], dtype=object)
-    alt_names = np.array([f"{n.strip()} {ADJECTIVES[i]}" for n, i in zip(names, rng.integers(0, len(ADJECTIVES), n_products))],
-                         dtype=object)
+    alt_names = np.array(
+        [f"{n.strip()} {ADJECTIVES[i]}" for n, i in zip(names, rng.integers(0, len(ADJECTIVES), n_products))],
+        dtype=object,
+    )
     prices = np.round(np.exp(rng.normal(0.9, 0.8, n_products)), 2).clip(0.06, 300)
     popularity = 1.0 / np.arange(1, n_products + 1) ** 0.5
     popularity /= popularity.sum()
 
     n_customers = int(np.clip(rows // 124, 10, 4372))
     customers = rng.choice(np.arange(12346, 18288), size=n_customers, replace=False)
-    cust_country = np.where(rng.random(n_customers) < 0.9, "United Kingdom",
-                            rng.choice(np.array(COUNTRIES, dtype=object), size=n_customers))
+    cust_country = np.where(
+        rng.random(n_customers) < 0.9, "United Kingdom", rng.choice(np.array(COUNTRIES, dtype=object), size=n_customers)
+    )
 
     # invoices: sizes, kinds and customers
     sizes = []
@@ -152,27 +265,71 @@ def generate(rows: int, seed: int = 0, start: datetime = datetime(2010, 12, 1, 8
     when = np.array(inv_times, dtype=object)[line_inv]
     customer = inv_customer[line_inv].astype(object)
     customer[customer == 0] = None
-    country = np.where(inv_customer[line_inv] == 0, "United Kingdom",
-                       cust_country[np.searchsorted(np.sort(customers), inv_customer[line_inv]).clip(0, n_customers - 1)])
+    country = np.where(
+        inv_customer[line_inv] == 0,
+        "United Kingdom",
+        cust_country[np.searchsorted(np.sort(customers), inv_customer[line_inv]).clip(0, n_customers - 1)],
+    )
     sorted_idx = np.argsort(customers)
     pos = np.searchsorted(customers[sorted_idx], inv_customer[line_inv]).clip(0, n_customers - 1)
     country = np.where(inv_customer[line_inv] == 0, "United Kingdom", cust_country[sorted_idx][pos]).astype(object)
     # a few blank descriptions on product lines too
     desc[(rng.random(n) < 0.0005) & (lkind == "sale") & (price == 0.0)] = None
 
-    cols = {"invoice": invoice, "stock": stock, "desc": desc, "qty": qty, "when": when, "price": price,
-            "customer": customer, "country": country}
+    cols = {
+        "invoice": invoice,
+        "stock": stock,
+        "desc": desc,
+        "qty": qty,
+        "when": when,
+        "price": price,
+        "customer": customer,
+        "country": country,
+    }
     if rows >= 1000:
-        _set_row(cols, n // 3, ["A563185", "B", "Adjust bad debt", 1, datetime(2011, 8, 12, 14, 50), 11062.06, None,
-                                "United Kingdom"])
-        _set_row(cols, n // 3 + 1, ["A563186", "B", "Adjust bad debt", 1, datetime(2011, 8, 12, 14, 51), -11062.06,
-                                    None, "United Kingdom"])
-        _set_row(cols, n // 3 + 2, ["A563187", "B", "Adjust bad debt", 1, datetime(2011, 8, 12, 14, 52), -11062.06,
-                                    None, "United Kingdom"])
-        _set_row(cols, n - 2, [581483, 23843, "PAPER CRAFT , LITTLE BIRDIE", 80995, datetime(2011, 12, 9, 9, 15), 2.08,
-                               16446, "United Kingdom"])
-        _set_row(cols, n - 1, ["C581484", 23843, "PAPER CRAFT , LITTLE BIRDIE", -80995, datetime(2011, 12, 9, 9, 27),
-                               2.08, 16446, "United Kingdom"])
+        _set_row(
+            cols,
+            n // 3,
+            ["A563185", "B", "Adjust bad debt", 1, datetime(2011, 8, 12, 14, 50), 11062.06, None, "United Kingdom"],
+        )
+        _set_row(
+            cols,
+            n // 3 + 1,
+            ["A563186", "B", "Adjust bad debt", 1, datetime(2011, 8, 12, 14, 51), -11062.06, None, "United Kingdom"],
+        )
+        _set_row(
+            cols,
+            n // 3 + 2,
+            ["A563187", "B", "Adjust bad debt", 1, datetime(2011, 8, 12, 14, 52), -11062.06, None, "United Kingdom"],
+        )
+        _set_row(
+            cols,
+            n - 2,
+            [
+                581483,
+                23843,
+                "PAPER CRAFT , LITTLE BIRDIE",
+                80995,
+                datetime(2011, 12, 9, 9, 15),
+                2.08,
+                16446,
+                "United Kingdom",
+            ],
+        )
+        _set_row(
+            cols,
+            n - 1,
+            [
+                "C581484",
+                23843,
+                "PAPER CRAFT , LITTLE BIRDIE",
+                -80995,
+                datetime(2011, 12, 9, 9, 27),
+                2.08,
+                16446,
+                "United Kingdom",
+            ],
+        )
     # exact duplicates: ~1% of lines repeat the line before them
     dup = np.flatnonzero(rng.random(n) < 0.0097)
     dup = dup[(dup > 0) & (dup < n - 2)]
@@ -186,8 +343,9 @@ def _set_row(cols: dict, i: int, values: list) -> None:
         cols[key][i] = value
 
 
-def write_sample(out: Path, rows: int = 20_000, variant: str = "online-retail", seed: int = 0,
-                 fmt: str | None = None) -> dict:
+def write_sample(
+    out: Path, rows: int = 20_000, variant: str = "online-retail", seed: int = 0, fmt: str | None = None
+) -> dict:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = fmt or ("csv.gz" if out.name.endswith(".csv.gz") else out.suffix.lstrip(".").lower() or "xlsx")
@@ -195,7 +353,10 @@ def write_sample(out: Path, rows: int = 20_000, variant: str = "online-retail", 
     if variant == "online-retail-ii":
         first = rows // 2
         sheets = [
-            ("Year 2009-2010", generate(first, seed, datetime(2009, 12, 1, 7, 45), datetime(2010, 12, 9, 20, 1), 489434)),
+            (
+                "Year 2009-2010",
+                generate(first, seed, datetime(2009, 12, 1, 7, 45), datetime(2010, 12, 9, 20, 1), 489434),
+            ),
             ("Year 2010-2011", generate(rows - first, seed + 1)),
         ]
     else:
@@ -223,16 +384,18 @@ def _to_arrow(headers: list[str], cols: dict) -> pa.Table:
     def text(values):
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
-    return pa.table({
-        headers[0]: text(cols["invoice"]),
-        headers[1]: text(cols["stock"]),
-        headers[2]: pa.array(list(cols["desc"]), pa.string()),
-        headers[3]: pa.array([int(v) for v in cols["qty"]], pa.int64()),
-        headers[4]: pa.array(list(cols["when"]), pa.timestamp("s")),
-        headers[5]: pa.array([float(v) for v in cols["price"]], pa.float64()),
-        headers[6]: pa.array([None if v is None else float(v) for v in cols["customer"]], pa.float64()),
-        headers[7]: pa.array(list(cols["country"]), pa.string()),
-    })
+    return pa.table(
+        {
+            headers[0]: text(cols["invoice"]),
+            headers[1]: text(cols["stock"]),
+            headers[2]: pa.array(list(cols["desc"]), pa.string()),
+            headers[3]: pa.array([int(v) for v in cols["qty"]], pa.int64()),
+            headers[4]: pa.array(list(cols["when"]), pa.timestamp("s")),
+            headers[5]: pa.array([float(v) for v in cols["price"]], pa.float64()),
+            headers[6]: pa.array([None if v is None else float(v) for v in cols["customer"]], pa.float64()),
+            headers[7]: pa.array(list(cols["country"]), pa.string()),
+        }
+    )
 
 
 # ---------------------------------------------------------------- SpreadsheetML writer
@@ -280,32 +443,52 @@ def _write_xlsx(out: Path, headers: list[str], sheets: list[tuple[str, dict]]) -
                 f.flush()
                 f.detach()
         sst_xml = io.StringIO()
-        sst_xml.write('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="http://schemas.openxmlformats.org/'
-                      f'spreadsheetml/2006/main" count="{len(strings)}" uniqueCount="{len(strings)}">')
+        sst_xml.write(
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="http://schemas.openxmlformats.org/'
+            f'spreadsheetml/2006/main" count="{len(strings)}" uniqueCount="{len(strings)}">'
+        )
         for value in strings:
             space = ' xml:space="preserve"' if value != value.strip() else ""
             sst_xml.write(f"<si><t{space}>{escape(value)}</t></si>")
         sst_xml.write("</sst>")
         zf.writestr("xl/sharedStrings.xml", sst_xml.getvalue())
-        zf.writestr("[Content_Types].xml", _CONTENT_TYPES.format(sheets="".join(
-            f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/vnd.openxmlformats-officedocument.'
-            f'spreadsheetml.worksheet+xml"/>\n' for i in range(1, len(sheets) + 1))))
+        zf.writestr(
+            "[Content_Types].xml",
+            _CONTENT_TYPES.format(
+                sheets="".join(
+                    f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+                    f'spreadsheetml.worksheet+xml"/>\n'
+                    for i in range(1, len(sheets) + 1)
+                )
+            ),
+        )
         zf.writestr("_rels/.rels", _RELS)
         zf.writestr("xl/styles.xml", _STYLES)
-        zf.writestr("xl/workbook.xml",
-                    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="http://schemas.openxmlformats.org/'
-                    'spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-                    "<sheets>" + "".join(f'<sheet name="{escape(name)}" sheetId="{i}" r:id="rId{i}"/>'
-                                         for i, (name, _) in enumerate(sheets, start=1)) + "</sheets></workbook>")
-        zf.writestr("xl/_rels/workbook.xml.rels",
-                    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
-                    'openxmlformats.org/package/2006/relationships">'
-                    + "".join(f'<Relationship Id="rId{i}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-                              f'relationships/worksheet" Target="worksheets/sheet{i}.xml"/>' for i in range(1, len(sheets) + 1))
-                    + f'<Relationship Id="rId{len(sheets) + 1}" Type="http://schemas.openxmlformats.org/officeDocument/'
-                      '2006/relationships/styles" Target="styles.xml"/>'
-                    + f'<Relationship Id="rId{len(sheets) + 2}" Type="http://schemas.openxmlformats.org/officeDocument/'
-                      '2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>')
+        zf.writestr(
+            "xl/workbook.xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="http://schemas.openxmlformats.org/'
+            'spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+            "<sheets>"
+            + "".join(
+                f'<sheet name="{escape(name)}" sheetId="{i}" r:id="rId{i}"/>'
+                for i, (name, _) in enumerate(sheets, start=1)
+            )
+            + "</sheets></workbook>",
+        )
+        zf.writestr(
+            "xl/_rels/workbook.xml.rels",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/relationships">'
+            + "".join(
+                f'<Relationship Id="rId{i}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                f'relationships/worksheet" Target="worksheets/sheet{i}.xml"/>'
+                for i in range(1, len(sheets) + 1)
+            )
+            + f'<Relationship Id="rId{len(sheets) + 1}" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/styles" Target="styles.xml"/>'
+            + f'<Relationship Id="rId{len(sheets) + 2}" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+        )
     tmp.replace(out)
 
 
@@ -325,13 +508,17 @@ def _cell(ref: str, value, sst) -> str:
 
 def _write_sheet(f, headers: list[str], cols: dict, sst) -> None:
     letters = "ABCDEFGH"
-    f.write('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="http://schemas.openxmlformats.org/'
-            'spreadsheetml/2006/main"><sheetData>')
+    f.write(
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="http://schemas.openxmlformats.org/'
+        'spreadsheetml/2006/main"><sheetData>'
+    )
     f.write('<row r="1">' + "".join(_cell(f"{letters[i]}1", h, sst) for i, h in enumerate(headers)) + "</row>")
     columns = [cols[k] for k in ("invoice", "stock", "desc", "qty", "when", "price", "customer", "country")]
     buf = []
     for r, values in enumerate(zip(*columns), start=2):
-        buf.append(f'<row r="{r}">' + "".join(_cell(f"{letters[i]}{r}", v, sst) for i, v in enumerate(values)) + "</row>")
+        buf.append(
+            f'<row r="{r}">' + "".join(_cell(f"{letters[i]}{r}", v, sst) for i, v in enumerate(values)) + "</row>"
+        )
         if len(buf) >= 5000:
             f.write("".join(buf))
             buf.clear()

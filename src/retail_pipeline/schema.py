@@ -58,7 +58,9 @@ SALES_LINES = [
     _c("stock_code", "string", True, "Product or non-product code as text (e.g. '85123A', 'POST')."),
     _c("description", "string", False, "Product description, trimmed; blank becomes null."),
     _c("quantity", "int", True, "Units on the line; negative for cancellations and stock adjustments."),
-    _c("invoice_datetime", "datetime", True, "Invoice date and time as written in the source (UK local time, no zone)."),
+    _c(
+        "invoice_datetime", "datetime", True, "Invoice date and time as written in the source (UK local time, no zone)."
+    ),
     _c("invoice_date", "date", True, "Calendar day of invoice_datetime (the fact's partition key)."),
     _c("unit_price", "price", True, "Price per unit in GBP, exact decimal."),
     _c("customer_id", "string", False, "Customer number as text without '.0'; null when blank."),
@@ -69,7 +71,16 @@ SALES_LINES = [
 ]
 
 #: Raw text of the eight source columns, kept for rows that could not be typed.
-SOURCE_FIELDS = ["invoice_no", "stock_code", "description", "quantity", "invoice_date", "unit_price", "customer_id", "country"]
+SOURCE_FIELDS = [
+    "invoice_no",
+    "stock_code",
+    "description",
+    "quantity",
+    "invoice_date",
+    "unit_price",
+    "customer_id",
+    "country",
+]
 
 QUARANTINE = [
     *[_c(f"raw_{name}", "string", False, f"Source cell '{name}' as text, exactly as read.") for name in SOURCE_FIELDS],
@@ -84,7 +95,12 @@ BATCHES = [
     _c("source_generation", "int", True, "Generation of the landing object."),
     _c("state", "string", True, "'ingested' or 'rejected'."),
     _c("error", "string", False, "Why the file was rejected; null for ingested batches."),
-    _c("error_code", "string", False, "Reason code of the rejection (see docs/reliability.md); null for ingested batches."),
+    _c(
+        "error_code",
+        "string",
+        False,
+        "Reason code of the rejection (see docs/reliability.md); null for ingested batches.",
+    ),
     _c("rows_read", "int", True, "Data rows read from the source."),
     _c("rows_loaded", "int", True, "Typed, distinct rows written to the lake."),
     _c("rows_quarantined", "int", True, "Rows that could not be typed."),
@@ -102,7 +118,9 @@ LOAD_LEDGER = [
     _c("source_uri", "string", True, "Landing object of the batch."),
     _c("source_generation", "int", True, "Generation of the landing object."),
     _c("kind", "string", True, "What the lake object holds: 'sales', 'quarantine' or 'manifest'."),
-    _c("partition", "string", True, "Lake partition of the object (its invoice month; empty when the object has none)."),
+    _c(
+        "partition", "string", True, "Lake partition of the object (its invoice month; empty when the object has none)."
+    ),
     _c("object_uri", "string", True, "Lake object that was applied."),
     _c("object_generation", "int", True, "Generation of the lake object that was applied."),
     _c("rows", "int", True, "Rows the object put into its raw table."),
@@ -113,7 +131,12 @@ LOAD_LEDGER = [
 TRANSFORM_RUNS = [
     _c("batch_id", "string", True, "Batch the dbt run is for."),
     _c("claim_key", "string", True, "Claim key: 'initial', or the replay key that asked for another run."),
-    _c("state", "string", True, "'running' from the claim until the run records its outcome (e.g. 'success', 'started', 'failed')."),
+    _c(
+        "state",
+        "string",
+        True,
+        "'running' from the claim until the run records its outcome (e.g. 'success', 'started', 'failed').",
+    ),
     _c("started_at", "timestamp", True, "When the claim was taken (UTC)."),
     _c("finished_at", "timestamp", False, "When the run recorded its outcome (UTC); null while running."),
     _c("tests_passed", "int", False, "dbt tests that passed."),
@@ -122,7 +145,12 @@ TRANSFORM_RUNS = [
     _c("seconds", "float", False, "Duration of the run in seconds."),
     _c("error", "string", False, "Why the run failed; null on success."),
     _c("claim_token", "string", False, "Token unique to the claim attempt that won."),
-    _c("execution", "string", False, "Cloud Run job execution that ran dbt (projects/.../executions/...); null in-process."),
+    _c(
+        "execution",
+        "string",
+        False,
+        "Cloud Run job execution that ran dbt (projects/.../executions/...); null in-process.",
+    ),
 ]
 
 RETRACTIONS = [
@@ -190,7 +218,12 @@ def bigquery_json(table: str) -> list[dict]:
     """BigQuery JSON schema (as `bq` and Terraform's google_bigquery_table take it)."""
     out = []
     for c in ALL_TABLES[table]:
-        field = {"name": c.name, "type": c.bigquery.split("(")[0], "mode": c.bigquery_mode, "description": c.description}
+        field = {
+            "name": c.name,
+            "type": c.bigquery.split("(")[0],
+            "mode": c.bigquery_mode,
+            "description": c.description,
+        }
         if "(" in c.bigquery:
             precision, scale = c.bigquery.split("(")[1].rstrip(")").split(",")
             field["precision"], field["scale"] = precision.strip(), scale.strip()
@@ -211,8 +244,11 @@ def dbt_sources_yaml() -> str:
             "name": name,
             "description": description,
             "columns": [
-                {"name": c.name, "description": c.description + ("" if not c.required else " Never null (enforced by the table)."),
-                 "data_type": c.bigquery.lower().replace(" ", "")}
+                {
+                    "name": c.name,
+                    "description": c.description + ("" if not c.required else " Never null (enforced by the table)."),
+                    "data_type": c.bigquery.lower().replace(" ", ""),
+                }
                 for c in TABLES[name]
             ],
         }
@@ -225,11 +261,18 @@ def dbt_sources_yaml() -> str:
                 "description": "Raw tables written by the load function (one schema definition: retail_pipeline.schema).",
                 "schema": "{{ env_var('RETAIL_PIPELINE_RAW_DATASET', 'raw') }}",
                 "tables": [
-                    table("sales_lines", "Typed invoice lines, one row per distinct line of a source; partitioned by invoice_date."),
+                    table(
+                        "sales_lines",
+                        "Typed invoice lines, one row per distinct line of a source; partitioned by invoice_date.",
+                    ),
                     table("quarantine", "Rows that could not be typed, with the reason."),
-                    {**table("batches", "One row per ingested or rejected landing object (the batch manifest)."),
-                     "loaded_at_field": "ingested_at",
-                     "freshness": {"warn_after": {"count": "{{ var('freshness_warn_hours', 36) }}", "period": "hour"}}},
+                    {
+                        **table("batches", "One row per ingested or rejected landing object (the batch manifest)."),
+                        "loaded_at_field": "ingested_at",
+                        "freshness": {
+                            "warn_after": {"count": "{{ var('freshness_warn_hours', 36) }}", "period": "hour"}
+                        },
+                    },
                 ],
             },
             {

@@ -50,10 +50,25 @@ class FunctionServers:
             env = {**child_env(settings), "PYTHONUNBUFFERED": "1"}
             with open(logs / f"function-{target}.log", "ab") as log:
                 self.procs[target] = subprocess.Popen(
-                    [str(tool), "--target", target, "--source", str(FUNCTIONS_DIR / target / "main.py"),
-                     "--signature-type", "cloudevent", "--host", LOCALHOST, "--port", str(port)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                    start_new_session=True)
+                    [
+                        str(tool),
+                        "--target",
+                        target,
+                        "--source",
+                        str(FUNCTIONS_DIR / target / "main.py"),
+                        "--signature-type",
+                        "cloudevent",
+                        "--host",
+                        LOCALHOST,
+                        "--port",
+                        str(port),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + timeout
         for target, url in self.urls.items():
             while not reachable(url):

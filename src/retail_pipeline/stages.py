@@ -12,7 +12,6 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-
 from typing import Any
 
 from . import context
@@ -20,8 +19,8 @@ from .events import PermanentEventError
 from .faults import maybe_crash
 from .ingest import IngestResult, ingest_object
 from .lake import MANIFEST_PREFIX, QUARANTINE_PREFIX, REJECTED_PREFIX, SALES_PREFIX, batch_id_for, write_manifest
-from .reader import RejectedInput, check_object_size
 from .ports import BatchProgress, LoadRequest
+from .reader import RejectedInput, check_object_size
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +31,20 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
     maybe_crash(ctx.settings.faults, "ingest.start", f"{object_name}#{generation}")
     landing, lake = ctx.landing, ctx.lake
     if bucket_name != landing.bucket:
-        raise PermanentEventError(f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}")
+        raise PermanentEventError(
+            f"event for bucket {bucket_name!r}, but this function's landing bucket is {landing.bucket!r}"
+        )
     if object_name.startswith(REJECTED_PREFIX) or object_name.endswith("/"):
         return {"status": "ignored", "reason": "not a landing file", "object": object_name}
     info = landing.stat(object_name)
     if info is None:
         return {"status": "ignored", "reason": "object no longer exists", "object": object_name}
     if info.generation > generation:
-        return {"status": "ignored", "reason": f"generation {generation} was replaced by {info.generation}",
-                "object": object_name}
+        return {
+            "status": "ignored",
+            "reason": f"generation {generation} was replaced by {info.generation}",
+            "object": object_name,
+        }
     if info.generation < generation:
         raise RuntimeError(f"{object_name}: generation {generation} not visible yet (have {info.generation}); retry")
     source_uri = landing.uri(object_name)
@@ -48,25 +52,51 @@ def ingest_landing_object(bucket_name: str, object_name: str, generation: int) -
     try:
         check_object_size(info.size, limits)  # before downloading it
     except RejectedInput as exc:
-        result = IngestResult(batch_id_for(source_uri, generation), source_uri, generation, "rejected",
-                              error=str(exc), error_code=exc.code)
+        result = IngestResult(
+            batch_id_for(source_uri, generation),
+            source_uri,
+            generation,
+            "rejected",
+            error=str(exc),
+            error_code=exc.code,
+        )
         write_manifest(lake, result)
     else:
         with tempfile.TemporaryDirectory(prefix="landing-") as tmp:
             path = landing.download(object_name, Path(tmp))
-            result = ingest_object(path, object_name, source_uri, generation, lake, limits,
-                                   faults=ctx.settings.faults)
-    log.info("ingested %s: %s", source_uri, result.state,
-             extra={"batch_id": result.batch_id, "rows_read": result.rows_read, "rows_loaded": result.rows_loaded})
+            result = ingest_object(path, object_name, source_uri, generation, lake, limits, faults=ctx.settings.faults)
+    log.info(
+        "ingested %s: %s",
+        source_uri,
+        result.state,
+        extra={"batch_id": result.batch_id, "rows_read": result.rows_read, "rows_loaded": result.rows_loaded},
+    )
     if result.state == "rejected":
-        report = {"object": object_name, "generation": generation, "batch_id": result.batch_id,
-                  "reason": result.error_code, "error": result.error}
-        landing.put(rejection_report_name(object_name, generation), json.dumps(report, indent=2).encode(),
-                    content_type="application/json")
-    return {"status": result.state, "batch_id": result.batch_id, "error": result.error,
-            "rows": {"read": result.rows_read, "loaded": result.rows_loaded, "quarantined": result.rows_quarantined,
-                     "duplicates": result.rows_duplicate}, "partitions": len(result.partitions),
-            "seconds": result.seconds}
+        report = {
+            "object": object_name,
+            "generation": generation,
+            "batch_id": result.batch_id,
+            "reason": result.error_code,
+            "error": result.error,
+        }
+        landing.put(
+            rejection_report_name(object_name, generation),
+            json.dumps(report, indent=2).encode(),
+            content_type="application/json",
+        )
+    return {
+        "status": result.state,
+        "batch_id": result.batch_id,
+        "error": result.error,
+        "rows": {
+            "read": result.rows_read,
+            "loaded": result.rows_loaded,
+            "quarantined": result.rows_quarantined,
+            "duplicates": result.rows_duplicate,
+        },
+        "partitions": len(result.partitions),
+        "seconds": result.seconds,
+    }
 
 
 def rejection_report_name(object_name: str, generation: int) -> str:
@@ -95,7 +125,9 @@ def load_lake_object(bucket_name: str, object_name: str, generation: int) -> dic
     maybe_crash(ctx.settings.faults, "load.start", f"{object_name}#{generation}")
     lake = ctx.lake
     if bucket_name != lake.bucket:
-        raise PermanentEventError(f"event for bucket {bucket_name!r}, but this function's lake bucket is {lake.bucket!r}")
+        raise PermanentEventError(
+            f"event for bucket {bucket_name!r}, but this function's lake bucket is {lake.bucket!r}"
+        )
     kind = lake_object_kind(object_name)
     if kind is None:
         return {"status": "ignored", "reason": "not partition data or a manifest", "object": object_name}
@@ -110,13 +142,24 @@ def load_lake_object(bucket_name: str, object_name: str, generation: int) -> dic
     result = ctx.warehouse.load_object(request)
     log.info("load %s: %s", object_name, result.status, extra={"batch_id": request.batch_id, "rows": result.rows})
     maybe_crash(ctx.settings.faults, "load.publish", f"{object_name}#{info.generation}")
-    payload = {"batch_id": request.batch_id, "source_uri": request.source_uri,
-               "source_generation": request.source_generation, "kind": kind, "partition": request.partition,
-               "rows": result.rows, "status": result.status}
+    payload = {
+        "batch_id": request.batch_id,
+        "source_uri": request.source_uri,
+        "source_generation": request.source_generation,
+        "kind": kind,
+        "partition": request.partition,
+        "rows": result.rows,
+        "status": result.status,
+    }
     message_id = ctx.bus.publish(
         json.dumps(payload).encode(),
-        {"batch_id": request.batch_id, "source": request.source_uri, "partition": request.partition or kind,
-         "rows": str(result.rows), "kind": kind},
+        {
+            "batch_id": request.batch_id,
+            "source": request.source_uri,
+            "partition": request.partition or kind,
+            "rows": str(result.rows),
+            "kind": kind,
+        },
     )
     return {**payload, "message_id": message_id}
 
@@ -136,9 +179,15 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
     if progress.superseded:
         return {"status": "superseded", "batch_id": batch_id}
     if not progress.complete:
-        waiting = sorted(f"{k}:{p}" for (k, p), rows in progress.expected.items() if progress.loaded.get((k, p)) != rows)
-        return {"status": "waiting", "batch_id": batch_id, "manifest_loaded": progress.manifest_loaded,
-                "waiting_for": waiting}
+        waiting = sorted(
+            f"{k}:{p}" for (k, p), rows in progress.expected.items() if progress.loaded.get((k, p)) != rows
+        )
+        return {
+            "status": "waiting",
+            "batch_id": batch_id,
+            "manifest_loaded": progress.manifest_loaded,
+            "waiting_for": waiting,
+        }
     if progress.state == "rejected":
         return {"status": "rejected", "batch_id": batch_id}
     if not warehouse.claim_transform(batch_id, claim_key):
@@ -158,9 +207,24 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
         for claimed_id in claimed:  # transient: let the retries claim them again
             warehouse.release_transform(claimed_id, claim_key)
         raise
-    log.info("transform %s: %s", batch_id, result.status,
-             extra={"batch_id": batch_id, "stage": "transform", "status": result.status,
-                    "tests_failed": result.tests_failed})
-    return {"status": result.status, "batch_id": batch_id, "batches": sorted(claimed),
-            "tests_passed": result.tests_passed, "tests_failed": result.tests_failed,
-            "models_built": result.models_built, "error": result.error, "execution": result.execution}
+    log.info(
+        "transform %s: %s",
+        batch_id,
+        result.status,
+        extra={
+            "batch_id": batch_id,
+            "stage": "transform",
+            "status": result.status,
+            "tests_failed": result.tests_failed,
+        },
+    )
+    return {
+        "status": result.status,
+        "batch_id": batch_id,
+        "batches": sorted(claimed),
+        "tests_passed": result.tests_passed,
+        "tests_failed": result.tests_failed,
+        "models_built": result.models_built,
+        "error": result.error,
+        "execution": result.execution,
+    }

@@ -49,8 +49,11 @@ def batch_state(record: BatchRecord) -> str:
 
 def _batch(record: BatchRecord) -> dict[str, Any]:
     run = record.run or {}
-    partitions = sum(1 for kind, _ in BatchProgress.expected_from_layout(record.layout) if kind == "sales") \
-        if record.layout is not None else sum(1 for kind, _ in record.loaded if kind == "sales")
+    partitions = (
+        sum(1 for kind, _ in BatchProgress.expected_from_layout(record.layout) if kind == "sales")
+        if record.layout is not None
+        else sum(1 for kind, _ in record.loaded if kind == "sales")
+    )
     return {
         "batch_id": record.batch_id,
         "source": record.source_uri,
@@ -93,11 +96,23 @@ def collect(ctx: Context) -> dict[str, Any]:
     }
 
 
-def run_summary(report: dict[str, Any], batch_ids: Iterable[str], *, dead_letters: list[dict],
-                seconds: dict[str, float], deliveries: dict[str, int]) -> dict[str, Any]:
+def run_summary(
+    report: dict[str, Any],
+    batch_ids: Iterable[str],
+    *,
+    dead_letters: list[dict],
+    seconds: dict[str, float],
+    deliveries: dict[str, int],
+) -> dict[str, Any]:
     """The summary of one run of some dropped files (both chains): their batches, and whether all went well."""
     wanted = list(batch_ids)
     mine = [b for b in report["batches"] if b["batch_id"] in wanted]
-    ok = (not dead_letters and len(mine) == len(wanted) and all(b["state"] in GOOD_FINAL_STATES for b in mine))
-    return {**report, "batches": mine, "ok": ok, "seconds": {k: round(v, 2) for k, v in seconds.items()},
-            "dead_letters": dead_letters, "deliveries": dict(deliveries)}
+    ok = not dead_letters and len(mine) == len(wanted) and all(b["state"] in GOOD_FINAL_STATES for b in mine)
+    return {
+        **report,
+        "batches": mine,
+        "ok": ok,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "dead_letters": dead_letters,
+        "deliveries": dict(deliveries),
+    }

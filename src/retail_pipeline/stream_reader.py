@@ -58,9 +58,12 @@ def read_csv(path: Path, *, gzipped: bool) -> Iterator[Chunk]:
             reader = pacsv.open_csv(
                 stream,
                 read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=1, column_names=positional),
-                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in by_position},
-                                                     strings_can_be_null=True, null_values=[""],
-                                                     include_columns=list(by_position)),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in by_position},
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    include_columns=list(by_position),
+                ),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
             )
         except (pa.ArrowInvalid, OSError, EOFError) as exc:

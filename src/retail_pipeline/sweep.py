@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .context import Context
@@ -53,8 +53,12 @@ class SweepReport:
         return [f for f in self.findings if f.action in ("rewritten", "published")]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"grace_seconds": self.grace_seconds, "dry_run": self.dry_run, "redriven": len(self.redriven),
-                "findings": [asdict(f) for f in self.findings]}
+        return {
+            "grace_seconds": self.grace_seconds,
+            "dry_run": self.dry_run,
+            "redriven": len(self.redriven),
+            "findings": [asdict(f) for f in self.findings],
+        }
 
 
 def parse_time(text: str | datetime | None) -> datetime | None:
@@ -62,7 +66,7 @@ def parse_time(text: str | datetime | None) -> datetime | None:
     if text is None:
         return None
     moment = text if isinstance(text, datetime) else datetime.fromisoformat(str(text))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def stuck_claim_key(claim_key: str) -> str:
@@ -71,12 +75,13 @@ def stuck_claim_key(claim_key: str) -> str:
 
 
 class Sweeper:
-    def __init__(self, ctx: Context, *, grace_seconds: int | None = None, dry_run: bool = False,
-                 now: datetime | None = None) -> None:
+    def __init__(
+        self, ctx: Context, *, grace_seconds: int | None = None, dry_run: bool = False, now: datetime | None = None
+    ) -> None:
         self.ctx = ctx
         self.grace = ctx.settings.sweep_grace_seconds if grace_seconds is None else grace_seconds
         self.dry_run = dry_run
-        self.now = now or datetime.now(timezone.utc)
+        self.now = now or datetime.now(UTC)
         self.report = SweepReport(self.grace, dry_run)
 
     def _age(self, moment: datetime | None) -> int:
@@ -116,8 +121,13 @@ class Sweeper:
             batch_id = batch_id_for(uri, info.generation)
             if lake.stat(f"{MANIFEST_PREFIX}{batch_id}.json") is not None:
                 continue  # ingested: what is missing is loads, which the lake check finds
-            if self._note("landing_without_batch", info.name, info.updated, "rewritten",
-                          f"generation {info.generation} never reached the warehouse"):
+            if self._note(
+                "landing_without_batch",
+                info.name,
+                info.updated,
+                "rewritten",
+                f"generation {info.generation} never reached the warehouse",
+            ):
                 landing.rewrite(info.name)
 
     # -- lake vs load ledger --------------------------------------------------------------------
@@ -140,8 +150,13 @@ class Sweeper:
                     continue
                 if kind != "manifest" and (kind, meta.get("partition", "")) in record.loaded:
                     continue
-            if self._note("lake_object_not_loaded", info.name, info.updated, "rewritten",
-                          f"batch {meta['batch_id']}: no ledger row"):
+            if self._note(
+                "lake_object_not_loaded",
+                info.name,
+                info.updated,
+                "rewritten",
+                f"batch {meta['batch_id']}: no ledger row",
+            ):
                 lake.rewrite(info.name)
 
     # -- complete batches vs transform runs -----------------------------------------------------
@@ -150,16 +165,20 @@ class Sweeper:
         for progress in self.ctx.warehouse.claimable_batches():
             record = by_batch.get(progress.batch_id)
             moment = parse_time(record.ingested_at) if record else None
-            if self._note("batch_never_claimed", progress.batch_id, moment, "published",
-                          "complete, never transformed"):
+            if self._note("batch_never_claimed", progress.batch_id, moment, "published", "complete, never transformed"):
                 self._publish(progress.batch_id, "initial")
         for record in records:
             run = record.run
             if not run or run["state"] not in STUCK_RUN_STATES or batch_state(record) != "transforming":
                 continue
             key = stuck_claim_key(run["claim_key"])
-            if self._note("run_never_finished", record.batch_id, parse_time(run["started_at"]), "published",
-                          f"claim {run['claim_key']} is still '{run['state']}'; new claim {key}"):
+            if self._note(
+                "run_never_finished",
+                record.batch_id,
+                parse_time(run["started_at"]),
+                "published",
+                f"claim {run['claim_key']} is still '{run['state']}'; new claim {key}",
+            ):
                 self._publish(record.batch_id, key)
 
     def _publish(self, batch_id: str, claim_key: str) -> None:
@@ -169,16 +188,20 @@ class Sweeper:
         self.ctx.bus.publish(json.dumps({"batch_id": batch_id, "sweep": claim_key}).encode(), attributes)
 
 
-def sweep(ctx: Context, *, grace_seconds: int | None = None, dry_run: bool = False,
-          now: datetime | None = None) -> SweepReport:
+def sweep(
+    ctx: Context, *, grace_seconds: int | None = None, dry_run: bool = False, now: datetime | None = None
+) -> SweepReport:
     """One sweep over the context's buckets, warehouse and bus (see the module docstring)."""
     return Sweeper(ctx, grace_seconds=grace_seconds, dry_run=dry_run, now=now).run()
 
 
 def render(report: SweepReport) -> str:
-    lines = [f"sweep (grace {report.grace_seconds} s{', dry run' if report.dry_run else ''}): "
-             f"{len(report.findings)} found, {len(report.redriven)} re-driven"]
+    lines = [
+        f"sweep (grace {report.grace_seconds} s{', dry run' if report.dry_run else ''}): "
+        f"{len(report.findings)} found, {len(report.redriven)} re-driven"
+    ]
     for f in report.findings:
-        lines.append(f"  {f.kind:<24} {f.subject}  age {f.age_seconds} s  → {f.action}"
-                     + (f"  ({f.detail})" if f.detail else ""))
+        lines.append(
+            f"  {f.kind:<24} {f.subject}  age {f.age_seconds} s  → {f.action}" + (f"  ({f.detail})" if f.detail else "")
+        )
     return "\n".join(lines)

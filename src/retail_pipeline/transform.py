@@ -18,9 +18,16 @@ from .dbt_worker import worker
 from .ports import TransformResult
 
 #: the environment variables the dbt project reads (profiles.yml and the sources' schemas)
-DBT_ENV_NAMES = ("DBT_SEND_ANONYMOUS_USAGE_STATS", "RETAIL_PIPELINE_DUCKDB_PATH", "RETAIL_PIPELINE_GCP_PROJECT",
-                 "RETAIL_PIPELINE_RAW_DATASET", "RETAIL_PIPELINE_PIPELINE_DATASET",
-                 "RETAIL_PIPELINE_ANALYTICS_DATASET", "RETAIL_PIPELINE_BQ_LOCATION", "BIGQUERY_EMULATOR_HOST")
+DBT_ENV_NAMES = (
+    "DBT_SEND_ANONYMOUS_USAGE_STATS",
+    "RETAIL_PIPELINE_DUCKDB_PATH",
+    "RETAIL_PIPELINE_GCP_PROJECT",
+    "RETAIL_PIPELINE_RAW_DATASET",
+    "RETAIL_PIPELINE_PIPELINE_DATASET",
+    "RETAIL_PIPELINE_ANALYTICS_DATASET",
+    "RETAIL_PIPELINE_BQ_LOCATION",
+    "BIGQUERY_EMULATOR_HOST",
+)
 
 
 def dbt_env(settings: Settings) -> dict[str, str | None]:
@@ -33,10 +40,15 @@ def dbt_env(settings: Settings) -> dict[str, str | None]:
         assert target.path is not None
         env["RETAIL_PIPELINE_DUCKDB_PATH"] = target.path.name
     else:
-        env.update({"RETAIL_PIPELINE_GCP_PROJECT": target.project, "RETAIL_PIPELINE_RAW_DATASET": target.raw_dataset,
-                    "RETAIL_PIPELINE_PIPELINE_DATASET": target.pipeline_dataset,
-                    "RETAIL_PIPELINE_ANALYTICS_DATASET": target.analytics_dataset,
-                    "BIGQUERY_EMULATOR_HOST": settings.endpoints.bigquery})
+        env.update(
+            {
+                "RETAIL_PIPELINE_GCP_PROJECT": target.project,
+                "RETAIL_PIPELINE_RAW_DATASET": target.raw_dataset,
+                "RETAIL_PIPELINE_PIPELINE_DATASET": target.pipeline_dataset,
+                "RETAIL_PIPELINE_ANALYTICS_DATASET": target.analytics_dataset,
+                "BIGQUERY_EMULATOR_HOST": settings.endpoints.bigquery,
+            }
+        )
     return env
 
 
@@ -46,7 +58,12 @@ def summarize(run_results) -> TransformResult:
     errors = []
     for r in run_results:
         if isinstance(r, dict):
-            resource, status, name, message = r["unique_id"].split(".")[0], r["status"], r["unique_id"], r.get("message")
+            resource, status, name, message = (
+                r["unique_id"].split(".")[0],
+                r["status"],
+                r["unique_id"],
+                r.get("message"),
+            )
         else:
             resource, status, name, message = r.node.resource_type, str(r.status), r.node.unique_id, r.message
         resource = str(resource).split(".")[-1].lower()
@@ -62,8 +79,9 @@ def summarize(run_results) -> TransformResult:
                 models += 1
             elif status == "error":
                 errors.append(f"{name}: {message}")
-    return TransformResult("success" if not errors else "failed", passed, failed, models, 0.0,
-                           "; ".join(errors)[:4000] or None)
+    return TransformResult(
+        "success" if not errors else "failed", passed, failed, models, 0.0, "; ".join(errors)[:4000] or None
+    )
 
 
 class DbtTransformer:
@@ -95,9 +113,21 @@ class DbtTransformer:
         else:
             self.target = "emulator" if settings.endpoints.bigquery else "prod"
         work = settings.home / "dbt"
-        self.common_args = ("--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                            "--target", self.target, "--target-path", str(work / "target"),
-                            "--log-path", str(work / "logs"), "--quiet", "--log-level-file", "info")
+        self.common_args = (
+            "--project-dir",
+            str(self.project_dir),
+            "--profiles-dir",
+            str(self.project_dir),
+            "--target",
+            self.target,
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+            "--quiet",
+            "--log-level-file",
+            "info",
+        )
 
     def _request(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> DbtRequest:
         return DbtRequest(self.project_dir, self.common_args, tuple(sorted(self.env.items())), commands, self.workdir)
@@ -110,8 +140,9 @@ class DbtTransformer:
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
         """Queue the batches' months, then the production build (models and data tests)."""
         queue = json.dumps({"batch_id": batch_ids[0], "months": sorted(set(partitions))})
-        return self._call((("run-operation",), ("queue_transform_slice", "--args", queue)),
-                          (("build",), self.PRODUCTION_EXCLUDE))
+        return self._call(
+            (("run-operation",), ("queue_transform_slice", "--args", queue)), (("build",), self.PRODUCTION_EXCLUDE)
+        )
 
     def build(self, extra: list[str] | None = None, command: str = "build") -> TransformResult:
         """Any dbt command (``build``, ``run``, ``test``...) with extra arguments, e.g. selectors."""
@@ -120,8 +151,14 @@ class DbtTransformer:
     def _call(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> TransformResult:
         started = time.monotonic()
         reply = worker().call(self._request(*commands))
-        return TransformResult(reply.status, reply.tests_passed, reply.tests_failed, reply.models_built,
-                               round(time.monotonic() - started, 3), reply.error)
+        return TransformResult(
+            reply.status,
+            reply.tests_passed,
+            reply.tests_failed,
+            reply.models_built,
+            round(time.monotonic() - started, 3),
+            reply.error,
+        )
 
 
 def release_duckdb() -> None:
@@ -154,13 +191,30 @@ def generate_docs(settings: Settings, out_dir: Path) -> Path:
     project_dir = settings.dbt_project
     out_dir = Path(out_dir).resolve()
     env = {**child_env(settings), **{k: v for k, v in dbt_env(settings).items() if v is not None}}
-    args = [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--project-dir",
-            str(project_dir), "--profiles-dir", str(project_dir), "--target", "local", "--target-path", str(out_dir),
-            "--log-path", str(settings.home / "dbt" / "logs"), "--quiet"]
-    proc = subprocess.run(args, env=env, cwd=target.path.resolve().parent, capture_output=True, text=True,
-                          timeout=900, check=False)
+    args = [
+        str(Path(sys.executable).parent / "dbt"),
+        "docs",
+        "generate",
+        "--static",
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target",
+        "local",
+        "--target-path",
+        str(out_dir),
+        "--log-path",
+        str(settings.home / "dbt" / "logs"),
+        "--quiet",
+    ]
+    proc = subprocess.run(
+        args, env=env, cwd=target.path.resolve().parent, capture_output=True, text=True, timeout=900, check=False
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"dbt docs generate failed: {(proc.stdout + proc.stderr).strip()[-2000:] or 'see the dbt log'}")
+        raise RuntimeError(
+            f"dbt docs generate failed: {(proc.stdout + proc.stderr).strip()[-2000:] or 'see the dbt log'}"
+        )
     site = out_dir / "static_index.html"
     if not site.exists():
         raise RuntimeError(f"dbt docs generate wrote no {site}")

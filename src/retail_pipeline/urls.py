@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-
-CLOUDRUN_RE = re.compile(r"^cloudrun://(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/(?P<region>[a-z]+-[a-z]+[0-9]+)/"
-                         r"(?P<job>[a-z]([a-z0-9-]{0,61}[a-z0-9])?)/?$")
+CLOUDRUN_RE = re.compile(
+    r"^cloudrun://(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/(?P<region>[a-z]+-[a-z]+[0-9]+)/"
+    r"(?P<job>[a-z]([a-z0-9-]{0,61}[a-z0-9])?)/?$"
+)
 
 
 class SettingError(ValueError):
@@ -66,25 +67,25 @@ class TransformUrl:
 
 def parse_bucket(url: str) -> BucketUrl:
     if url.startswith("gs://"):
-        name = url[len("gs://"):].strip("/")
+        name = url[len("gs://") :].strip("/")
         if not name or "/" in name:
             raise SettingError(f"bucket URL {url!r}: use gs://BUCKET (no object path)")
         return BucketUrl("gcs", name)
     if not url:
         raise SettingError("a bucket setting is empty: use gs://BUCKET or a folder")
-    folder = Path(url[len("file://"):] if url.startswith("file://") else url).resolve()
+    folder = Path(url[len("file://") :] if url.startswith("file://") else url).resolve()
     return BucketUrl("folder", folder.name, folder)
 
 
 def parse_warehouse(url: str) -> WarehouseUrl:
     if url.startswith("duckdb://"):
-        path = url[len("duckdb://"):]
+        path = url[len("duckdb://") :]
         path = path[1:] if path.startswith("//") else path  # duckdb:////abs/path → /abs/path
         if not path:
             raise SettingError(f"warehouse URL {url!r}: use duckdb:///PATH/TO/FILE.duckdb")
         return WarehouseUrl("duckdb", path=Path(path))
     if url.startswith("bigquery://"):
-        project, _, prefix = url[len("bigquery://"):].strip("/").partition("/")
+        project, _, prefix = url[len("bigquery://") :].strip("/").partition("/")
         if not project or "/" in prefix:
             raise SettingError(f"warehouse URL {url!r}: use bigquery://PROJECT/DATASET_PREFIX")
         return WarehouseUrl("bigquery", project=project, prefix=prefix or "retail")
@@ -95,7 +96,7 @@ def parse_bus(url: str) -> BusUrl:
     if url == "local":
         return BusUrl("local")
     if url.startswith("pubsub://"):
-        project, _, topic = url[len("pubsub://"):].strip("/").partition("/")
+        project, _, topic = url[len("pubsub://") :].strip("/").partition("/")
         if not project or "/" in topic:
             raise SettingError(f"bus URL {url!r}: use pubsub://PROJECT/TOPIC")
         from .config import DEFAULT_TOPIC
@@ -111,6 +112,8 @@ def parse_transform(url: str) -> TransformUrl:
     if match:
         return TransformUrl("cloudrun", match["project"], match["region"], match["job"])
     if url.startswith("cloudrun://"):
-        raise SettingError(f"bad transform URL {url!r}: expected cloudrun://PROJECT/REGION/JOB "
-                           "(project id, region like europe-west1, job name)")
+        raise SettingError(
+            f"bad transform URL {url!r}: expected cloudrun://PROJECT/REGION/JOB "
+            "(project id, region like europe-west1, job name)"
+        )
     raise SettingError(f"unknown transform {url!r}: use 'dbt' or cloudrun://PROJECT/REGION/JOB")

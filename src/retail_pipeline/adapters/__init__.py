@@ -21,8 +21,9 @@ def open_store(url: str, settings: Settings) -> ObjectStore:
     return FolderStore(bucket.path)
 
 
-def open_warehouse(settings: Settings, *, lake: ObjectStore | None = None,
-                   claims: ObjectStore | None = None) -> Warehouse:
+def open_warehouse(
+    settings: Settings, *, lake: ObjectStore | None = None, claims: ObjectStore | None = None
+) -> Warehouse:
     """``duckdb:///path`` → DuckDB file; ``bigquery://project/prefix`` → BigQuery. The warehouse reads
     lake objects through ``lake`` and makes transform claims through ``claims`` (ports it is given)."""
     target = settings.warehouse_url
@@ -37,9 +38,16 @@ def open_warehouse(settings: Settings, *, lake: ObjectStore | None = None,
 
     if claims is None and settings.claims_store_url:
         claims = open_store(settings.claims_store_url, settings)
-    return BigQueryWarehouse(target.project, target.prefix, client=bigquery_client(settings, target.project),
-                             lake=lake, claims=claims, location=settings.bigquery_location,
-                             faults=settings.faults, storage_read_api=settings.endpoints.bigquery is None)
+    return BigQueryWarehouse(
+        target.project,
+        target.prefix,
+        client=bigquery_client(settings, target.project),
+        lake=lake,
+        claims=claims,
+        location=settings.bigquery_location,
+        faults=settings.faults,
+        storage_read_api=settings.endpoints.bigquery is None,
+    )
 
 
 def open_bus(settings: Settings) -> MessageBus:
@@ -53,8 +61,12 @@ def open_bus(settings: Settings) -> MessageBus:
     from .google_clients import publisher_client, subscriber_client
     from .pubsub_bus import PubSubBus
 
-    return PubSubBus(target.project, target.topic, publisher=publisher_client(settings),
-                     subscriber_factory=lambda: subscriber_client(settings))
+    return PubSubBus(
+        target.project,
+        target.topic,
+        publisher=publisher_client(settings),
+        subscriber_factory=lambda: subscriber_client(settings),
+    )
 
 
 def open_transformer(settings: Settings) -> Transformer:
@@ -69,5 +81,6 @@ def open_transformer(settings: Settings) -> Transformer:
     from ..cloudrun import CloudRunJobTransformer
     from .google_clients import jobs_client
 
-    return CloudRunJobTransformer(target.project, target.region, target.job,
-                                  client_factory=lambda: jobs_client(settings))
+    return CloudRunJobTransformer(
+        target.project, target.region, target.job, client_factory=lambda: jobs_client(settings)
+    )

@@ -50,17 +50,46 @@ def claimable_from_rows(rows: Iterable[tuple[Any, ...]]) -> list[BatchProgress]:
             loaded.setdefault(batch_id, {})[(kind, partition)] = int(nrows)
     out = []
     for batch_id, layout in layouts.items():
-        progress = BatchProgress(batch_id, True, "ingested", BatchProgress.expected_from_layout(layout),
-                                 loaded.get(batch_id, {}), superseded=False)
+        progress = BatchProgress(
+            batch_id,
+            True,
+            "ingested",
+            BatchProgress.expected_from_layout(layout),
+            loaded.get(batch_id, {}),
+            superseded=False,
+        )
         if progress.complete:
             out.append(progress)
     return out
 
 
-BATCH_COLUMNS = ("batch_id", "source_uri", "source_generation", "state", "error", "error_code", "rows_read", "rows_loaded",
-                 "rows_quarantined", "rows_duplicate", "partitions", "ingested_at")
-RUN_COLUMNS = ("batch_id", "claim_key", "state", "started_at", "finished_at", "tests_passed", "tests_failed",
-               "models_built", "seconds", "error", "execution")
+BATCH_COLUMNS = (
+    "batch_id",
+    "source_uri",
+    "source_generation",
+    "state",
+    "error",
+    "error_code",
+    "rows_read",
+    "rows_loaded",
+    "rows_quarantined",
+    "rows_duplicate",
+    "partitions",
+    "ingested_at",
+)
+RUN_COLUMNS = (
+    "batch_id",
+    "claim_key",
+    "state",
+    "started_at",
+    "finished_at",
+    "tests_passed",
+    "tests_failed",
+    "models_built",
+    "seconds",
+    "error",
+    "execution",
+)
 
 
 def batches_sql(t: Tables) -> str:
@@ -70,16 +99,19 @@ def batches_sql(t: Tables) -> str:
 
 def ledger_sql(t: Tables) -> str:
     q = t.quote
-    return (f"SELECT batch_id, source_uri, source_generation, kind, {q('partition')}, {q('rows')} "
-            f"FROM {t.ledger}")
+    return f"SELECT batch_id, source_uri, source_generation, kind, {q('partition')}, {q('rows')} FROM {t.ledger}"
 
 
 def runs_sql(t: Tables) -> str:
     return f"SELECT {', '.join(RUN_COLUMNS)} FROM {t.runs} ORDER BY started_at, claim_key"
 
 
-def records(batch_rows: Iterable[tuple[Any, ...]], ledger_rows: Iterable[tuple[Any, ...]],
-            runs: list[dict], retracted: frozenset[str] | set[str] = frozenset()) -> list[BatchRecord]:
+def records(
+    batch_rows: Iterable[tuple[Any, ...]],
+    ledger_rows: Iterable[tuple[Any, ...]],
+    runs: list[dict],
+    retracted: frozenset[str] | set[str] = frozenset(),
+) -> list[BatchRecord]:
     """Every batch the warehouse knows (by manifest or by loads), with its loads and latest run; a
     retracted batch (raw rows removed, ledger rows kept) has the manifest state 'retracted'."""
     manifests = {row[0]: dict(zip(BATCH_COLUMNS, row)) for row in batch_rows}
@@ -91,27 +123,43 @@ def records(batch_rows: Iterable[tuple[Any, ...]], ledger_rows: Iterable[tuple[A
         newest[source_uri] = max(newest.get(source_uri, -1), int(generation))
         if kind != "manifest":
             loaded.setdefault(batch_id, {})[(kind, partition)] = int(nrows)
-    for m in manifests.values():
-        newest[m["source_uri"]] = max(newest.get(m["source_uri"], -1), int(m["source_generation"]))
+    for manifest in manifests.values():
+        newest[manifest["source_uri"]] = max(newest.get(manifest["source_uri"], -1), int(manifest["source_generation"]))
     last_run = {run["batch_id"]: run for run in runs}  # ordered by start: the last one wins
     out = []
     for batch_id in sorted(set(manifests) | set(sources)):
-        m = manifests.get(batch_id)
+        m: dict[str, Any] | None = manifests.get(batch_id)
         source_uri, generation = (m["source_uri"], int(m["source_generation"])) if m else sources[batch_id]
         mine = loaded.get(batch_id, {})
         # without its manifest (a superseded generation) only the ledger's counts are known
         rows: dict[str, int | None] = {
-            "read": None, "loaded": sum(n for (k, _), n in mine.items() if k == "sales"),
-            "quarantined": sum(n for (k, _), n in mine.items() if k == "quarantine"), "duplicates": None}
+            "read": None,
+            "loaded": sum(n for (k, _), n in mine.items() if k == "sales"),
+            "quarantined": sum(n for (k, _), n in mine.items() if k == "quarantine"),
+            "duplicates": None,
+        }
         if m:
-            rows = {"read": int(m["rows_read"]), "loaded": int(m["rows_loaded"]),
-                    "quarantined": int(m["rows_quarantined"]), "duplicates": int(m["rows_duplicate"])}
-        out.append(BatchRecord(
-            batch_id=batch_id, source_uri=source_uri, source_generation=generation,
-            manifest_state=m["state"] if m else ("retracted" if batch_id in retracted else None), error=m["error"] if m else None,
-            error_code=m["error_code"] if m else None, rows=rows,
-            layout=m["partitions"] if m else None,
-            ingested_at=str(m["ingested_at"]) if m and m["ingested_at"] is not None else None,
-            newest_generation=newest[source_uri], loaded=loaded.get(batch_id, {}), run=last_run.get(batch_id)))
+            rows = {
+                "read": int(m["rows_read"]),
+                "loaded": int(m["rows_loaded"]),
+                "quarantined": int(m["rows_quarantined"]),
+                "duplicates": int(m["rows_duplicate"]),
+            }
+        out.append(
+            BatchRecord(
+                batch_id=batch_id,
+                source_uri=source_uri,
+                source_generation=generation,
+                manifest_state=m["state"] if m else ("retracted" if batch_id in retracted else None),
+                error=m["error"] if m else None,
+                error_code=m["error_code"] if m else None,
+                rows=rows,
+                layout=m["partitions"] if m else None,
+                ingested_at=str(m["ingested_at"]) if m and m["ingested_at"] is not None else None,
+                newest_generation=newest[source_uri],
+                loaded=loaded.get(batch_id, {}),
+                run=last_run.get(batch_id),
+            )
+        )
     out.sort(key=lambda r: (r.source_generation, r.batch_id))  # generations count up in time: upload order
     return out

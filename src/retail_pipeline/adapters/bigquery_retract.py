@@ -13,9 +13,14 @@ if TYPE_CHECKING:
 
 
 def tables(wh: BigQueryWarehouse) -> retract_sql.RetractTables:
-    return retract_sql.RetractTables(wh.table(wh.raw, "batches"), wh.table(wh.pipeline, "load_ledger"),
-                                     wh.table(wh.raw, "sales_lines"), wh.table(wh.raw, "quarantine"),
-                                     wh.table(wh.pipeline, "retractions"), lambda name: f"`{name}`")
+    return retract_sql.RetractTables(
+        wh.table(wh.raw, "batches"),
+        wh.table(wh.pipeline, "load_ledger"),
+        wh.table(wh.raw, "sales_lines"),
+        wh.table(wh.raw, "quarantine"),
+        wh.table(wh.pipeline, "retractions"),
+        lambda name: f"`{name}`",
+    )
 
 
 def retracted_batches(wh: BigQueryWarehouse) -> set[str]:
@@ -33,7 +38,8 @@ def retract(wh: BigQueryWarehouse, target: str, *, who: str, why: str) -> Retrac
     counts = [tuple(row) for row in wh.query(retract_sql.rows_sql(t, ", ".join(pending)))] if pending else []
     plan = retract_sql.plan(target, plan_rows, counts)
     if plan.batches:
-        statements = retract_sql.apply_statements(t, plan, retraction_id=uuid.uuid4().hex, who=who, why=why,
-                                                  literal=sql_literal, now="CURRENT_TIMESTAMP()")
+        statements = retract_sql.apply_statements(
+            t, plan, retraction_id=uuid.uuid4().hex, who=who, why=why, literal=sql_literal, now="CURRENT_TIMESTAMP()"
+        )
         wh.query("BEGIN TRANSACTION;\n" + ";\n".join(statements) + ";\nCOMMIT TRANSACTION;")
     return plan.result

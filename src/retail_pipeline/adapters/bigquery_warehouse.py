@@ -38,18 +38,30 @@ import uuid
 from calendar import monthrange
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from typing import Any
+if TYPE_CHECKING:
+    import pandas
 
 from ..config import Faults
 from ..faults import maybe_crash
-from ..ports import (BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, PreconditionFailed,
-                     RetractResult, TransformResult)
+from ..ports import (
+    BatchProgress,
+    BatchRecord,
+    Figures,
+    LoadRequest,
+    LoadResult,
+    ObjectStore,
+    PreconditionFailed,
+    RetractResult,
+    TransformResult,
+)
 from ..schema import PIPELINE_TABLES, TABLES, bigquery_json
 from . import batch_sql
 
 RAW_TABLES = {"sales": "sales_lines", "quarantine": "quarantine", "manifest": "batches"}
 CLAIMS_PREFIX = "_claims/transform/"
+
 
 def sql_literal(value) -> str:
     """A GoogleSQL literal. Scripts are inlined because the emulator passes no query parameters into
@@ -76,9 +88,19 @@ def load_job_id(object_uri: str, generation: int) -> str:
 class BigQueryWarehouse:
     """BigQuery behind the Warehouse port (see the module docstring for the exactly-once design)."""
 
-    def __init__(self, project: str, prefix: str = "retail", *, client: Any, lake: ObjectStore,
-                 claims: ObjectStore | None = None, location: str = "EU", timeout: float = 600.0,
-                 faults: Faults | None = None, storage_read_api: bool = True) -> None:
+    def __init__(
+        self,
+        project: str,
+        prefix: str = "retail",
+        *,
+        client: Any,
+        lake: ObjectStore,
+        claims: ObjectStore | None = None,
+        location: str = "EU",
+        timeout: float = 600.0,
+        faults: Faults | None = None,
+        storage_read_api: bool = True,
+    ) -> None:
         self.project = project
         self.prefix = prefix
         self.raw = f"{prefix}_raw"
@@ -91,8 +113,12 @@ class BigQueryWarehouse:
         self.claims = claims
         self.faults = faults or Faults()
         self.storage_read_api = storage_read_api  #: BigQuery's gRPC fast path for large reads (not on emulators)
-        self.tables = batch_sql.Tables(self.table(self.raw, "batches"), self.table(self.pipeline, "load_ledger"),
-                                       self.table(self.pipeline, "transform_runs"), lambda name: f"`{name}`")
+        self.tables = batch_sql.Tables(
+            self.table(self.raw, "batches"),
+            self.table(self.pipeline, "load_ledger"),
+            self.table(self.pipeline, "transform_runs"),
+            lambda name: f"`{name}`",
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
     def table(self, dataset: str, name: str) -> str:
@@ -122,8 +148,9 @@ class BigQueryWarehouse:
         for name in TABLES:
             table = bigquery.Table(f"{self.project}.{self.raw}.{name}", schema=self.raw_schema(name))
             if name == "sales_lines":
-                table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY,
-                                                                    field="invoice_date")
+                table.time_partitioning = bigquery.TimePartitioning(
+                    type_=bigquery.TimePartitioningType.DAY, field="invoice_date"
+                )
                 table.clustering_fields = ["customer_id"]
             elif name == "quarantine":
                 table.clustering_fields = ["batch_id"]
@@ -145,13 +172,16 @@ class BigQueryWarehouse:
         row = self.query(
             f"SELECT (SELECT max(source_generation) FROM {ledger} WHERE source_uri = {sql_literal(req.source_uri)}),"
             f" (SELECT max(`rows`) FROM {ledger} WHERE {self._key(req)}),"
-            f" (SELECT max(load_token) FROM {ledger} WHERE {self._key(req)})")[0]
+            f" (SELECT max(load_token) FROM {ledger} WHERE {self._key(req)})"
+        )[0]
         return row[0], row[1], row[2]
 
     @staticmethod
     def _key(req: LoadRequest) -> str:
-        return (f"batch_id = {sql_literal(req.batch_id)} AND kind = {sql_literal(req.kind)} "
-                f"AND `partition` = {sql_literal(req.partition)}")
+        return (
+            f"batch_id = {sql_literal(req.batch_id)} AND kind = {sql_literal(req.kind)} "
+            f"AND `partition` = {sql_literal(req.partition)}"
+        )
 
     def load_object(self, req: LoadRequest) -> LoadResult:
         """Apply one lake object (gs:// URI) to its raw table with exactly-once effect."""
@@ -173,9 +203,10 @@ class BigQueryWarehouse:
             newest, done, winner = self._ledger_state(req)
         finally:
             if stage is not None:
-                self.client.delete_table(f"{self.project}.{self.pipeline}.{stage}", not_found_ok=True,
-                                         timeout=self.timeout)
-        if winner == token:
+                self.client.delete_table(
+                    f"{self.project}.{self.pipeline}.{stage}", not_found_ok=True, timeout=self.timeout
+                )
+        if winner == token and done is not None:
             return LoadResult("loaded", int(done))
         if done is not None:
             return LoadResult("already_loaded", int(done))
@@ -193,25 +224,36 @@ class BigQueryWarehouse:
         # The emulator reads Parquet with DuckDB's hive-partition detection and inserts by position, so
         # a 'month=YYYY-MM' folder in the name arrives as a trailing column. Give the staging table those
         # trailing nullable columns; on BigQuery they stay NULL (nullable columns the file lacks).
-        hive = [bigquery.SchemaField(part.split("=", 1)[0], "STRING", mode="NULLABLE")
-                for part in req.object_uri[len("gs://"):].split("/")[1:-1] if "=" in part]
-        table = bigquery.Table(f"{self.project}.{self.pipeline}.{stage}",
-                               schema=self.raw_schema(RAW_TABLES[req.kind]) + hive)
+        hive = [
+            bigquery.SchemaField(part.split("=", 1)[0], "STRING", mode="NULLABLE")
+            for part in req.object_uri[len("gs://") :].split("/")[1:-1]
+            if "=" in part
+        ]
+        table = bigquery.Table(
+            f"{self.project}.{self.pipeline}.{stage}", schema=self.raw_schema(RAW_TABLES[req.kind]) + hive
+        )
         self.client.create_table(table, exists_ok=True, timeout=self.timeout)
-        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
-                                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                                        create_disposition=bigquery.CreateDisposition.CREATE_NEVER)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+        )
         try:
-            job = self.client.load_table_from_uri(req.object_uri, table.reference, job_id=job_id, job_config=config,
-                                                  timeout=self.timeout)
+            job = self.client.load_table_from_uri(
+                req.object_uri, table.reference, job_id=job_id, job_config=config, timeout=self.timeout
+            )
             job.result(timeout=self.timeout)
         except Conflict:
             # 409: an earlier attempt ran this job id. Its staging table is gone when that attempt's
             # transaction aborted (the attempt drops it on the way out), so this attempt loads again
             # under an id of its own; the ledger, not the job id, keeps the effect exactly once.
-            job = self.client.load_table_from_uri(req.object_uri, table.reference,
-                                                  job_id=f"{job_id}_{uuid.uuid4().hex[:12]}", job_config=config,
-                                                  timeout=self.timeout)
+            job = self.client.load_table_from_uri(
+                req.object_uri,
+                table.reference,
+                job_id=f"{job_id}_{uuid.uuid4().hex[:12]}",
+                job_config=config,
+                timeout=self.timeout,
+            )
             job.result(timeout=self.timeout)
         maybe_crash(self.faults, "load.after_job", f"{req.object_uri}#{req.object_generation}")
         staged = self.query(f"SELECT count(*) FROM {self.table(self.pipeline, stage)}")[0][0]
@@ -221,9 +263,19 @@ class BigQueryWarehouse:
 
     def _manifest_select(self, req: LoadRequest) -> str:
         m = json.loads(self.lake.read_bytes(req.object_name))
-        values = [m["batch_id"], m["source_uri"], int(m["source_generation"]), m["state"], m["error"],
-                  m.get("error_code"), int(m["rows_read"]), int(m["rows_loaded"]), int(m["rows_quarantined"]), int(m["rows_duplicate"]),
-                  json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]})]
+        values = [
+            m["batch_id"],
+            m["source_uri"],
+            int(m["source_generation"]),
+            m["state"],
+            m["error"],
+            m.get("error_code"),
+            int(m["rows_read"]),
+            int(m["rows_loaded"]),
+            int(m["rows_quarantined"]),
+            int(m["rows_duplicate"]),
+            json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]}),
+        ]
         names = [c.name for c in TABLES["batches"]]
         exprs = [f"{sql_literal(v)} AS `{n}`" for v, n in zip(values, names)]
         exprs.append(f"TIMESTAMP {sql_literal(m['ingested_at'].replace('T', ' '))} AS `ingested_at`")
@@ -232,8 +284,10 @@ class BigQueryWarehouse:
     def _apply_script(self, req: LoadRequest, source_sql: str, token: str) -> str:
         ledger = self.table(self.pipeline, "load_ledger")
         src, gen = sql_literal(req.source_uri), sql_literal(req.source_generation)
-        guard = (f"NOT EXISTS (SELECT 1 FROM {ledger} WHERE source_uri = {src} AND source_generation > {gen}) "
-                 f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE {self._key(req)})")
+        guard = (
+            f"NOT EXISTS (SELECT 1 FROM {ledger} WHERE source_uri = {src} AND source_generation > {gen}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {ledger} WHERE {self._key(req)})"
+        )
         target = self.table(self.raw, RAW_TABLES[req.kind])
         cols = ", ".join(f"`{c.name}`" for c in TABLES[RAW_TABLES[req.kind]])
         key_rows = f"batch_id = {sql_literal(req.batch_id)}"
@@ -241,12 +295,16 @@ class BigQueryWarehouse:
             year, month = (int(x) for x in req.partition.split("-"))
             first, last = date(year, month, 1), date(year, month, monthrange(year, month)[1])
             # the invoice_date range touches only this month's partitions (and makes the DELETE a mutation of them)
-            key_rows += (f" AND invoice_month = {sql_literal(first)}"
-                         f" AND invoice_date BETWEEN {sql_literal(first)} AND {sql_literal(last)}")
+            key_rows += (
+                f" AND invoice_month = {sql_literal(first)}"
+                f" AND invoice_date BETWEEN {sql_literal(first)} AND {sql_literal(last)}"
+            )
         statements = ["BEGIN TRANSACTION;"]
         for name in RAW_TABLES.values():  # a newer generation of the landing object replaces the older ones
-            statements.append(f"DELETE FROM {self.table(self.raw, name)} "
-                              f"WHERE source_uri = {src} AND source_generation < {gen} AND {guard};")
+            statements.append(
+                f"DELETE FROM {self.table(self.raw, name)} "
+                f"WHERE source_uri = {src} AND source_generation < {gen} AND {guard};"
+            )
         statements += [
             f"DELETE FROM {target} WHERE {key_rows} AND {guard};",
             f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({source_sql}) WHERE {guard};",
@@ -263,19 +321,27 @@ class BigQueryWarehouse:
     def batch_progress(self, batch_id: str) -> BatchProgress:
         ledger = self.table(self.pipeline, "load_ledger")
         b = sql_literal(batch_id)
-        rows = self.query(f"SELECT state, `partitions`, source_uri, source_generation FROM "
-                          f"{self.table(self.raw, 'batches')} WHERE batch_id = {b} LIMIT 1")
+        rows = self.query(
+            f"SELECT state, `partitions`, source_uri, source_generation FROM "
+            f"{self.table(self.raw, 'batches')} WHERE batch_id = {b} LIMIT 1"
+        )
         row = rows[0] if rows else None
-        loaded = {(k, p): int(r) for k, p, r in self.query(
-            f"SELECT kind, `partition`, `rows` FROM {ledger} WHERE batch_id = {b} AND kind <> 'manifest'")}
+        loaded = {
+            (k, p): int(r)
+            for k, p, r in self.query(
+                f"SELECT kind, `partition`, `rows` FROM {ledger} WHERE batch_id = {b} AND kind <> 'manifest'"
+            )
+        }
         expected: dict[tuple[str, str], int] = {}
         if row is not None:
             expected = BatchProgress.expected_from_layout(row[1])
             newest = self.query(f"SELECT {batch_sql.newest_generation_sql(self.tables, sql_literal(row[2]))}")[0][0]
             superseded = newest is not None and newest > row[3]
         else:
-            newer = self.query(f"SELECT count(*) FROM {ledger} WHERE source_uri IN "
-                               f"(SELECT source_uri FROM {ledger} WHERE batch_id = {b}) AND batch_id <> {b}")[0][0]
+            newer = self.query(
+                f"SELECT count(*) FROM {ledger} WHERE source_uri IN "
+                f"(SELECT source_uri FROM {ledger} WHERE batch_id = {b}) AND batch_id <> {b}"
+            )[0][0]
             superseded = newer > 0 and not loaded
         return BatchProgress(batch_id, row is not None, row[0] if row else None, expected, loaded, superseded)
 
@@ -284,17 +350,23 @@ class BigQueryWarehouse:
         token = uuid.uuid4().hex
         if self.claims is not None:
             try:
-                self.claims.put(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}", json.dumps({"token": token}).encode(),
-                          content_type="application/json", if_generation_match=0)
+                self.claims.put(
+                    f"{CLAIMS_PREFIX}{batch_id}/{claim_key}",
+                    json.dumps({"token": token}).encode(),
+                    content_type="application/json",
+                    if_generation_match=0,
+                )
             except PreconditionFailed:
                 return False
         runs = self.table(self.pipeline, "transform_runs")
         key = f"batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}"
-        self.query("BEGIN TRANSACTION;\n"
-                   f"INSERT INTO {runs} (batch_id, claim_key, state, started_at, claim_token) "
-                   f"SELECT {sql_literal(batch_id)}, {sql_literal(claim_key)}, 'running', CURRENT_TIMESTAMP(), "
-                   f"{sql_literal(token)} FROM (SELECT 1) WHERE NOT EXISTS (SELECT 1 FROM {runs} WHERE {key});\n"
-                   "COMMIT TRANSACTION;")
+        self.query(
+            "BEGIN TRANSACTION;\n"
+            f"INSERT INTO {runs} (batch_id, claim_key, state, started_at, claim_token) "
+            f"SELECT {sql_literal(batch_id)}, {sql_literal(claim_key)}, 'running', CURRENT_TIMESTAMP(), "
+            f"{sql_literal(token)} FROM (SELECT 1) WHERE NOT EXISTS (SELECT 1 FROM {runs} WHERE {key});\n"
+            "COMMIT TRANSACTION;"
+        )
         winners = self.query(f"SELECT claim_token FROM {runs} WHERE {key} ORDER BY started_at, claim_token LIMIT 1")
         return bool(winners) and winners[0][0] == token
 
@@ -306,11 +378,14 @@ class BigQueryWarehouse:
             f"tests_failed = {sql_literal(result.tests_failed)}, models_built = {sql_literal(result.models_built)}, "
             f"seconds = {sql_literal(float(result.seconds))}, error = {sql_literal(result.error)}, "
             f"execution = {sql_literal(result.execution)} "
-            f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
+            f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}"
+        )
 
     def release_transform(self, batch_id: str, claim_key: str) -> None:
-        self.query(f"DELETE FROM {self.table(self.pipeline, 'transform_runs')} "
-                   f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}")
+        self.query(
+            f"DELETE FROM {self.table(self.pipeline, 'transform_runs')} "
+            f"WHERE batch_id = {sql_literal(batch_id)} AND claim_key = {sql_literal(claim_key)}"
+        )
         if self.claims is not None:
             self.claims.delete(f"{CLAIMS_PREFIX}{batch_id}/{claim_key}")
 
@@ -326,8 +401,12 @@ class BigQueryWarehouse:
         return runs
 
     def batch_records(self) -> list[BatchRecord]:
-        return batch_sql.records(self.query(batch_sql.batches_sql(self.tables)),
-                                 self.query(batch_sql.ledger_sql(self.tables)), self.runs(), self.retracted_batches())
+        return batch_sql.records(
+            self.query(batch_sql.batches_sql(self.tables)),
+            self.query(batch_sql.ledger_sql(self.tables)),
+            self.runs(),
+            self.retracted_batches(),
+        )
 
     # -- retraction (bigquery_retract.py) -------------------------------------------------------
     def retracted_batches(self) -> set[str]:
@@ -343,13 +422,16 @@ class BigQueryWarehouse:
     def figures(self) -> Figures:
         if not self._exists(self.analytics, "fct_sales_lines"):
             return Figures(0, Decimal(0))
-        rows, net = self.query(f"SELECT count(*), coalesce(sum(quantity * unit_price), 0) "
-                               f"FROM {self.table(self.analytics, 'fct_sales_lines')}")[0]
+        rows, net = self.query(
+            f"SELECT count(*), coalesce(sum(quantity * unit_price), 0) "
+            f"FROM {self.table(self.analytics, 'fct_sales_lines')}"
+        )[0]
         return Figures(int(rows), Decimal(net))
 
     # -- analytics layer (issue 13): one model of <prefix>_analytics, as a DataFrame ---------------
-    def read_relation(self, name: str, *, columns: list[str] | None = None,
-                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
+    def read_relation(
+        self, name: str, *, columns: list[str] | None = None, where: list[tuple[str, str, object]] | None = None
+    ) -> pandas.DataFrame:
         """Rows of ``<prefix>_analytics.<name>``. Filters are ANDed query parameters, so a filter on
         the fact's ``invoice_date`` prunes its day partitions; dtypes per analytics_frames."""
         from google.cloud import bigquery
@@ -361,13 +443,15 @@ class BigQueryWarehouse:
             raise RelationNotFound(f"BigQuery has no {self.project}.{self.analytics}.{name}")
         select = ", ".join(f"`{c}`" for c in columns) if columns else "*"
         sql = f"SELECT {select} FROM {self.table(self.analytics, name)}"
-        params = [bigquery.ScalarQueryParameter(f"p{i}", parameter_type(value), value)
-                  for i, (_, _, value) in enumerate(where or [])]
+        params = [
+            bigquery.ScalarQueryParameter(f"p{i}", parameter_type(value), value)
+            for i, (_, _, value) in enumerate(where or [])
+        ]
         if where:
-            sql += " WHERE " + " AND ".join(f"`{column}` {operator} @p{i}"
-                                            for i, (column, operator, _) in enumerate(where))
-        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
-                                timeout=self.timeout)
+            sql += " WHERE " + " AND ".join(
+                f"`{column}` {operator} @p{i}" for i, (column, operator, _) in enumerate(where)
+            )
+        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), timeout=self.timeout)
         rows = job.result(timeout=self.timeout)
         # the Storage Read API (gRPC) is BigQuery's fast path for large results; the emulator serves REST only
         arrow = rows.to_arrow(create_bqstorage_client=self.storage_read_api)

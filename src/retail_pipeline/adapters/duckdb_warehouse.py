@@ -11,21 +11,38 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas
 
 import duckdb
 
 from ..config import Faults
 from ..faults import maybe_crash
-from ..ports import (BatchProgress, BatchRecord, Figures, LoadRequest, LoadResult, ObjectStore, RetractResult,
-                     TransformResult)
+from ..ports import (
+    BatchProgress,
+    BatchRecord,
+    Figures,
+    LoadRequest,
+    LoadResult,
+    ObjectStore,
+    RetractResult,
+    TransformResult,
+)
 from ..schema import duckdb_ddl
 from . import batch_sql, retract_sql
 
 RAW_TABLES = {"sales": "raw.sales_lines", "quarantine": "raw.quarantine", "manifest": "raw.batches"}
 TABLES = batch_sql.Tables("raw.batches", "pipeline.load_ledger", "pipeline.transform_runs", lambda name: f'"{name}"')
-RETRACT = retract_sql.RetractTables("raw.batches", "pipeline.load_ledger", "raw.sales_lines", "raw.quarantine",
-                                    "pipeline.retractions", lambda name: f'"{name}"')
+RETRACT = retract_sql.RetractTables(
+    "raw.batches",
+    "pipeline.load_ledger",
+    "raw.sales_lines",
+    "raw.quarantine",
+    "pipeline.retractions",
+    lambda name: f'"{name}"',
+)
 
 
 def sql_literal(value: Any) -> str:
@@ -51,7 +68,7 @@ class DuckDBWarehouse:
         self._provisioned = False
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[Any]:  # DuckDB's own types say every row may be None
         if not self._provisioned and not read_only:
             self._provisioned = True  # the embedded warehouse has no Terraform: it makes its own tables
             self.provision()
@@ -101,12 +118,16 @@ class DuckDBWarehouse:
             try:
                 newest, oldest = con.execute(
                     "SELECT max(source_generation), min(source_generation) FROM pipeline.load_ledger "
-                    "WHERE source_uri = ?", [req.source_uri]).fetchone()
+                    "WHERE source_uri = ?",
+                    [req.source_uri],
+                ).fetchone()
                 if newest is not None and newest > req.source_generation:
                     con.execute("ROLLBACK")
                     return LoadResult("superseded", 0)
-                done = con.execute("SELECT rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind = ? AND partition = ?",
-                                   [req.batch_id, req.kind, req.partition]).fetchone()
+                done = con.execute(
+                    "SELECT rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind = ? AND partition = ?",
+                    [req.batch_id, req.kind, req.partition],
+                ).fetchone()
                 if done is not None:
                     con.execute("ROLLBACK")
                     return LoadResult("already_loaded", done[0])
@@ -114,15 +135,26 @@ class DuckDBWarehouse:
                     self._delete_older_generations(con, req)
                 # raw rows and their ledger row are committed together, so an object the ledger does not
                 # list has no rows in the raw table yet: nothing to delete before the insert
-                rows = (self._insert_manifest(con, req, local_path) if req.kind == "manifest"
-                        else self._insert_parquet(con, req, local_path))
+                rows = (
+                    self._insert_manifest(con, req, local_path)
+                    if req.kind == "manifest"
+                    else self._insert_parquet(con, req, local_path)
+                )
                 if rows != req.rows:
                     raise ValueError(f"{req.object_uri}: holds {rows} rows, its metadata says {req.rows}")
                 con.execute(
                     "INSERT INTO pipeline.load_ledger (batch_id, source_uri, source_generation, kind, partition, "
                     "object_uri, object_generation, rows, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-                    [req.batch_id, req.source_uri, req.source_generation, req.kind, req.partition, req.object_uri,
-                     req.object_generation, rows],
+                    [
+                        req.batch_id,
+                        req.source_uri,
+                        req.source_generation,
+                        req.kind,
+                        req.partition,
+                        req.object_uri,
+                        req.object_generation,
+                        rows,
+                    ],
                 )
                 con.execute("COMMIT")
             except BaseException:
@@ -135,8 +167,10 @@ class DuckDBWarehouse:
         """A newer generation of the same landing object replaces the older ones' rows; their ledger
         rows stay, the record that a newer generation superseded them."""
         for older in RAW_TABLES.values():
-            con.execute(f"DELETE FROM {older} WHERE source_uri = ? AND source_generation < ?",
-                        [req.source_uri, req.source_generation])
+            con.execute(
+                f"DELETE FROM {older} WHERE source_uri = ? AND source_generation < ?",
+                [req.source_uri, req.source_generation],
+            )
 
     @staticmethod
     def _insert_parquet(con: Any, req: LoadRequest, local_path: Path) -> int:
@@ -145,9 +179,11 @@ class DuckDBWarehouse:
         so the count then falls short of the metadata's)."""
         where = "batch_id = ?" + (" AND strftime(invoice_month, '%Y-%m') = ?" if req.kind == "sales" else "")
         params = [str(local_path), req.batch_id] + ([req.partition] if req.kind == "sales" else [])
-        return con.execute(f"INSERT INTO {RAW_TABLES[req.kind]} BY NAME "
-                           f"SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {where}",
-                           params).fetchone()[0]
+        return con.execute(
+            f"INSERT INTO {RAW_TABLES[req.kind]} BY NAME "
+            f"SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {where}",
+            params,
+        ).fetchone()[0]
 
     def _insert_manifest(self, con: Any, req: LoadRequest, local_path: Path) -> int:
         m = json.loads(local_path.read_text())
@@ -156,19 +192,36 @@ class DuckDBWarehouse:
             "INSERT INTO raw.batches BY NAME SELECT ? AS batch_id, ? AS source_uri, ? AS source_generation, "
             "? AS state, ? AS error, ? AS error_code, ? AS rows_read, ? AS rows_loaded, ? AS rows_quarantined, "
             "? AS rows_duplicate, ? AS partitions, ? AS ingested_at",
-            [m["batch_id"], m["source_uri"], m["source_generation"], m["state"], m["error"], m.get("error_code"),
-             m["rows_read"], m["rows_loaded"], m["rows_quarantined"], m["rows_duplicate"],
-             json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]}), m["ingested_at"]],
+            [
+                m["batch_id"],
+                m["source_uri"],
+                m["source_generation"],
+                m["state"],
+                m["error"],
+                m.get("error_code"),
+                m["rows_read"],
+                m["rows_loaded"],
+                m["rows_quarantined"],
+                m["rows_duplicate"],
+                json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]}),
+                m["ingested_at"],
+            ],
         )
         return 1
 
     def batch_progress(self, batch_id: str) -> BatchProgress:
         with self.connect() as con:
-            row = con.execute("SELECT state, partitions, source_uri, source_generation FROM raw.batches WHERE batch_id = ?",
-                              [batch_id]).fetchone()
-            loaded = {(k, p): r for k, p, r in con.execute(
-                "SELECT kind, partition, rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind <> 'manifest'",
-                [batch_id]).fetchall()}
+            row = con.execute(
+                "SELECT state, partitions, source_uri, source_generation FROM raw.batches WHERE batch_id = ?",
+                [batch_id],
+            ).fetchone()
+            loaded = {
+                (k, p): r
+                for k, p, r in con.execute(
+                    "SELECT kind, partition, rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind <> 'manifest'",
+                    [batch_id],
+                ).fetchall()
+            }
             superseded = False
             expected: dict[tuple[str, str], int] = {}
             if row is not None:
@@ -179,7 +232,8 @@ class DuckDBWarehouse:
                 newer = con.execute(
                     "SELECT count(*) FROM pipeline.load_ledger l WHERE l.source_uri IN "
                     "(SELECT source_uri FROM pipeline.load_ledger WHERE batch_id = ?) AND l.batch_id <> ?",
-                    [batch_id, batch_id]).fetchone()[0]
+                    [batch_id, batch_id],
+                ).fetchone()[0]
                 superseded = newer > 0 and not loaded
         return BatchProgress(batch_id, row is not None, row[0] if row else None, expected, loaded, superseded)
 
@@ -189,7 +243,8 @@ class DuckDBWarehouse:
                 inserted = con.execute(
                     "INSERT INTO pipeline.transform_runs (batch_id, claim_key, state, started_at) "
                     "VALUES (?, ?, 'running', now()) ON CONFLICT DO NOTHING RETURNING batch_id",
-                    [batch_id, claim_key]).fetchall()
+                    [batch_id, claim_key],
+                ).fetchall()
             except (duckdb.ConstraintException, duckdb.TransactionException):
                 return False  # a concurrent claim committed the same key first
         return bool(inserted)
@@ -200,12 +255,25 @@ class DuckDBWarehouse:
                 "UPDATE pipeline.transform_runs SET state = ?, finished_at = CASE WHEN ? = 'started' THEN NULL "
                 "ELSE now() END, tests_passed = ?, tests_failed = ?, models_built = ?, seconds = ?, error = ?, "
                 "execution = ? WHERE batch_id = ? AND claim_key = ?",
-                [result.status, result.status, result.tests_passed, result.tests_failed, result.models_built,
-                 result.seconds, result.error, result.execution, batch_id, claim_key])
+                [
+                    result.status,
+                    result.status,
+                    result.tests_passed,
+                    result.tests_failed,
+                    result.models_built,
+                    result.seconds,
+                    result.error,
+                    result.execution,
+                    batch_id,
+                    claim_key,
+                ],
+            )
 
     def release_transform(self, batch_id: str, claim_key: str) -> None:
         with self.connect() as con:
-            con.execute("DELETE FROM pipeline.transform_runs WHERE batch_id = ? AND claim_key = ?", [batch_id, claim_key])
+            con.execute(
+                "DELETE FROM pipeline.transform_runs WHERE batch_id = ? AND claim_key = ?", [batch_id, claim_key]
+            )
 
     def claimable_batches(self, exclude: str = "") -> list[BatchProgress]:
         with self.connect() as con:
@@ -227,8 +295,12 @@ class DuckDBWarehouse:
     def batch_records(self) -> list[BatchRecord]:
         with self.connect() as con:
             retracted = {r[0] for r in con.execute("SELECT batch_id FROM pipeline.retractions").fetchall()}
-            return batch_sql.records(con.execute(batch_sql.batches_sql(TABLES)).fetchall(),
-                                     con.execute(batch_sql.ledger_sql(TABLES)).fetchall(), self._runs(con), retracted)
+            return batch_sql.records(
+                con.execute(batch_sql.batches_sql(TABLES)).fetchall(),
+                con.execute(batch_sql.ledger_sql(TABLES)).fetchall(),
+                self._runs(con),
+                retracted,
+            )
 
     def retracted_batches(self) -> set[str]:
         with self.connect() as con:
@@ -246,8 +318,14 @@ class DuckDBWarehouse:
                 plan = retract_sql.plan(target, plan_rows, counts)
                 if plan.batches:
                     for statement in retract_sql.apply_statements(
-                            RETRACT, plan, retraction_id=uuid.uuid4().hex, who=who, why=why, literal=sql_literal,
-                            now="now()"):
+                        RETRACT,
+                        plan,
+                        retraction_id=uuid.uuid4().hex,
+                        who=who,
+                        why=why,
+                        literal=sql_literal,
+                        now="now()",
+                    ):
                         con.execute(statement)
                 con.execute("COMMIT")
             except BaseException:
@@ -257,19 +335,23 @@ class DuckDBWarehouse:
 
     def figures(self) -> Figures:
         with self.connect() as con:
-            exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' "
-                                 "AND table_name = 'fct_sales_lines'").fetchone()[0]
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' "
+                "AND table_name = 'fct_sales_lines'"
+            ).fetchone()[0]
             if not exists:
                 return Figures(0, Decimal(0))
             rows, net = con.execute(
-                "SELECT count(*), coalesce(sum(quantity * unit_price), 0) FROM analytics.fct_sales_lines").fetchone()
+                "SELECT count(*), coalesce(sum(quantity * unit_price), 0) FROM analytics.fct_sales_lines"
+            ).fetchone()
         return Figures(int(rows), Decimal(net))
 
     # -- analytics layer (issue 13): one model of the schema dbt writes to, as a DataFrame --------
     ANALYTICS_SCHEMA = "analytics"  #: the `schema` of the local output in dbt/profiles.yml
 
-    def read_relation(self, name: str, *, columns: list[str] | None = None,
-                      where: list[tuple[str, str, object]] | None = None) -> "pandas.DataFrame":
+    def read_relation(
+        self, name: str, *, columns: list[str] | None = None, where: list[tuple[str, str, object]] | None = None
+    ) -> pandas.DataFrame:
         """Rows of ``analytics.<name>`` (filters ANDed, as parameters); dtypes per analytics_frames."""
         from ..analytics_frames import RelationNotFound, check_read, frame_from_arrow
 
@@ -282,9 +364,11 @@ class DuckDBWarehouse:
             sql += " WHERE " + " AND ".join(f'"{column}" {operator} ?' for column, operator, _ in where)
         params = [value for _, _, value in where or []]
 
-        def read(con: duckdb.DuckDBPyConnection) -> "pandas.DataFrame":
-            found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                                "AND table_name = ?", [self.ANALYTICS_SCHEMA, name]).fetchone()[0]
+        def read(con: Any) -> pandas.DataFrame:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [self.ANALYTICS_SCHEMA, name],
+            ).fetchone()[0]
             if not found:
                 raise RelationNotFound(f"{self.path} has no {self.ANALYTICS_SCHEMA}.{name}")
             return frame_from_arrow(con.execute(sql, params).to_arrow_table())

@@ -15,9 +15,14 @@ from ..ports import ObjectInfo, PreconditionFailed
 
 def _info(blob: Any) -> ObjectInfo:
     return ObjectInfo(
-        bucket=blob.bucket.name, name=blob.name, generation=int(blob.generation), size=int(blob.size or 0),
-        updated=blob.updated, content_type=blob.content_type or "application/octet-stream",
-        md5_hash=blob.md5_hash or "", metadata=dict(blob.metadata or {}),
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=int(blob.generation),
+        size=int(blob.size or 0),
+        updated=blob.updated,
+        content_type=blob.content_type or "application/octet-stream",
+        md5_hash=blob.md5_hash or "",
+        metadata=dict(blob.metadata or {}),
     )
 
 
@@ -46,8 +51,15 @@ class GcsStore:
     def uri(self, name: str) -> str:
         return f"gs://{self.bucket}/{name}"
 
-    def put(self, name: str, data: bytes | Path, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, if_generation_match: int | None = None) -> ObjectInfo:
+    def put(
+        self,
+        name: str,
+        data: bytes | Path,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        if_generation_match: int | None = None,
+    ) -> ObjectInfo:
         """Upload one object (GCS makes the new generation visible atomically); with
         ``if_generation_match`` Cloud Storage applies the write only if the generation holds (412 otherwise)."""
         from google.api_core import exceptions
@@ -101,10 +113,10 @@ class GcsStore:
         target = bucket.blob(name)
         token = None
         while True:
-            token, _done, _total = target.rewrite(source, token=token, timeout=self.timeout,
-                                                  if_source_generation_match=source.generation)
+            token, _done, _total = target.rewrite(
+                source, token=token, timeout=self.timeout, if_source_generation_match=source.generation
+            )
             if token is None:
                 break
         target.reload(timeout=self.timeout)
         return _info(target)
-

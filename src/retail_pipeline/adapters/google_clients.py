@@ -20,8 +20,11 @@ def storage_client(settings: Settings) -> Any:
     endpoint = settings.endpoints.storage
     if endpoint is None:
         return storage.Client(project=settings.endpoints.project)
-    return storage.Client(project=settings.endpoints.project or "local", credentials=credentials_for(settings),
-                          client_options={"api_endpoint": endpoint})
+    return storage.Client(
+        project=settings.endpoints.project or "local",
+        credentials=credentials_for(settings),
+        client_options={"api_endpoint": endpoint},
+    )
 
 
 def bigquery_client(settings: Settings, project: str) -> Any:
@@ -30,8 +33,12 @@ def bigquery_client(settings: Settings, project: str) -> Any:
     endpoint = settings.endpoints.bigquery
     if endpoint is None:
         return bigquery.Client(project=project, location=settings.bigquery_location)
-    return bigquery.Client(project=project, location=settings.bigquery_location,
-                           credentials=credentials_for(settings), client_options={"api_endpoint": endpoint})
+    return bigquery.Client(
+        project=project,
+        location=settings.bigquery_location,
+        credentials=credentials_for(settings),
+        client_options={"api_endpoint": endpoint},
+    )
 
 
 def publisher_client(settings: Settings) -> Any:
@@ -43,8 +50,9 @@ def publisher_client(settings: Settings) -> Any:
     from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 
     # the emulator speaks plaintext gRPC and checks no identity (see docs/architecture.md)
-    return pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(
-        channel=grpc.insecure_channel(settings.endpoints.pubsub)))
+    return pubsub_v1.PublisherClient(
+        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(settings.endpoints.pubsub))
+    )
 
 
 def subscriber_client(settings: Settings) -> Any:
@@ -55,8 +63,9 @@ def subscriber_client(settings: Settings) -> Any:
     import grpc
     from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
-    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(
-        channel=grpc.insecure_channel(settings.endpoints.pubsub)))
+    return pubsub_v1.SubscriberClient(
+        transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(settings.endpoints.pubsub))
+    )
 
 
 def jobs_client(settings: Settings) -> Any:
@@ -64,5 +73,8 @@ def jobs_client(settings: Settings) -> Any:
 
     if settings.endpoints.run_admin is None:
         return run_v2.JobsClient()
-    return run_v2.JobsClient(transport="rest", credentials=credentials_for(settings),
-                             client_options={"api_endpoint": settings.endpoints.run_admin})
+    return run_v2.JobsClient(
+        transport="rest",
+        credentials=credentials_for(settings),
+        client_options={"api_endpoint": settings.endpoints.run_admin},
+    )

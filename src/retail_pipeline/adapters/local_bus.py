@@ -12,7 +12,7 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..ports import Message
@@ -43,7 +43,7 @@ class SpoolBus:
             "message_id": message_id,
             "data": data.decode("utf-8"),
             "attributes": {k: str(v) for k, v in attributes.items()},
-            "publish_time": datetime.now(timezone.utc).isoformat(),
+            "publish_time": datetime.now(UTC).isoformat(),
             "delivery_attempt": 1,
             "not_before": 0.0,
         }
@@ -105,8 +105,11 @@ class SpoolSubscription:
         return (self.bus.dead / f"{message_id}.json").exists()
 
     def dead_letters(self) -> list[Message]:
-        return [_message(json.loads(p.read_text())) for p in sorted(self.bus.dead.glob("*.json"))] \
-            if self.bus.dead.is_dir() else []
+        return (
+            [_message(json.loads(p.read_text())) for p in sorted(self.bus.dead.glob("*.json"))]
+            if self.bus.dead.is_dir()
+            else []
+        )
 
     def next_due_in(self) -> float | None:
         """Seconds until the next pending message is due, or None when the spool is empty."""
@@ -122,5 +125,10 @@ class SpoolSubscription:
 
 
 def _message(record: dict) -> Message:
-    return Message(record["message_id"], record["data"].encode("utf-8"), record["attributes"],
-                   datetime.fromisoformat(record["publish_time"]), record["delivery_attempt"])
+    return Message(
+        record["message_id"],
+        record["data"].encode("utf-8"),
+        record["attributes"],
+        datetime.fromisoformat(record["publish_time"]),
+        record["delivery_attempt"],
+    )

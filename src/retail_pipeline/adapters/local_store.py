@@ -13,10 +13,10 @@ import shutil
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 from ..ports import ObjectInfo, PreconditionFailed
 
@@ -56,8 +56,10 @@ class FolderStore:
             raise ValueError(f"object name {name!r} has empty, '.' or '..' segments, which a folder bucket cannot hold")
         longest = max(len(seg.encode()) for seg in segments)
         if longest > 250:
-            raise ValueError(f"object name is too long for a folder bucket: a segment of {longest} bytes "
-                             "(the limit is 250; Cloud Storage allows 1,024 bytes in all)")
+            raise ValueError(
+                f"object name is too long for a folder bucket: a segment of {longest} bytes "
+                "(the limit is 250; Cloud Storage allows 1,024 bytes in all)"
+            )
         path = (self.root / name).resolve()
         if self.root not in path.parents:
             raise ValueError(f"object name {name!r} escapes the bucket folder")
@@ -68,8 +70,15 @@ class FolderStore:
     def _meta_path(self, name: str) -> Path:
         return self.meta_root / (name + ".json")
 
-    def put(self, name: str, data: bytes | Path, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, if_generation_match: int | None = None) -> ObjectInfo:
+    def put(
+        self,
+        name: str,
+        data: bytes | Path,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        if_generation_match: int | None = None,
+    ) -> ObjectInfo:
         """Write atomically; ``if_generation_match`` is checked and applied under one lock, as GCS does."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,9 +103,14 @@ class FolderStore:
                 raise PreconditionFailed(f"{self.uri(name)}: generation is not {if_generation_match}")
             generation = max(time.time_ns() // 1000, (previous.generation + 1) if previous else 0)
             info = ObjectInfo(
-                bucket=self.bucket, name=name, generation=generation, size=size,
-                updated=datetime.now(timezone.utc), content_type=content_type,
-                md5_hash=base64.b64encode(md5.digest()).decode(), metadata=dict(metadata or {}),
+                bucket=self.bucket,
+                name=name,
+                generation=generation,
+                size=size,
+                updated=datetime.now(UTC),
+                content_type=content_type,
+                md5_hash=base64.b64encode(md5.digest()).decode(),
+                metadata=dict(metadata or {}),
             )
             meta = self._meta_path(name)
             meta.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +131,9 @@ class FolderStore:
             raw = json.loads(self._meta_path(name).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             st = path.stat()  # a file copied in by hand: its mtime is its generation
-            return ObjectInfo(self.bucket, name, st.st_mtime_ns // 1000, st.st_size,
-                              datetime.fromtimestamp(st.st_mtime, timezone.utc))
+            return ObjectInfo(
+                self.bucket, name, st.st_mtime_ns // 1000, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
+            )
         return _from_json(raw)
 
     def read_bytes(self, name: str) -> bytes:

@@ -8,7 +8,7 @@ the emulator chain), so the subscription hands a local dispatcher nothing to pul
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..ports import Message
@@ -44,8 +44,9 @@ class PushSubscription:
 class PubSubBus:
     """One topic behind the MessageBus port."""
 
-    def __init__(self, project: str, topic: str, *, publisher: Any, subscriber_factory: Callable[[], Any],
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, project: str, topic: str, *, publisher: Any, subscriber_factory: Callable[[], Any], timeout: float = 60.0
+    ) -> None:
         self.project = project
         self.topic = f"projects/{project}/topics/{topic}"
         self.timeout = timeout
@@ -66,8 +67,9 @@ class PubSubBus:
         except AlreadyExists:
             pass
 
-    def subscribe(self, name: str, push_endpoint: str | None = None, *,
-                  ack_deadline_seconds: int = 600) -> PushSubscription:
+    def subscribe(
+        self, name: str, push_endpoint: str | None = None, *, ack_deadline_seconds: int = 600
+    ) -> PushSubscription:
         """A push subscription to ``push_endpoint`` with acked messages retained (so ``seek`` can replay them)."""
         from google.api_core.exceptions import AlreadyExists
         from google.protobuf import duration_pb2
@@ -77,17 +79,23 @@ class PubSubBus:
             return PushSubscription(subscriber.subscription_path(self.project, name))
         path = subscriber.subscription_path(self.project, name)
         request = {
-            "name": path, "topic": self.topic, "push_config": {"push_endpoint": push_endpoint},
-            "ack_deadline_seconds": ack_deadline_seconds, "retain_acked_messages": True,
+            "name": path,
+            "topic": self.topic,
+            "push_config": {"push_endpoint": push_endpoint},
+            "ack_deadline_seconds": ack_deadline_seconds,
+            "retain_acked_messages": True,
             "message_retention_duration": duration_pb2.Duration(seconds=7 * 24 * 3600),
-            "retry_policy": {"minimum_backoff": duration_pb2.Duration(seconds=1),
-                             "maximum_backoff": duration_pb2.Duration(seconds=10)},
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(seconds=1),
+                "maximum_backoff": duration_pb2.Duration(seconds=10),
+            },
         }
         try:
             subscriber.create_subscription(request=request, timeout=self.timeout)
         except AlreadyExists:
-            subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}},
-                                          timeout=self.timeout)
+            subscriber.modify_push_config(
+                request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}}, timeout=self.timeout
+            )
         finally:
             subscriber.close()
         return PushSubscription(path)
@@ -96,9 +104,9 @@ class PubSubBus:
         """Replay: move ``subscription`` back to a time; retained messages after it are delivered again."""
         from google.protobuf import timestamp_pb2
 
-        moment = to or datetime.now(timezone.utc) - timedelta(minutes=minutes_back)
+        moment = to or datetime.now(UTC) - timedelta(minutes=minutes_back)
         stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(moment.astimezone(timezone.utc))
+        stamp.FromDatetime(moment.astimezone(UTC))
         subscriber = self.subscriber_factory()
         try:
             subscriber.seek(request={"subscription": subscription, "time": stamp}, timeout=self.timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -29,8 +29,13 @@ def _asset(name: str) -> str:
 def _script_json(data: dict) -> str:
     """JSON that is safe inside a <script> element (no '</script>', no '<!--')."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def collect_data(source: Analytics) -> dict:
@@ -44,8 +49,11 @@ def collect_data(source: Analytics) -> dict:
 def render(data: dict) -> str:
     """The HTML page for the data: the template with styles, script and data inlined."""
     page = _asset("index.html")
-    for marker, content in (("/*__STYLE__*/", _asset("dashboard.css")), ("/*__SCRIPT__*/", _asset("dashboard.js")),
-                            ("/*__DATA__*/", _script_json(data))):
+    for marker, content in (
+        ("/*__STYLE__*/", _asset("dashboard.css")),
+        ("/*__SCRIPT__*/", _asset("dashboard.js")),
+        ("/*__DATA__*/", _script_json(data)),
+    ):
         if page.count(marker) != 1:
             raise DashboardError(f"template index.html must hold {marker} exactly once")
         page = page.replace(marker, content)
@@ -57,7 +65,7 @@ def build_dashboard(settings: Settings, out: Path | None = None, *, source: Anal
     HOME/dashboard/index.html); ``source`` reads another analytics layer instead."""
     source = source or Analytics.open(settings)
     data = collect_data(source)
-    data["generated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    data["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     data["warehouse"] = source.label
     target = out or dashboard_path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,22 +27,32 @@ LOOKER_MARTS = (
 )
 
 
-def looker_studio_params(project: str, dataset: str, report_name: str = DEFAULT_REPORT_NAME,
-                         marts: tuple[str, ...] = LOOKER_MARTS) -> list[tuple[str, str]]:
+def looker_studio_params(
+    project: str, dataset: str, report_name: str = DEFAULT_REPORT_NAME, marts: tuple[str, ...] = LOOKER_MARTS
+) -> list[tuple[str, str]]:
     """The Linking API parameters, in URL order."""
     if not project or not dataset:
         raise ValueError("a Looker Studio URL needs a Google Cloud project and the analytics dataset")
     params = [("r.reportName", report_name)]
     for i, mart in enumerate(marts):
         alias = f"ds.ds{i}"
-        params += [(f"{alias}.connector", "bigQuery"), (f"{alias}.type", "TABLE"), (f"{alias}.projectId", project),
-                   (f"{alias}.datasetId", dataset), (f"{alias}.tableId", mart), (f"{alias}.datasourceName", mart)]
+        params += [
+            (f"{alias}.connector", "bigQuery"),
+            (f"{alias}.type", "TABLE"),
+            (f"{alias}.projectId", project),
+            (f"{alias}.datasetId", dataset),
+            (f"{alias}.tableId", mart),
+            (f"{alias}.datasourceName", mart),
+        ]
     return params
 
 
-def looker_studio_url(project: str, dataset: str, report_name: str = DEFAULT_REPORT_NAME,
-                      marts: tuple[str, ...] = LOOKER_MARTS) -> str:
+def looker_studio_url(
+    project: str, dataset: str, report_name: str = DEFAULT_REPORT_NAME, marts: tuple[str, ...] = LOOKER_MARTS
+) -> str:
     """The Linking API URL that creates a report on the marts in ``project.dataset``."""
-    query = "&".join(f"{key}={quote_plus(value, safe='')}"
-                     for key, value in looker_studio_params(project, dataset, report_name, marts))
+    query = "&".join(
+        f"{key}={quote_plus(value, safe='')}"
+        for key, value in looker_studio_params(project, dataset, report_name, marts)
+    )
     return f"{BASE_URL}?{query}"

@@ -9,9 +9,10 @@ an empty cell.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas
@@ -40,7 +41,7 @@ def number_format(name: str, dtype_kind: str) -> str:
     return {"money": MONEY, "int": INTEGER, "float": NUMBER, "datetime": DATETIME}.get(dtype_kind, GENERAL)
 
 
-def column_kind(series: "pandas.Series") -> str:
+def column_kind(series: pandas.Series) -> str:
     """What a DataFrame column of the analytics API holds (its dtypes: see analytics_frames)."""
     import pandas as pd
 
@@ -53,7 +54,7 @@ def column_kind(series: "pandas.Series") -> str:
         return "float"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
-    if dtype == object:
+    if dtype == object:  # noqa: E721 - pandas' object dtype compares equal to the type object
         sample = series.dropna()
         first = sample.iloc[0] if len(sample) else None
         if isinstance(first, Decimal):
@@ -65,13 +66,14 @@ def column_kind(series: "pandas.Series") -> str:
     return "text"
 
 
-def cell_values(series: "pandas.Series", kind: str) -> list[Any]:
+def cell_values(series: pandas.Series, kind: str) -> list[Any]:
     """The column's values as the workbook stores them (None for NA)."""
     import pandas as pd
 
     if kind == "datetime":
-        values = series.dt.tz_convert(timezone.utc).dt.tz_localize(None) \
-            if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+        values = (
+            series.dt.tz_convert(UTC).dt.tz_localize(None) if isinstance(series.dtype, pd.DatetimeTZDtype) else series
+        )
         return [None if pd.isna(v) else v.to_pydatetime() for v in values]
     if kind == "int":
         return [None if pd.isna(v) else int(v) for v in series]

@@ -40,14 +40,17 @@ class SheetColumn:
     description: str = ""
 
 
-def columns_of(frame: "pandas.DataFrame", descriptions: dict[str, str] | None = None) -> list[SheetColumn]:
+def columns_of(frame: pandas.DataFrame, descriptions: dict[str, str] | None = None) -> list[SheetColumn]:
     """The sheet columns of a DataFrame, formats and widths from its data."""
     out = []
     for name in frame.columns:
         kind = column_kind(frame[name])
         values = cell_values(frame[name].head(2000), kind) if kind == "text" else []
-        out.append(SheetColumn(name, kind, number_format(name, kind), width(name, kind, values),
-                               (descriptions or {}).get(name, "")))
+        out.append(
+            SheetColumn(
+                name, kind, number_format(name, kind), width(name, kind, values), (descriptions or {}).get(name, "")
+            )
+        )
     return out
 
 
@@ -63,7 +66,7 @@ def header_cell(ws: Any, value: str, comment: str = "") -> WriteOnlyCell:
 class TableSheet:
     """A write-only sheet holding one table (see the module docstring)."""
 
-    def __init__(self, workbook: "Workbook", title: str, columns: list[SheetColumn]) -> None:
+    def __init__(self, workbook: Workbook, title: str, columns: list[SheetColumn]) -> None:
         self.title, self.columns, self.rows = title, columns, 0
         self.ws = workbook.create_sheet(title)
         for i, column in enumerate(columns, 1):
@@ -84,7 +87,7 @@ class TableSheet:
     def room(self) -> int:
         return EXCEL_MAX_ROWS - 1 - self.rows
 
-    def append_frame(self, frame: "pandas.DataFrame") -> None:
+    def append_frame(self, frame: pandas.DataFrame) -> None:
         """Append the frame's rows (its columns in this sheet's order); at most :attr:`room` rows."""
         if len(frame) > self.room:
             raise ValueError(f"{self.title}: {len(frame)} rows do not fit ({self.room} left)")
@@ -110,7 +113,7 @@ class TableSheet:
 class ContinuedSheet:
     """A table longer than one sheet holds: 'title', 'title (2)', ... with the same header."""
 
-    def __init__(self, workbook: "Workbook", title: str, columns: list[SheetColumn]) -> None:
+    def __init__(self, workbook: Workbook, title: str, columns: list[SheetColumn]) -> None:
         self.workbook, self.title, self.columns = workbook, title, columns
         self.sheets = [TableSheet(workbook, title, columns)]
 
@@ -118,7 +121,7 @@ class ContinuedSheet:
     def rows(self) -> int:
         return sum(s.rows for s in self.sheets)
 
-    def append_frame(self, frame: "pandas.DataFrame") -> None:
+    def append_frame(self, frame: pandas.DataFrame) -> None:
         start = 0
         while start < len(frame):
             current = self.sheets[-1]
@@ -126,7 +129,7 @@ class ContinuedSheet:
                 current.finish()
                 current = TableSheet(self.workbook, f"{self.title} ({len(self.sheets) + 1})", self.columns)
                 self.sheets.append(current)
-            part = frame.iloc[start:start + current.room]
+            part = frame.iloc[start : start + current.room]
             current.append_frame(part)
             start += len(part)
 

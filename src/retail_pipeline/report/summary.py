@@ -52,12 +52,17 @@ class SheetGuide:
     grain: str
 
 
-def about_frame(guides: list[SheetGuide]) -> "pandas.DataFrame":
+def about_frame(guides: list[SheetGuide]) -> pandas.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({"sheet": [g.sheet for g in guides],
-                         "rows": pd.array([g.rows for g in guides], dtype="Int64"),
-                         "rows_shown": [g.scope for g in guides], "grain": [g.grain for g in guides]})
+    return pd.DataFrame(
+        {
+            "sheet": [g.sheet for g in guides],
+            "rows": pd.array([g.rows for g in guides], dtype="Int64"),
+            "rows_shown": [g.scope for g in guides],
+            "grain": [g.grain for g in guides],
+        }
+    )
 
 
 def month_label(month: str) -> str:
@@ -66,7 +71,7 @@ def month_label(month: str) -> str:
     return date(int(month[:4]), int(month[5:7]), 1).strftime("%b %Y")
 
 
-def headline(monthly: "pandas.DataFrame", month: str) -> dict[str, Any] | None:
+def headline(monthly: pandas.DataFrame, month: str) -> dict[str, Any] | None:
     """The month's row of mart_revenue_monthly as {column: value}, or None when it has none."""
     rows = monthly[[d.strftime("%Y-%m") == month for d in monthly["invoice_month"]]]
     if rows.empty:
@@ -80,7 +85,7 @@ def _missing(value: Any) -> bool:
     return not isinstance(value, (Decimal, str)) and bool(pd.isna(value))
 
 
-def countries(invoices: "pandas.DataFrame") -> list[tuple[str, Decimal, int, int]]:
+def countries(invoices: pandas.DataFrame) -> list[tuple[str, Decimal, int, int]]:
     """(country, net revenue, orders, customers) of the month, largest first; past the top ten one
     'Other countries' row. Orders and customers are distinct within the row, as in the marts."""
     net: dict[str, Decimal] = {}
@@ -94,12 +99,18 @@ def countries(invoices: "pandas.DataFrame") -> list[tuple[str, Decimal, int, int
     for label, members in groups:
         part = invoices[invoices["country"].isin(members)]
         orders = part[part["is_order"].fillna(False).astype(bool)]
-        rows.append((label, sum((net[c] for c in members), Decimal(0)), int(orders["invoice_no"].nunique()),
-                     int(orders["customer_id"].dropna().nunique())))
+        rows.append(
+            (
+                label,
+                sum((net[c] for c in members), Decimal(0)),
+                int(orders["invoice_no"].nunique()),
+                int(orders["customer_id"].dropna().nunique()),
+            )
+        )
     return rows
 
 
-def segments(rfm: "pandas.DataFrame") -> list[tuple[str, int, Decimal]]:
+def segments(rfm: pandas.DataFrame) -> list[tuple[str, int, Decimal]]:
     """(segment, customers, net revenue) in the segments' usual order."""
     found: dict[str, list] = {}
     for segment, value in zip(rfm["segment"], rfm["net_revenue"]):
@@ -113,7 +124,7 @@ def segments(rfm: "pandas.DataFrame") -> list[tuple[str, int, Decimal]]:
 class SummarySheet:
     """Writes the summary sheet row by row (write-only), then anchors the charts."""
 
-    def __init__(self, workbook: "Workbook") -> None:
+    def __init__(self, workbook: Workbook) -> None:
         self.ws = workbook.create_sheet("Summary")
         for column, w in zip("ABCDEF", (30, 17, 17, 15, 11, 3)):
             self.ws.column_dimensions[column].width = w
@@ -144,8 +155,12 @@ class SummarySheet:
 
     def headline(self, month: str, previous: str, this: dict | None, before: dict | None) -> int:
         """The measures table; returns its first data row."""
-        self.append(*(header_cell(self.ws, h) for h in ("Measure", month_label(month), month_label(previous),
-                                                        "Change", "Change %")))
+        self.append(
+            *(
+                header_cell(self.ws, h)
+                for h in ("Measure", month_label(month), month_label(previous), "Change", "Change %")
+            )
+        )
         first = self.row + 1
         for label, column, fmt in MEASURES:
             now = (this or {}).get(column)
@@ -155,8 +170,13 @@ class SummarySheet:
                 change = now - then
                 if fmt != PERCENT and then != 0:
                     change_pct = float(Decimal(now) / Decimal(then) - 1)
-            self.append(label, self._cell(now, fmt), self._cell(then, fmt), self._cell(change, fmt),
-                        self._cell(change_pct, "+0.0%;-0.0%"))
+            self.append(
+                label,
+                self._cell(now, fmt),
+                self._cell(then, fmt),
+                self._cell(change, fmt),
+                self._cell(change_pct, "+0.0%;-0.0%"),
+            )
         self.append()
         return first
 
@@ -182,8 +202,7 @@ class SummarySheet:
         chart.y_axis.number_format = WHOLE_POUNDS
         self.ws.add_chart(chart, f"{CHART_COLUMN}{anchor_row}")
 
-    def bar_chart(self, title: str, header_row: int, rows: int, value_col: int, anchor_row: int,
-                  y_title: str) -> None:
+    def bar_chart(self, title: str, header_row: int, rows: int, value_col: int, anchor_row: int, y_title: str) -> None:
         chart = BarChart()
         chart.type = "bar"  # horizontal: long country and segment names stay readable
         chart.title = title

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..analytics import Analytics, AnalyticsError, month_range
 from .formats import INTEGER, MONEY
@@ -32,11 +33,29 @@ if TYPE_CHECKING:
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LINES = ("none", "month", "all")
 #: Sheet order after the summary (a mart not named here follows, by name).
-SHEET_ORDER = ("mart_revenue_monthly", "mart_revenue_daily", "mart_revenue_by_country", "mart_invoices",
-               "mart_product_performance", "mart_product_sales_daily", "mart_customer_rfm", "mart_cohort_retention",
-               "mart_data_quality")
-LINE_COLUMNS = ["invoice_no", "invoice_datetime", "stock_code", "description", "quantity", "unit_price", "amount",
-                "customer_id", "country", "line_type"]
+SHEET_ORDER = (
+    "mart_revenue_monthly",
+    "mart_revenue_daily",
+    "mart_revenue_by_country",
+    "mart_invoices",
+    "mart_product_performance",
+    "mart_product_sales_daily",
+    "mart_customer_rfm",
+    "mart_cohort_retention",
+    "mart_data_quality",
+)
+LINE_COLUMNS = [
+    "invoice_no",
+    "invoice_datetime",
+    "stock_code",
+    "description",
+    "quantity",
+    "unit_price",
+    "amount",
+    "customer_id",
+    "country",
+    "line_type",
+]
 LINE_DESCRIPTIONS = {
     "invoice_no": "Invoice number ('C' prefix: cancellation, 'A': bad-debt adjustment).",
     "invoice_datetime": "Invoice date and time as in the source (UK local time).",
@@ -45,7 +64,7 @@ LINE_DESCRIPTIONS = {
     "unit_price": "Price per unit, GBP.",
     "amount": "quantity × unit_price, GBP (all line types: see line_type).",
     "line_type": "sale, free_item, postage, cancellation, discount, non_product, fee, bad_debt_adjustment or "
-                 "stock_adjustment (the revenue definitions decide what counts as revenue).",
+    "stock_adjustment (the revenue definitions decide what counts as revenue).",
 }
 
 
@@ -84,14 +103,21 @@ def _scope(columns: list[str], month: str) -> tuple[list[tuple[str, str, object]
     return None, "all dates"
 
 
-def _presentation(frame: "pandas.DataFrame") -> "pandas.DataFrame":
+def _presentation(frame: pandas.DataFrame) -> pandas.DataFrame:
     if "revenue_rank" in frame.columns:  # ranked marts read best first
         return frame.sort_values("revenue_rank", kind="stable", ignore_index=True)
     return frame
 
 
-def write_report(out: Path, *, month: str | None = None, lines: str = "none", settings: "Settings | None" = None,
-                 source: Analytics | None = None, progress: Callable[[str], None] | None = None) -> ReportResult:
+def write_report(
+    out: Path,
+    *,
+    month: str | None = None,
+    lines: str = "none",
+    settings: Settings | None = None,
+    source: Analytics | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ReportResult:
     """Write the report of ``month`` ('YYYY-MM'; default the latest month with data) to ``out``."""
     from openpyxl import Workbook
 
@@ -118,33 +144,56 @@ def write_report(out: Path, *, month: str | None = None, lines: str = "none", se
         raise ReportError(str(exc)) from exc
 
     monthly = frames["mart_revenue_monthly"]
-    line_count = sum(int(n) for m, n in zip(monthly["invoice_month"], monthly["lines"])
-                     if m.strftime("%Y-%m") in line_months) if line_months else 0
+    line_count = (
+        sum(int(n) for m, n in zip(monthly["invoice_month"], monthly["lines"]) if m.strftime("%Y-%m") in line_months)
+        if line_months
+        else 0
+    )
     if line_months:
         scope = f"lines of {month_label(month)}" if lines == "month" else "every line, all dates"
         guides.append(SheetGuide("lines", line_count, scope, "one row per fact line (fct_sales_lines)"))
 
     workbook = Workbook(write_only=True)
     summary = SummarySheet(workbook)
-    summary.title(f"Online Retail: {month_label(month)}",
-                  f"From {source.label or 'the warehouse'}, written "
-                  f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC. Money in GBP; net revenue = gross sales "
-                  "+ shipping + cancellations + adjustments; an order is an invoice with a gross-sales line.")
+    summary.title(
+        f"Online Retail: {month_label(month)}",
+        f"From {source.label or 'the warehouse'}, written "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC. Money in GBP; net revenue = gross sales "
+        "+ shipping + cancellations + adjustments; an order is an invoice with a gross-sales line.",
+    )
     first_row = summary.headline(month, previous, headline(monthly, month), headline(monthly, previous))
     month_invoices = frames["mart_invoices"]
     country_rows = countries(month_invoices)
-    country_header = summary.table(f"Net revenue by country, {month_label(month)}",
-                                   ("Country", "Net revenue", "Orders", "Customers"), country_rows,
-                                   (None, MONEY, INTEGER, INTEGER))
+    country_header = summary.table(
+        f"Net revenue by country, {month_label(month)}",
+        ("Country", "Net revenue", "Orders", "Customers"),
+        country_rows,
+        (None, MONEY, INTEGER, INTEGER),
+    )
     segment_rows = segments(frames["mart_customer_rfm"])
-    segment_header = summary.table("Customers by RFM segment (all dates)", ("Segment", "Customers", "Net revenue"),
-                                   segment_rows, (None, INTEGER, MONEY))
+    segment_header = summary.table(
+        "Customers by RFM segment (all dates)",
+        ("Segment", "Customers", "Net revenue"),
+        segment_rows,
+        (None, INTEGER, MONEY),
+    )
     summary.append("The 'About' sheet lists what every sheet holds; hover a column header for its definition.")
     columns = list(monthly.columns)
-    summary.monthly_chart("mart_revenue_monthly", columns.index("invoice_month") + 1,
-                          columns.index("net_revenue") + 1, len(monthly), first_row - 1)
-    summary.bar_chart(f"Net revenue by country, {month_label(month)}", country_header,
-                      min(len(country_rows), 11), 2, first_row + 15, "£")
+    summary.monthly_chart(
+        "mart_revenue_monthly",
+        columns.index("invoice_month") + 1,
+        columns.index("net_revenue") + 1,
+        len(monthly),
+        first_row - 1,
+    )
+    summary.bar_chart(
+        f"Net revenue by country, {month_label(month)}",
+        country_header,
+        min(len(country_rows), 11),
+        2,
+        first_row + 15,
+        "£",
+    )
     summary.bar_chart("Customers by RFM segment", segment_header, len(segment_rows), 2, first_row + 31, "customers")
 
     result = ReportResult(Path(out), month, previous)
@@ -196,11 +245,18 @@ def report_object_name(month: str, prefix: str = "reports/") -> str:
     return f"{prefix}online-retail-{month}.xlsx"
 
 
-def write_report_to_store(store: "ObjectStore", name: str | None = None, *, month: str | None = None,
-                          settings: "Settings | None" = None, source: Analytics | None = None) -> "ObjectInfo":
+def write_report_to_store(
+    store: ObjectStore,
+    name: str | None = None,
+    *,
+    month: str | None = None,
+    settings: Settings | None = None,
+    source: Analytics | None = None,
+) -> ObjectInfo:
     """Write the month's report (default: the latest month) and put it in ``store`` as ``name``
     (default :func:`report_object_name`): what the transform step does after a successful dbt run."""
     with tempfile.TemporaryDirectory(prefix="retail-report-") as folder:
         result = write_report(Path(folder) / "report.xlsx", month=month, settings=settings, source=source)
-        return store.put(name or report_object_name(result.month), result.path, content_type=XLSX,
-                         metadata={"month": result.month})
+        return store.put(
+            name or report_object_name(result.month), result.path, content_type=XLSX, metadata={"month": result.month}
+        )

@@ -38,7 +38,7 @@ import json
 import re
 import threading
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 from .gateway import Context, Need, Reply, Request, error_reply
 from .resources import dataset_name, object_name, project_name, table_name
@@ -74,9 +74,16 @@ class BigQueryRules:
         self._owners: dict[tuple[str, str], str] = {}  #: (project, job id) -> creator's email
         self._results: dict[str, str] = {}  #: results table resource -> creator's email
         self._handlers: dict[str, Callable[..., Reply | None]] = {
-            "datasets": self._datasets, "dataset": self._dataset, "tables": self._tables, "routines": self._routines,
+            "datasets": self._datasets,
+            "dataset": self._dataset,
+            "tables": self._tables,
+            "routines": self._routines,
             "table": self._table,
-            "tabledata": self._tabledata, "jobs": self._jobs_insert, "job": self._job, "queries": self._jobs_query}
+            "tabledata": self._tabledata,
+            "jobs": self._jobs_insert,
+            "job": self._job,
+            "queries": self._jobs_query,
+        }
 
     def serve(self, req: Request, ctx: Context) -> Reply:
         for route, pattern in _ROUTES:
@@ -98,8 +105,12 @@ class BigQueryRules:
         return self._simple(req, ctx, permission, project_name(project))
 
     def _dataset(self, req: Request, ctx: Context, project: str, dataset: str) -> Reply | None:
-        permission = {"GET": "bigquery.datasets.get", "PATCH": "bigquery.datasets.update",
-                      "PUT": "bigquery.datasets.update", "DELETE": "bigquery.datasets.delete"}.get(req.method)
+        permission = {
+            "GET": "bigquery.datasets.get",
+            "PATCH": "bigquery.datasets.update",
+            "PUT": "bigquery.datasets.update",
+            "DELETE": "bigquery.datasets.delete",
+        }.get(req.method)
         return self._simple(req, ctx, permission, dataset_name(project, dataset))
 
     def _tables(self, req: Request, ctx: Context, project: str, dataset: str) -> Reply | None:
@@ -112,13 +123,19 @@ class BigQueryRules:
         return self._simple(req, ctx, permission, dataset_name(project, dataset))
 
     def _table(self, req: Request, ctx: Context, project: str, dataset: str, table: str) -> Reply | None:
-        permission = {"GET": "bigquery.tables.get", "PATCH": "bigquery.tables.update", "PUT": "bigquery.tables.update",
-                      "DELETE": "bigquery.tables.delete"}.get(req.method)
+        permission = {
+            "GET": "bigquery.tables.get",
+            "PATCH": "bigquery.tables.update",
+            "PUT": "bigquery.tables.update",
+            "DELETE": "bigquery.tables.delete",
+        }.get(req.method)
         return self._with_results(req, ctx, permission, table_name(project, dataset, table))
 
     def _tabledata(self, req: Request, ctx: Context, project: str, dataset: str, table: str, op: str) -> Reply | None:
-        permission = {("GET", "data"): "bigquery.tables.getData",
-                      ("POST", "insertAll"): "bigquery.tables.updateData"}.get((req.method, op))
+        permission = {
+            ("GET", "data"): "bigquery.tables.getData",
+            ("POST", "insertAll"): "bigquery.tables.updateData",
+        }.get((req.method, op))
         return self._with_results(req, ctx, permission, table_name(project, dataset, table))
 
     def _with_results(self, req: Request, ctx: Context, permission: str | None, resource: str) -> Reply | None:
@@ -126,15 +143,19 @@ class BigQueryRules:
             return None
         creator = self._results.get(resource)
         if creator == req.account and permission in ("bigquery.tables.get", "bigquery.tables.getData"):
-            return ctx.authorize(req, [Need(permission, resource, "creator of the query job that wrote it")]) \
-                or ctx.forward(req)
+            return ctx.authorize(
+                req, [Need(permission, resource, "creator of the query job that wrote it")]
+            ) or ctx.forward(req)
         return self._simple(req, ctx, permission, resource)
 
     # -- jobs -------------------------------------------------------------------------------------
     def _job(self, req: Request, ctx: Context, project: str, what: str, job: str, op: str = "") -> Reply | None:
-        permission = {("GET", ""): "bigquery.jobs.get", ("POST", "/cancel"): "bigquery.jobs.update",
-                      ("DELETE", "/delete"): "bigquery.jobs.delete", ("DELETE", ""): "bigquery.jobs.delete"}.get(
-                          (req.method, op))
+        permission = {
+            ("GET", ""): "bigquery.jobs.get",
+            ("POST", "/cancel"): "bigquery.jobs.update",
+            ("DELETE", "/delete"): "bigquery.jobs.delete",
+            ("DELETE", ""): "bigquery.jobs.delete",
+        }.get((req.method, op))
         if permission is None:
             return None
         if self._owners.get((project, job)) == req.account and permission != "bigquery.jobs.delete":
@@ -169,8 +190,10 @@ class BigQueryRules:
             return self._record(req, ctx.forward(req), project)
         location = reference.get("location") or "US"
         with self._job_lock(project, job_id):
-            status, _ = ctx.get_json(f"/bigquery/v2/projects/{urllib.parse.quote(project)}/jobs/"
-                                     f"{urllib.parse.quote(job_id)}?location={urllib.parse.quote(location)}")
+            status, _ = ctx.get_json(
+                f"/bigquery/v2/projects/{urllib.parse.quote(project)}/jobs/"
+                f"{urllib.parse.quote(job_id)}?location={urllib.parse.quote(location)}"
+            )
             if (project, job_id) in self._owners or status == 200:
                 return error_reply(409, "duplicate", f"Already Exists: Job {project}:{location}.{job_id}")
             return self._record(req, ctx.forward(req), project)
@@ -181,7 +204,8 @@ class BigQueryRules:
         body = req.json()
         config = {"query": {"query": body.get("query", ""), "defaultDataset": body.get("defaultDataset")}}
         needs = [Need("bigquery.jobs.create", project_name(project))] + self._job_needs(
-            ctx, {"configuration": config}, project)
+            ctx, {"configuration": config}, project
+        )
         return ctx.authorize(req, needs) or self._record(req, ctx.forward(req), project)
 
     def _record(self, req: Request, reply: Reply, project: str) -> Reply:
@@ -219,8 +243,11 @@ class BigQueryRules:
         if dest is None:
             return []
         needs = [Need("bigquery.tables.updateData", table_name(*dest))]
-        status, _ = ctx.get_json("/bigquery/v2/projects/{}/datasets/{}/tables/{}".format(
-            *(urllib.parse.quote(part, safe="") for part in dest)))
+        status, _ = ctx.get_json(
+            "/bigquery/v2/projects/{}/datasets/{}/tables/{}".format(
+                *(urllib.parse.quote(part, safe="") for part in dest)
+            )
+        )
         if status == 404:
             needs.insert(0, Need("bigquery.tables.create", dataset_name(dest[0], dest[1])))
         return needs
@@ -238,8 +265,9 @@ class BigQueryRules:
                 match = _GS.match(uri)
                 if match and "*" in match["name"]:
                     needs.append(Need("storage.objects.list", f"projects/_/buckets/{match['bucket']}"))
-                    needs.append(Need("storage.objects.get",
-                                      object_name(match["bucket"], match["name"].split("*", 1)[0])))
+                    needs.append(
+                        Need("storage.objects.get", object_name(match["bucket"], match["name"].split("*", 1)[0]))
+                    )
                 elif match:
                     needs.append(Need("storage.objects.get", object_name(match["bucket"], match["name"])))
             needs += self._destination(ctx, load.get("destinationTable"), project)
@@ -276,10 +304,15 @@ class BigQueryRules:
                 needs.append(Need("bigquery.tables.list", scope))
                 continue
             table = table_name(use.project, use.dataset, use.table or "")
-            permissions = {"read": ["bigquery.tables.getData"], "insert": ["bigquery.tables.updateData"],
-                           "modify": ["bigquery.tables.updateData", "bigquery.tables.getData"],
-                           "create": ["bigquery.tables.updateData"], "drop": ["bigquery.tables.delete"],
-                           "truncate": ["bigquery.tables.updateData"], "alter": ["bigquery.tables.update"]}[use.kind]
+            permissions = {
+                "read": ["bigquery.tables.getData"],
+                "insert": ["bigquery.tables.updateData"],
+                "modify": ["bigquery.tables.updateData", "bigquery.tables.getData"],
+                "create": ["bigquery.tables.updateData"],
+                "drop": ["bigquery.tables.delete"],
+                "truncate": ["bigquery.tables.updateData"],
+                "alter": ["bigquery.tables.update"],
+            }[use.kind]
             if use.kind == "create":
                 needs.append(Need("bigquery.tables.create", dataset_name(use.project, use.dataset)))
             needs += [Need(p, table) for p in permissions]

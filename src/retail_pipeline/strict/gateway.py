@@ -28,8 +28,17 @@ from typing import Any, Literal, Protocol
 from .httpserve import AuditLog, LocalServer, Reply, Request, denied_message, error_reply
 from .policy import Decision, Policy
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 
 __all__ = ["Context", "Gateway", "Need", "Reply", "Request", "error_reply"]
 
@@ -46,8 +55,7 @@ class Need:
 class Context:
     """What rules may do: check needs (audited), forward to the emulator, read it directly."""
 
-    def __init__(self, upstream: urllib.parse.SplitResult, policy: Policy, audit: AuditLog,
-                 timeout: float) -> None:
+    def __init__(self, upstream: urllib.parse.SplitResult, policy: Policy, audit: AuditLog, timeout: float) -> None:
         self.host, self.port = upstream.hostname or "127.0.0.1", upstream.port or 80
         self.policy = policy
         self.audit = audit
@@ -56,18 +64,32 @@ class Context:
     def authorize(self, req: Request, needs: list[Need]) -> Reply | None:
         """None when every need is granted; else the 403 for the first that is not."""
         for need in needs:
-            decision = (Decision(True, need.granted_by) if need.granted_by is not None
-                        else self.policy.check(req.account, need.permission, need.resource))
-            self.audit.write(req.account, req.method, req.path, need.permission, need.resource, decision.allowed,
-                             decision.granted_by, decision.binding)
+            decision = (
+                Decision(True, need.granted_by)
+                if need.granted_by is not None
+                else self.policy.check(req.account, need.permission, need.resource)
+            )
+            self.audit.write(
+                req.account,
+                req.method,
+                req.path,
+                need.permission,
+                need.resource,
+                decision.allowed,
+                decision.granted_by,
+                decision.binding,
+            )
             if not decision.allowed:
                 return error_reply(403, "forbidden", denied_message(req.account, need.permission, need.resource))
         return None
 
     def unmapped(self, req: Request) -> Reply:
         self.audit.write(req.account, req.method, req.path, None, None, False, None)
-        return error_reply(501, "notImplemented", f"the strict layer has no IAM mapping for {req.method} "
-                           f"{req.path}; it refuses what it cannot check")
+        return error_reply(
+            501,
+            "notImplemented",
+            f"the strict layer has no IAM mapping for {req.method} {req.path}; it refuses what it cannot check",
+        )
 
     def send(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -75,8 +97,9 @@ class Context:
             conn.request(method, target, body=body or None, headers=headers)
             answer = conn.getresponse()
             payload = answer.read()
-            return Reply(answer.status, [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP],
-                         payload)
+            return Reply(
+                answer.status, [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP], payload
+            )
         finally:
             conn.close()
 
@@ -110,8 +133,16 @@ def rules_for(kind: str, project: str) -> Rules:
 class Gateway:
     """The strict layer in front of one emulator (module docstring); start() returns its URL."""
 
-    def __init__(self, upstream_url: str, kind: Literal["gcs", "bigquery"], policy: Policy, audit_path: Path, *,
-                 port: int = 0, timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        upstream_url: str,
+        kind: Literal["gcs", "bigquery"],
+        policy: Policy,
+        audit_path: Path,
+        *,
+        port: int = 0,
+        timeout: float = 600.0,
+    ) -> None:
         self.upstream = urllib.parse.urlsplit(upstream_url.rstrip("/"))
         if self.upstream.scheme != "http" or not self.upstream.hostname:
             raise ValueError(f"upstream must be an http:// URL of an emulator, got {upstream_url!r}")
@@ -120,8 +151,9 @@ class Gateway:
         self.rules = rules_for(kind, policy.resources.project)
         self.audit = AuditLog(audit_path, kind)
         self.context = Context(self.upstream, policy, self.audit, timeout)
-        self.server = LocalServer(f"strict-{kind}-gateway", self._handle, self.audit, port=port,
-                                  rewrite_header=self._rewrite_header)
+        self.server = LocalServer(
+            f"strict-{kind}-gateway", self._handle, self.audit, port=port, rewrite_header=self._rewrite_header
+        )
 
     def _handle(self, req: Request) -> Reply:
         try:
@@ -143,7 +175,7 @@ class Gateway:
     def stop(self) -> None:
         self.server.stop()
 
-    def __enter__(self) -> "Gateway":
+    def __enter__(self) -> Gateway:
         self.start()
         return self
 

@@ -28,7 +28,7 @@ import re
 import threading
 import urllib.parse
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from .gateway import Context, Need, Reply, Request, error_reply
 from .resources import bucket_name, object_name, project_name
@@ -39,8 +39,13 @@ _ROUTES = [
     ("bucket_iam", re.compile(rf"^/storage/v1/b/{_B}/iam(?P<test>/testPermissions)?$")),
     ("bucket", re.compile(rf"^/storage/v1/b/{_B}$")),
     ("objects", re.compile(rf"^/storage/v1/b/{_B}/o$")),
-    ("copy", re.compile(rf"^/storage/v1/b/{_B}/o/(?P<name>.+)/(copyTo|rewriteTo)/b/(?P<dbucket>[^/]+)"
-                        r"/o/(?P<dname>.+)$")),
+    (
+        "copy",
+        re.compile(
+            rf"^/storage/v1/b/{_B}/o/(?P<name>.+)/(copyTo|rewriteTo)/b/(?P<dbucket>[^/]+)"
+            r"/o/(?P<dname>.+)$"
+        ),
+    ),
     ("compose", re.compile(rf"^/storage/v1/b/{_B}/o/(?P<name>.+)/compose$")),
     ("object", re.compile(rf"^/storage/v1/b/{_B}/o/(?P<name>.+)$")),
     ("download", re.compile(rf"^/download/storage/v1/b/{_B}/o/(?P<name>.+)$")),
@@ -51,6 +56,7 @@ PRECONDITION_FAILED = "At least one of the pre-conditions you specified did not 
 
 def precondition_holds(query: dict[str, list[str]], current: dict | None) -> bool:
     """Do the request's generation preconditions hold for CURRENT (the object's metadata, None if absent)?"""
+
     def value(name: str) -> int | None:
         raw = query.get(name)
         return int(raw[0]) if raw and raw[0] != "" else None
@@ -59,9 +65,9 @@ def precondition_holds(query: dict[str, list[str]], current: dict | None) -> boo
     metageneration = int(current.get("metageneration", 1)) if current else None
     match, not_match = value("ifGenerationMatch"), value("ifGenerationNotMatch")
     meta_match, meta_not_match = value("ifMetagenerationMatch"), value("ifMetagenerationNotMatch")
-    if match is not None and (generation is None and match != 0 or generation is not None and generation != match):
+    if match is not None and ((generation is None and match != 0) or (generation is not None and generation != match)):
         return False
-    if not_match is not None and (generation is None and not_match == 0 or generation == not_match):
+    if not_match is not None and ((generation is None and not_match == 0) or generation == not_match):
         return False
     if meta_match is not None and metageneration != meta_match:
         return False
@@ -92,9 +98,16 @@ class GcsRules:
         self._locks_guard = threading.Lock()
         self._sessions: OrderedDict[str, tuple[str, str, dict[str, list[str]]]] = OrderedDict()
         self._handlers: dict[str, Callable[..., Reply | None]] = {
-            "buckets": self._buckets, "bucket_iam": self._bucket_iam, "bucket": self._bucket,
-            "objects": self._objects, "copy": self._copy, "compose": self._compose,
-            "object": self._object, "download": self._download, "upload": self._upload}
+            "buckets": self._buckets,
+            "bucket_iam": self._bucket_iam,
+            "bucket": self._bucket,
+            "objects": self._objects,
+            "copy": self._copy,
+            "compose": self._compose,
+            "object": self._object,
+            "download": self._download,
+            "upload": self._upload,
+        }
 
     def lock(self, bucket: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -119,16 +132,23 @@ class GcsRules:
         return self._simple(req, ctx, [Need(permission, project)]) if permission else None
 
     def _bucket(self, req: Request, ctx: Context, bucket: str) -> Reply | None:
-        permission = {"GET": "storage.buckets.get", "PATCH": "storage.buckets.update", "PUT": "storage.buckets.update",
-                      "DELETE": "storage.buckets.delete"}.get(req.method)
+        permission = {
+            "GET": "storage.buckets.get",
+            "PATCH": "storage.buckets.update",
+            "PUT": "storage.buckets.update",
+            "DELETE": "storage.buckets.delete",
+        }.get(req.method)
         return self._simple(req, ctx, [Need(permission, bucket_name(bucket))]) if permission else None
 
     def _bucket_iam(self, req: Request, ctx: Context, bucket: str, test: str | None = None) -> Reply | None:
         if test:  # testIamPermissions needs no permission; answer what the policy grants, not the emulator
             asked = req.query.get("permissions", [])
             granted = [p for p in asked if ctx.policy.check(req.account, p, bucket_name(bucket)).allowed]
-            return Reply(200, [("Content-Type", "application/json")],
-                         json.dumps({"kind": "storage#testIamPermissionsResponse", "permissions": granted}).encode())
+            return Reply(
+                200,
+                [("Content-Type", "application/json")],
+                json.dumps({"kind": "storage#testIamPermissionsResponse", "permissions": granted}).encode(),
+            )
         permission = {"GET": "storage.buckets.getIamPolicy", "PUT": "storage.buckets.setIamPolicy"}.get(req.method)
         return self._simple(req, ctx, [Need(permission, bucket_name(bucket))]) if permission else None
 
@@ -140,8 +160,11 @@ class GcsRules:
     def _object(self, req: Request, ctx: Context, bucket: str, name: str) -> Reply | None:
         if req.method == "GET":
             return self._simple(req, ctx, [Need("storage.objects.get", object_name(bucket, name))])
-        permission = {"DELETE": "storage.objects.delete", "PATCH": "storage.objects.update",
-                      "PUT": "storage.objects.update"}.get(req.method)
+        permission = {
+            "DELETE": "storage.objects.delete",
+            "PATCH": "storage.objects.update",
+            "PUT": "storage.objects.update",
+        }.get(req.method)
         if permission is None:
             return None
         return self._write(req, ctx, bucket, name, [Need(permission, object_name(bucket, name))], overwrite=False)
@@ -154,8 +177,10 @@ class GcsRules:
     def _copy(self, req: Request, ctx: Context, bucket: str, name: str, dbucket: str, dname: str) -> Reply | None:
         if req.method != "POST":
             return None
-        needs = [Need("storage.objects.get", object_name(bucket, name)),
-                 Need("storage.objects.create", object_name(dbucket, dname))]
+        needs = [
+            Need("storage.objects.get", object_name(bucket, name)),
+            Need("storage.objects.create", object_name(dbucket, dname)),
+        ]
         return self._write(req, ctx, dbucket, dname, needs, overwrite=True)
 
     def _compose(self, req: Request, ctx: Context, bucket: str, name: str) -> Reply | None:
@@ -174,17 +199,32 @@ class GcsRules:
             if session is None:
                 return error_reply(404, "notFound", f"No such upload session: {upload_id}")
             _, name, query = session
-            return self._write(req, ctx, bucket, name, [Need("storage.objects.create", object_name(bucket, name))],
-                               overwrite=True, query=query)
+            return self._write(
+                req,
+                ctx,
+                bucket,
+                name,
+                [Need("storage.objects.create", object_name(bucket, name))],
+                overwrite=True,
+                query=query,
+            )
         if req.method != "POST":
             return None
         kind = req.param("uploadType") or "media"
-        name = req.param("name") or str((_multipart_metadata(req) if kind == "multipart" else req.json()).get("name")
-                                        or "")
+        name = req.param("name") or str(
+            (_multipart_metadata(req) if kind == "multipart" else req.json()).get("name") or ""
+        )
         if not name:
             return error_reply(400, "required", "Required parameter: name")
-        reply = self._write(req, ctx, bucket, name, [Need("storage.objects.create", object_name(bucket, name))],
-                            overwrite=kind != "resumable", starts_session=kind == "resumable")
+        reply = self._write(
+            req,
+            ctx,
+            bucket,
+            name,
+            [Need("storage.objects.create", object_name(bucket, name))],
+            overwrite=kind != "resumable",
+            starts_session=kind == "resumable",
+        )
         if kind == "resumable" and reply.status == 200:
             location = {k.lower(): v for k, v in reply.headers}.get("location", "")
             session_id = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query).get("upload_id")
@@ -198,12 +238,23 @@ class GcsRules:
     # -- writes -----------------------------------------------------------------------------------
     def current(self, ctx: Context, bucket: str, name: str) -> dict | None:
         """The object's metadata on the emulator, or None when there is no such object."""
-        status, body = ctx.get_json(f"/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o/"
-                                    f"{urllib.parse.quote(name, safe='')}")
+        status, body = ctx.get_json(
+            f"/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o/{urllib.parse.quote(name, safe='')}"
+        )
         return body if status == 200 else None
 
-    def _write(self, req: Request, ctx: Context, bucket: str, name: str, needs: list[Need], *, overwrite: bool,
-               query: dict[str, list[str]] | None = None, starts_session: bool = False) -> Reply:
+    def _write(
+        self,
+        req: Request,
+        ctx: Context,
+        bucket: str,
+        name: str,
+        needs: list[Need],
+        *,
+        overwrite: bool,
+        query: dict[str, list[str]] | None = None,
+        starts_session: bool = False,
+    ) -> Reply:
         """Check NEEDS, then, holding the object's lock: preconditions, the overwrite's delete, forward.
 
         OVERWRITE: the request writes the object's content (an existing object then also needs

@@ -76,8 +76,11 @@ def split_conditional(expr: str) -> tuple[str, str, str] | None:
         open_questions += 1 if mark == "?" else -1
         if open_questions == 0:
             question = marks[0][0]
-            return (expr[:question].strip(), strip_parens(expr[question + 1:position]),
-                    strip_parens(expr[position + 1:]))
+            return (
+                expr[:question].strip(),
+                strip_parens(expr[question + 1 : position]),
+                strip_parens(expr[position + 1 :]),
+            )
     raise ValueError(f"a conditional without its ':' in {expr!r}")
 
 

@@ -11,17 +11,26 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..identity import account_from_authorization
 
 LOCALHOST = "127.0.0.1"
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 501: "UNIMPLEMENTED", 502: "UNAVAILABLE"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    412: "FAILED_PRECONDITION",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+}
 
 
 @dataclass
@@ -60,8 +69,14 @@ class Reply:
 
 def error_reply(code: int, reason: str, message: str) -> Reply:
     """Google's JSON error body (what google-api-core turns into its exception classes)."""
-    body = {"error": {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN"),
-                      "errors": [{"message": message, "domain": "global", "reason": reason}]}}
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "status": STATUS_NAMES.get(code, "UNKNOWN"),
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+        }
+    }
     return json_reply(code, body)
 
 
@@ -70,8 +85,10 @@ def json_reply(status: int, body: Any) -> Reply:
 
 
 def denied_message(account: str, permission: str, resource: str) -> str:
-    return (f"{account} does not have {permission} access to {resource}. Permission '{permission}' denied on "
-            "resource (or it may not exist).")
+    return (
+        f"{account} does not have {permission} access to {resource}. Permission '{permission}' denied on "
+        "resource (or it may not exist)."
+    )
 
 
 class AuditLog:
@@ -84,11 +101,31 @@ class AuditLog:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, account: str | None, method: str, path: str, permission: str | None, resource: str | None,
-              allowed: bool, granted_by: str | None, binding: str | None = None) -> None:
-        line = json.dumps({"time": datetime.now(timezone.utc).isoformat(), "service": self.service,
-                           "account": account, "method": method, "path": path, "permission": permission,
-                           "resource": resource, "allowed": allowed, "granted_by": granted_by, "binding": binding})
+    def write(
+        self,
+        account: str | None,
+        method: str,
+        path: str,
+        permission: str | None,
+        resource: str | None,
+        allowed: bool,
+        granted_by: str | None,
+        binding: str | None = None,
+    ) -> None:
+        line = json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(),
+                "service": self.service,
+                "account": account,
+                "method": method,
+                "path": path,
+                "permission": permission,
+                "resource": resource,
+                "allowed": allowed,
+                "granted_by": granted_by,
+                "binding": binding,
+            }
+        )
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
@@ -98,7 +135,7 @@ Handler = Callable[[Request], Reply]
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # the audit log is the record
         pass
@@ -118,15 +155,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
-        req = Request(self.command, self.path, parsed.path,
-                      urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
-                      {k.lower(): v for k, v in self.headers.items()}, self._read_body())
+        req = Request(
+            self.command,
+            self.path,
+            parsed.path,
+            urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            self._read_body(),
+        )
         local = self.server.local
         account = account_from_authorization(req.headers.get("authorization"))
         if account is None:
             local.audit.write(None, req.method, req.path, None, None, False, None)
-            reply = error_reply(401, "required", "Request is missing required authentication credential: expected "
-                                "'Authorization: Bearer local-sa:<service account email>' (strict layer).")
+            reply = error_reply(
+                401,
+                "required",
+                "Request is missing required authentication credential: expected "
+                "'Authorization: Bearer local-sa:<service account email>' (strict layer).",
+            )
         else:
             req.account = account
             reply = local.handler(req)
@@ -143,14 +189,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    local: "LocalServer"
+    local: LocalServer
 
 
 class LocalServer:
     """A threaded HTTP server on localhost; start() returns its URL, stop() ends it."""
 
-    def __init__(self, name: str, handler: Handler, audit: AuditLog, *, port: int = 0,
-                 rewrite_header: Callable[[str, str], str] = lambda name, value: value) -> None:
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        audit: AuditLog,
+        *,
+        port: int = 0,
+        rewrite_header: Callable[[str, str], str] = lambda name, value: value,
+    ) -> None:
         self.name = name
         self.handler = handler
         self.audit = audit

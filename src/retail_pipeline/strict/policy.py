@@ -65,8 +65,9 @@ def role_sources() -> dict[str, str]:
 class Policy:
     """The grants of one deployment (see the module docstring)."""
 
-    def __init__(self, bindings: list[Binding], resources: ResourceMap,
-                 roles: dict[str, frozenset[str]] | None = None) -> None:
+    def __init__(
+        self, bindings: list[Binding], resources: ResourceMap, roles: dict[str, frozenset[str]] | None = None
+    ) -> None:
         self.resources = resources
         self.bindings = list(bindings)
         known = dict(predefined_roles())
@@ -76,21 +77,28 @@ class Policy:
         self.grants: list[Grant] = []
         for binding in self.bindings:
             if binding.role not in known:
-                raise TerraformIamError(f"{binding.address}: role {binding.role} has no permission list in "
-                                        "roles.json (add it, with the documentation page it comes from)")
-            grant = Grant(binding, self._email(binding), self._resource(binding), known[binding.role],
-                          self._condition_prefix(binding))
+                raise TerraformIamError(
+                    f"{binding.address}: role {binding.role} has no permission list in "
+                    "roles.json (add it, with the documentation page it comes from)"
+                )
+            grant = Grant(
+                binding,
+                self._email(binding),
+                self._resource(binding),
+                known[binding.role],
+                self._condition_prefix(binding),
+            )
             self.grants.append(grant)
             self._by_key.setdefault((grant.email, grant.resource), []).append(grant)
 
     @classmethod
-    def from_terraform(cls, tf_dir: Path, resources: ResourceMap) -> "Policy":
+    def from_terraform(cls, tf_dir: Path, resources: ResourceMap) -> Policy:
         """The grants in every ``*.tf`` file of TF_DIR (the repo's ``terraform/``)."""
         bindings, custom = read_bindings(load_documents(tf_dir))
         return cls(bindings, resources, custom)
 
     @classmethod
-    def from_hcl(cls, text: str, resources: ResourceMap) -> "Policy":
+    def from_hcl(cls, text: str, resources: ResourceMap) -> Policy:
         """The grants in one HCL snippet (for tests that need one specific grant)."""
         bindings, custom = read_bindings(parse_hcl(text))
         return cls(bindings, resources, custom)
@@ -98,7 +106,7 @@ class Policy:
     # -- resolving --------------------------------------------------------------------------------
     def _email(self, binding: Binding) -> str:
         if binding.principal.startswith("email:"):
-            return binding.principal[len("email:"):]
+            return binding.principal[len("email:") :]
         try:
             return self.resources.email(binding.principal)
         except KeyError as exc:
@@ -108,7 +116,7 @@ class Policy:
         logical = binding.resource
         try:
             if logical.startswith("table:"):
-                dataset, table = logical[len("table:"):].split("/", 1)
+                dataset, table = logical[len("table:") :].split("/", 1)
                 return f"{self.resources.resource('dataset:' + dataset)}/tables/{table}"
             return self.resources.resource(logical)
         except KeyError as exc:
@@ -119,8 +127,10 @@ class Policy:
             return None
         match = _STARTS_WITH.match(binding.condition)
         if not match:
-            raise TerraformIamError(f"{binding.address}: unsupported IAM condition {binding.condition!r} "
-                                    '(only resource.name.startsWith("...") is understood)')
+            raise TerraformIamError(
+                f"{binding.address}: unsupported IAM condition {binding.condition!r} "
+                '(only resource.name.startsWith("...") is understood)'
+            )
         return _REF.sub(lambda ref: self._interpolate(ref[1].strip(), binding.address), match[1])
 
     def _interpolate(self, expr: str, where: str) -> str:
@@ -143,8 +153,9 @@ class Policy:
             return Decision(True, "admin (provisioner)")
         for scope in self.resources.ancestors(resource):
             for grant in self._by_key.get((email, scope), ()):
-                if permission in grant.permissions and (grant.name_prefix is None
-                                                        or resource.startswith(grant.name_prefix)):
+                if permission in grant.permissions and (
+                    grant.name_prefix is None or resource.startswith(grant.name_prefix)
+                ):
                     return Decision(True, grant.describe(), grant.binding.address)
         return Decision(False, None)
 

@@ -71,10 +71,22 @@ class ResourceMap:
         object.__setattr__(self, "_emails", {email: logical for logical, email in self.principals.items()})
 
     @classmethod
-    def for_chain(cls, project: str, landing_bucket: str, lake_bucket: str, dataset_prefix: str, topic: str,
-                  dbt_job: str, *, region: str = "europe-west1", name_prefix: str = "retail",
-                  function_sources_bucket: str | None = None, project_number: str = "000000000000",
-                  admin_email: str | None = None, bigquery_location: str = "EU") -> ResourceMap:
+    def for_chain(
+        cls,
+        project: str,
+        landing_bucket: str,
+        lake_bucket: str,
+        dataset_prefix: str,
+        topic: str,
+        dbt_job: str,
+        *,
+        region: str = "europe-west1",
+        name_prefix: str = "retail",
+        function_sources_bucket: str | None = None,
+        project_number: str = "000000000000",
+        admin_email: str | None = None,
+        bigquery_location: str = "EU",
+    ) -> ResourceMap:
         """The names terraform/main.tf derives, given the chain's actual buckets, datasets, topic and job.
 
         Service account emails follow terraform/iam.tf's account ids (``<prefix>-fn-<function>`` for
@@ -90,23 +102,26 @@ class ResourceMap:
         sa = f"{project}.iam.gserviceaccount.com"
         functions = {name: f"{name_prefix}-{name}" for name in ("ingest", "load", "transform", "sweep")}
         principals = {name: f"{name_prefix}-fn-{name}@{sa}" for name in functions}
-        principals.update({
-            "dbt": f"{name_prefix}-dbt-job@{sa}",
-            "functions_build": f"{name_prefix}-fn-build@{sa}",
-            "pubsub_agent": f"service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com",
-            "gcs_agent": f"service-{project_number}@gs-project-accounts.iam.gserviceaccount.com",
-            "eventarc_agent": f"service-{project_number}@gcp-sa-eventarc.iam.gserviceaccount.com",
-            "artifactregistry_agent": f"service-{project_number}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
-            "bigquery_agent": f"bq-{project_number}@bigquery-encryption.iam.gserviceaccount.com",
-            ADMIN: admin_email or f"terraform@{sa}",
-        })
+        principals.update(
+            {
+                "dbt": f"{name_prefix}-dbt-job@{sa}",
+                "functions_build": f"{name_prefix}-fn-build@{sa}",
+                "pubsub_agent": f"service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com",
+                "gcs_agent": f"service-{project_number}@gs-project-accounts.iam.gserviceaccount.com",
+                "eventarc_agent": f"service-{project_number}@gcp-sa-eventarc.iam.gserviceaccount.com",
+                "artifactregistry_agent": f"service-{project_number}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+                "bigquery_agent": f"bq-{project_number}@bigquery-encryption.iam.gserviceaccount.com",
+                ADMIN: admin_email or f"terraform@{sa}",
+            }
+        )
         location = f"{p}/locations/{region}"
         resources = {
             "project": p,
             "bucket:landing": bucket_name(landing_bucket),
             "bucket:lake": bucket_name(lake_bucket),
-            "bucket:function_sources": bucket_name(function_sources_bucket
-                                                   or f"{project}-{name_prefix}-function-sources"),
+            "bucket:function_sources": bucket_name(
+                function_sources_bucket or f"{project}-{name_prefix}-function-sources"
+            ),
             "dataset:raw": dataset_name(project, f"{dataset_prefix}_raw"),
             "dataset:pipeline": dataset_name(project, f"{dataset_prefix}_pipeline"),
             "dataset:analytics": dataset_name(project, f"{dataset_prefix}_analytics"),
@@ -119,9 +134,11 @@ class ResourceMap:
             "cryptoKey:data": crypto_key_name(project, region, f"{name_prefix}-keys", f"{name_prefix}-data"),
         }
         bq_kms = kms_location(bigquery_location)
-        resources["cryptoKey:bigquery"] = (resources["cryptoKey:data"] if bq_kms == region else
-                                           crypto_key_name(project, bq_kms, f"{name_prefix}-keys-bq",
-                                                           f"{name_prefix}-data-bq"))
+        resources["cryptoKey:bigquery"] = (
+            resources["cryptoKey:data"]
+            if bq_kms == region
+            else crypto_key_name(project, bq_kms, f"{name_prefix}-keys-bq", f"{name_prefix}-data-bq")
+        )
         for name, service in functions.items():
             resources[f"service:{name}"] = f"{location}/services/{service}"
         for name in (*functions, "dbt", "functions_build"):
@@ -139,8 +156,9 @@ class ResourceMap:
         try:
             return self.principals[principal]
         except KeyError:
-            raise KeyError(f"no principal {principal!r} in the resource map (known: {sorted(self.principals)})") \
-                from None
+            raise KeyError(
+                f"no principal {principal!r} in the resource map (known: {sorted(self.principals)})"
+            ) from None
 
     def principal_of(self, email: str) -> str | None:
         """The logical principal an email belongs to, or None for a stranger."""

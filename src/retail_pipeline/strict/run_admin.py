@@ -32,10 +32,11 @@ import secrets
 import subprocess
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .httpserve import AuditLog, LocalServer, Reply, Request, denied_message, error_reply, json_reply
 from .policy import Policy
@@ -64,15 +65,25 @@ class JobDefinition:
 class RunAdmin:
     """The stand-in (see the module docstring). ``jobs`` maps job names (J) to their definitions."""
 
-    def __init__(self, policy: Policy, jobs: Mapping[str, JobDefinition], audit_path: Path, work_dir: Path, *,
-                 region: str = "europe-west1", base_env: Mapping[str, str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        jobs: Mapping[str, JobDefinition],
+        audit_path: Path,
+        work_dir: Path,
+        *,
+        region: str = "europe-west1",
+        base_env: Mapping[str, str] | None = None,
+        port: int = 0,
+    ) -> None:
         self.policy = policy
         self.project = policy.resources.project
         self.region = region
         self.jobs = dict(jobs)
         self.work_dir = Path(work_dir)
-        self.base_env = dict(base_env) if base_env is not None else {
-            k: v for k, v in os.environ.items() if k in _INHERITED}
+        self.base_env = (
+            dict(base_env) if base_env is not None else {k: v for k, v in os.environ.items() if k in _INHERITED}
+        )
         self.audit = AuditLog(audit_path, "run")
         self.server = LocalServer("strict-run-admin", self._handle, self.audit, port=port)
         self._lock = threading.Lock()
@@ -99,7 +110,7 @@ class RunAdmin:
                 except subprocess.TimeoutExpired:
                     execution.process.kill()
 
-    def __enter__(self) -> "RunAdmin":
+    def __enter__(self) -> RunAdmin:
         self.start()
         return self
 
@@ -128,8 +139,16 @@ class RunAdmin:
     # -- serving ----------------------------------------------------------------------------------
     def _authorize(self, req: Request, permission: str, resource: str) -> Reply | None:
         decision = self.policy.check(req.account, permission, resource)
-        self.audit.write(req.account, req.method, req.path, permission, resource, decision.allowed,
-                         decision.granted_by, decision.binding)
+        self.audit.write(
+            req.account,
+            req.method,
+            req.path,
+            permission,
+            resource,
+            decision.allowed,
+            decision.granted_by,
+            decision.binding,
+        )
         if decision.allowed:
             return None
         return error_reply(403, "forbidden", denied_message(req.account, permission, resource))
@@ -140,7 +159,7 @@ class RunAdmin:
             return self._run(req, match["project"], match["region"], match["job"])
         match = _OPERATION.match(req.path)
         if match and req.method == "GET":
-            name = req.path[len("/v2/"):]
+            name = req.path[len("/v2/") :]
             denied = self._authorize(req, "run.operations.get", name)
             return denied or self._operation(name)
         match = _EXECUTIONS.match(req.path)
@@ -151,12 +170,13 @@ class RunAdmin:
             return denied or json_reply(200, {"executions": listed})
         match = _EXECUTION.match(req.path)
         if match and req.method == ("POST" if match["cancel"] else "GET"):
-            name = req.path[len("/v2/"):].removesuffix(":cancel")
+            name = req.path[len("/v2/") :].removesuffix(":cancel")
             denied = self._authorize(req, "run.executions.cancel" if match["cancel"] else "run.executions.get", name)
             return denied or self._execution_reply(name, cancel=bool(match["cancel"]))
         self.audit.write(req.account, req.method, req.path, None, None, False, None)
-        return error_reply(501, "notImplemented",
-                           f"the local Cloud Run stand-in does not serve {req.method} {req.path}")
+        return error_reply(
+            501, "notImplemented", f"the local Cloud Run stand-in does not serve {req.method} {req.path}"
+        )
 
     def _run(self, req: Request, project: str, region: str, job: str) -> Reply:
         resource = run_job_name(project, region, job)
@@ -188,26 +208,45 @@ class RunAdmin:
         env = {**self.base_env, **definition.env}
         env.update({str(e["name"]): str(e.get("value", "")) for e in override.get("env") or []})
         execution = self._launch(resource, job, list(definition.command) + args, env, definition.cwd, timeout)
-        return json_reply(200, {"name": execution.operation, "done": False, "metadata": {
-            "@type": "type.googleapis.com/google.cloud.run.v2.Execution", **execution.resource()}})
+        return json_reply(
+            200,
+            {
+                "name": execution.operation,
+                "done": False,
+                "metadata": {"@type": "type.googleapis.com/google.cloud.run.v2.Execution", **execution.resource()},
+            },
+        )
 
-    def _launch(self, resource: str, job: str, argv: list[str], env: dict[str, str], cwd: Path | None,
-                timeout: float) -> Execution:
+    def _launch(
+        self, resource: str, job: str, argv: list[str], env: dict[str, str], cwd: Path | None, timeout: float
+    ) -> Execution:
         suffix = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(5))
         name = f"{resource}/executions/{job}-{suffix}"
-        env = {**env, "CLOUD_RUN_JOB": job, "CLOUD_RUN_EXECUTION": f"{job}-{suffix}", "CLOUD_RUN_TASK_INDEX": "0",
-               "CLOUD_RUN_TASK_ATTEMPT": "0", "CLOUD_RUN_TASK_COUNT": "1"}
+        env = {
+            **env,
+            "CLOUD_RUN_JOB": job,
+            "CLOUD_RUN_EXECUTION": f"{job}-{suffix}",
+            "CLOUD_RUN_TASK_INDEX": "0",
+            "CLOUD_RUN_TASK_ATTEMPT": "0",
+            "CLOUD_RUN_TASK_COUNT": "1",
+        }
         operation = f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}"
         log_path = self.work_dir / f"{job}-{suffix}.log"
-        execution = Execution(name, operation, job, argv, env, log_path, datetime.now(timezone.utc))
+        execution = Execution(name, operation, job, argv, env, log_path, datetime.now(UTC))
         with log_path.open("wb") as log:
-            execution.process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            execution.process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         with self._lock:
             self._executions[name] = execution
             self._operations[operation] = name
-        threading.Thread(target=self._watch, args=(execution, timeout), name=f"run-{job}-{suffix}",
-                         daemon=True).start()
+        threading.Thread(target=self._watch, args=(execution, timeout), name=f"run-{job}-{suffix}", daemon=True).start()
         return execution
 
     def _watch(self, execution: Execution, timeout: float) -> None:
@@ -222,7 +261,7 @@ class RunAdmin:
     def _settle(self, execution: Execution) -> None:
         with self._lock:
             if execution.exit_code is None and execution.process is not None and execution.process.poll() is not None:
-                execution.completed = datetime.now(timezone.utc)
+                execution.completed = datetime.now(UTC)
                 execution.exit_code = execution.process.returncode
 
     def _operation(self, name: str) -> Reply:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,26 @@ class Execution:
         elif self.state == "succeeded":
             condition.update(state="CONDITION_SUCCEEDED", message="Execution completed successfully in one task.")
         else:
-            condition.update(state="CONDITION_FAILED", executionReason="CANCELLED" if self.cancelled
-                             else "NON_ZERO_EXIT_CODE", message=self.failure())
+            condition.update(
+                state="CONDITION_FAILED",
+                executionReason="CANCELLED" if self.cancelled else "NON_ZERO_EXIT_CODE",
+                message=self.failure(),
+            )
         body: dict[str, Any] = {
-            "name": self.name, "uid": self.name.rsplit("-", 1)[-1], "job": self.job, "createTime": stamp,
-            "startTime": stamp, "taskCount": 1, "parallelism": 1, "reconciling": not done,
-            "runningCount": 0 if done else 1, "succeededCount": int(self.state == "succeeded"),
-            "failedCount": int(self.state == "failed"), "cancelledCount": int(self.state == "cancelled"),
-            "conditions": [condition], "logUri": self.log_path.resolve().as_uri(),
+            "name": self.name,
+            "uid": self.name.rsplit("-", 1)[-1],
+            "job": self.job,
+            "createTime": stamp,
+            "startTime": stamp,
+            "taskCount": 1,
+            "parallelism": 1,
+            "reconciling": not done,
+            "runningCount": 0 if done else 1,
+            "succeededCount": int(self.state == "succeeded"),
+            "failedCount": int(self.state == "failed"),
+            "cancelledCount": int(self.state == "cancelled"),
+            "conditions": [condition],
+            "logUri": self.log_path.resolve().as_uri(),
             "annotations": {STATE_KEY: self.state, EXIT_KEY: "" if self.exit_code is None else str(self.exit_code)},
         }
         if self.completed is not None:
@@ -69,7 +81,7 @@ class Execution:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def duration_seconds(value: Any) -> float | None:

@@ -16,11 +16,23 @@ from dataclasses import dataclass
 _COMMENT_OR_STRING = re.compile(
     r"--[^\n]*|#[^\n]*|/\*.*?\*/"  # comments
     r"|[rRbB]{0,2}('''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\")",  # strings
-    re.S)
+    re.S,
+)
 _TOKEN = re.compile(r"`(?:[^`\\]|\\.)*`|[A-Za-z_][A-Za-z0-9_-]*|\d+|\S")
 _NAME_AFTER = {"FROM", "JOIN", "USING"}
-_SKIP_BEFORE_NAME = {"IF", "NOT", "EXISTS", "TEMP", "TEMPORARY", "OR", "REPLACE", "MATERIALIZED", "EXTERNAL",
-                     "SNAPSHOT", "ONLY"}
+_SKIP_BEFORE_NAME = {
+    "IF",
+    "NOT",
+    "EXISTS",
+    "TEMP",
+    "TEMPORARY",
+    "OR",
+    "REPLACE",
+    "MATERIALIZED",
+    "EXTERNAL",
+    "SNAPSHOT",
+    "ONLY",
+}
 
 
 _FROM_FUNCTIONS = {"EXTRACT", "SUBSTRING", "TRIM", "NORMALIZE"}  #: FROM inside these is no table
@@ -138,9 +150,12 @@ def _statement_uses(tokens: list[str], project: str) -> list[TableUse]:
         else:
             continue
         use = _resolve(parts, project, "read")
-        if use is not None and not any(u.kind != "read" and (u.project, u.dataset, u.table) ==
-                                       (use.project, use.dataset, use.table) and u.kind in ("create", "drop")
-                                       for u in uses):
+        if use is not None and not any(
+            u.kind != "read"
+            and (u.project, u.dataset, u.table) == (use.project, use.dataset, use.table)
+            and u.kind in ("create", "drop")
+            for u in uses
+        ):
             uses.append(use)
     return uses
 

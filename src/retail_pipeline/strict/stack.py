@@ -56,8 +56,15 @@ class StrictLayer:
 
     def resource_map(self, settings: Settings) -> ResourceMap:
         target = settings.warehouse_url
-        return ResourceMap.for_chain(target.project, settings.landing_url.bucket, settings.lake_url.bucket,
-                                     target.prefix, settings.bus_url.topic, DBT_JOB, region=REGION)
+        return ResourceMap.for_chain(
+            target.project,
+            settings.landing_url.bucket,
+            settings.lake_url.bucket,
+            target.prefix,
+            settings.bus_url.topic,
+            DBT_JOB,
+            region=REGION,
+        )
 
     def start(self, settings: Settings) -> Settings:
         """Start the layer for a chain on ``settings``; returns the settings that go through it."""
@@ -73,27 +80,40 @@ class StrictLayer:
             bigquery.start()
             through = settings.with_changes(
                 transform=f"cloudrun://{project}/{REGION}/{DBT_JOB}",
-                endpoints=Endpoints(storage=gcs.url, bigquery=bigquery.url, pubsub=settings.endpoints.pubsub,
-                                    project=project))
-            run_admin = RunAdmin(self.policy, {DBT_JOB: self.dbt_job(through)}, self.audit_path,
-                                 self.root / "executions", region=REGION)
+                endpoints=Endpoints(
+                    storage=gcs.url, bigquery=bigquery.url, pubsub=settings.endpoints.pubsub, project=project
+                ),
+            )
+            run_admin = RunAdmin(
+                self.policy, {DBT_JOB: self.dbt_job(through)}, self.audit_path, self.root / "executions", region=REGION
+            )
             self.servers.append(run_admin)
             run_admin.start()
         except BaseException:
             self.stop()
             raise
-        return through.with_changes(endpoints=Endpoints(
-            storage=gcs.url, bigquery=bigquery.url, pubsub=settings.endpoints.pubsub, run_admin=run_admin.url,
-            project=project))
+        return through.with_changes(
+            endpoints=Endpoints(
+                storage=gcs.url,
+                bigquery=bigquery.url,
+                pubsub=settings.endpoints.pubsub,
+                run_admin=run_admin.url,
+                project=project,
+            )
+        )
 
     def dbt_job(self, settings: Settings) -> JobDefinition:
         """The Cloud Run job as terraform/dbt_job.tf defines it (the image's entrypoint, dbt_env), pointed
         at the BigQuery gateway with the dbt job's own identity."""
         email = self.identities()["dbt"]
-        env = {**dbt_job_env(settings), "DBT_TARGET": "emulator", "BIGQUERY_EMULATOR_HOST": str(settings.endpoints.bigquery),
-               "RETAIL_PIPELINE_ACCESS_TOKEN": token_for(email),
-               "DBT_TARGET_PATH": str(settings.home / "dbt-job" / "target"),
-               "DBT_LOG_PATH": str(settings.home / "dbt-job" / "logs")}
+        env = {
+            **dbt_job_env(settings),
+            "DBT_TARGET": "emulator",
+            "BIGQUERY_EMULATOR_HOST": str(settings.endpoints.bigquery),
+            "RETAIL_PIPELINE_ACCESS_TOKEN": token_for(email),
+            "DBT_TARGET_PATH": str(settings.home / "dbt-job" / "target"),
+            "DBT_LOG_PATH": str(settings.home / "dbt-job" / "logs"),
+        }
         entrypoint = settings.dbt_project / "entrypoint.py"
         return JobDefinition(command=[sys.executable, str(entrypoint)], env=env, cwd=settings.dbt_project)
 

@@ -64,12 +64,16 @@ _RESOURCE_PATTERNS = [
     (re.compile(r"^google_pubsub_subscription\.(\w+)\.(name|id)$"), lambda m: f"subscription:{m[1]}"),
     (re.compile(r"^google_cloud_run_v2_job\.(\w+)\.(name|id)$"), lambda m: f"job:{m[1]}"),
     (re.compile(r"^google_cloud_run_v2_service\.(\w+)\.(name|id)$"), lambda m: f"service:{m[1]}"),
-    (re.compile(r"^google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.service$"),
-     lambda m: f"service:{m[1]}"),
+    (
+        re.compile(r"^google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.service$"),
+        lambda m: f"service:{m[1]}",
+    ),
     (re.compile(r'^google_service_account\.function\["(\w+)"\]\.(name|id)$'), lambda m: f"serviceAccount:{m[1]}"),
     (re.compile(r"^google_service_account\.(\w+)\.(name|id)$"), lambda m: f"serviceAccount:{m[1]}"),
-    (re.compile(r"^google_artifact_registry_repository\.(\w+)\.(name|id|repository_id)$"),
-     lambda m: f"repository:{m[1]}"),
+    (
+        re.compile(r"^google_artifact_registry_repository\.(\w+)\.(name|id|repository_id)$"),
+        lambda m: f"repository:{m[1]}",
+    ),
 ]
 _PRINCIPAL_PATTERNS = [
     (re.compile(r'^local\.function_members\["(\w+)"\]$'), lambda m: m[1]),
@@ -172,8 +176,9 @@ class _Reader:
             else:
                 raise TerraformIamError(f"{where}: member {literal!r} is not a service account")
         expr = unsplat(expr)
-        if expr.startswith("local.function_members[") and \
-                "google_service_account.function" not in str(self.locals.get("function_members", "")):
+        if expr.startswith("local.function_members[") and "google_service_account.function" not in str(
+            self.locals.get("function_members", "")
+        ):
             raise TerraformIamError(f"{where}: local.function_members is not the function service accounts' members")
         for pattern, principal in _PRINCIPAL_PATTERNS:
             match = pattern.match(expr)
@@ -194,8 +199,10 @@ class _Reader:
         if family == "google_kms_crypto_key_iam":
             keys = self.crypto_keys(self.expression(body["crypto_key_id"], each, where), where, 0)
             if not keys:
-                raise TerraformIamError(f"{where}: crypto_key_id = {body['crypto_key_id']!r} names no "
-                                        "google_kms_crypto_key of this configuration")
+                raise TerraformIamError(
+                    f"{where}: crypto_key_id = {body['crypto_key_id']!r} names no "
+                    "google_kms_crypto_key of this configuration"
+                )
             return f"cryptoKey:{keys[0]}"
         return self._resolve(self.expression(body[TARGET_ATTRIBUTE[family]], each, where), where)
 
@@ -249,8 +256,10 @@ class _Reader:
         match = _INTERPOLATION.match(spec) if isinstance(spec, str) else None
         parts = _conditional(match[1], where) if match else None
         if parts is None or parts[1:] != ("1", "0") or "for_each" in body:
-            raise TerraformIamError(f"{where}: count = {spec!r} on an IAM grant is not supported "
-                                    "(only count = <condition> ? 1 : 0, a grant that is on or off)")
+            raise TerraformIamError(
+                f"{where}: count = {spec!r} on an IAM grant is not supported "
+                "(only count = <condition> ? 1 : 0, a grant that is on or off)"
+            )
         return True
 
     def for_each(self, body: dict, where: str) -> list[tuple[str, Any]] | None:
@@ -303,8 +312,9 @@ class _Reader:
                 target = self.target(rtype, body, each, where)
                 members = [body["member"]] if kind == "member" else list(body.get("members") or [])
                 for member in members:
-                    found.append(Binding(where, role, self.principal(member, each, where), target,
-                                         self.condition(body, where)))
+                    found.append(
+                        Binding(where, role, self.principal(member, each, where), target, self.condition(body, where))
+                    )
         return found
 
 
