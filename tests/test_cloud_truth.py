@@ -225,3 +225,44 @@ def test_an_unknown_crash_point_is_an_error_that_lists_the_known_ones(tmp_path):
     assert "load.after_jobs" in proc.stderr and "load.after_job" in proc.stderr
     assert "transform.after_claim" in proc.stderr
     assert not (tmp_path / "home" / "warehouse.duckdb").exists()  # nothing ran
+
+
+def test_a_failing_dbt_test_in_the_job_ends_as_transform_failed(strict_run, emulators):
+    """The job runs for real and records a failure: a data test fails (the production freshness limit,
+    set far below the batch's age in the execution's env overrides) and status says transform_failed."""
+    from google.cloud import run_v2
+
+    from retail_pipeline.adapters.google_clients import jobs_client
+    from retail_pipeline.cloudrun import CloudRunJobTransformer, _execution_name
+    from retail_pipeline.config import Settings
+    from retail_pipeline.context import Context
+    from retail_pipeline.status import collect
+    from retail_pipeline.strict.run_admin import RunAdmin
+    from retail_pipeline.strict.stack import DBT_JOB, REGION, StrictLayer
+
+    home = strict_run["home"]
+    [batch] = [b for b in strict_run["summary"]["batches"] if b["state"] == "transformed"]
+    recorded = Settings.from_env(home, environ=json.loads((home / "chain.json").read_text())["env"])
+    layer = StrictLayer(emulators.gcs_url, emulators.bq_url, home / "strict-failing")
+    settings = layer.start(recorded)
+    try:
+        ctx = Context(settings.with_changes(identity=layer.admin))
+        assert ctx.warehouse.claim_transform(batch["batch_id"], "failing-check")
+        transform = settings.with_changes(identity=layer.identities()["transform"])
+        runner = CloudRunJobTransformer(settings.warehouse_url.project, REGION, DBT_JOB, client=jobs_client(transform))
+        partitions = ctx.warehouse.batch_progress(batch["batch_id"]).partitions
+        request = runner.build_request([batch["batch_id"]], partitions, "failing-check")
+        request.overrides.container_overrides[0].env.append(
+            run_v2.EnvVar(name="RETAIL_PIPELINE_MAX_DATA_AGE_HOURS", value="0.001")
+        )
+        execution = _execution_name(runner.client.run_job(request=request, timeout=60))
+        [run_admin] = [s for s in layer.servers if isinstance(s, RunAdmin)]
+        finished = run_admin.wait(str(execution), timeout=900)
+        assert finished.exit_code == 1  # dbt ran, a test failed: Cloud Run marks the execution failed
+        report = collect(ctx)
+        [state] = [b["state"] for b in report["batches"] if b["batch_id"] == batch["batch_id"]]
+        assert state == "transform_failed"
+        assert report["dbt"]["status"] == "failed" and report["dbt"]["tests_failed"] >= 1
+        assert "assert_data_freshness" in (report["dbt"]["error"] or "")
+    finally:
+        layer.stop()
