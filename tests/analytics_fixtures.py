@@ -46,21 +46,19 @@ class EmulatorRun:
 
     @property
     def analytics_dataset(self) -> str:
-        from retail_pipeline.adapters import open_warehouse
-
-        warehouse = open_warehouse(self.settings.warehouse)
-        return f"{warehouse.project}.{warehouse.analytics}"
+        target = self.settings.warehouse_url
+        return f"{target.project}.{target.analytics_dataset}"
 
 
 @pytest.fixture(scope="session")
 def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -> EmulatorRun:
     """The small workbook through the whole emulator chain, once per session."""
-    from retail_pipeline.cli_serve import emulator_settings, run_on_emulators
+    from retail_pipeline.chain import emulator_settings, run_on_emulators
     from retail_pipeline.config import Settings
 
     home = tmp_path_factory.mktemp("emulator-analytics") / "home"
     summary = run_on_emulators(
-        Settings.from_env(home),
+        Settings.from_env(home, environ={}),
         [(small_workbook, "small.xlsx")],
         emulators=emulators,
         suffix=EMULATOR_SUFFIX,
@@ -68,7 +66,7 @@ def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_work
     )
     assert summary["ok"], summary
     assert summary["dbt"]["status"] == "success" and summary["dbt"]["tests_failed"] == 0, summary["dbt"]
-    return EmulatorRun(home, emulator_settings(home, EMULATOR_SUFFIX), summary, emulators.env())
+    return EmulatorRun(home, emulator_settings(home, emulators, EMULATOR_SUFFIX), summary, emulators.env())
 
 
 @pytest.fixture(scope="session")

@@ -141,5 +141,7 @@ def test_entrypoint_rejects_bad_vars_without_running_dbt(tmp_path: Path):
     )
     assert proc.returncode == 2
     line = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert line["status"] == "bad_request" and "YYYY-MM" in line["message"]
+    # a failure as the log-based metric counts it (stage=transform, status=failed), with the reason
+    assert (line["stage"], line["status"], line["severity"]) == ("transform", "failed", "ERROR")
+    assert line["error"].startswith("bad request:") and "YYYY-MM" in line["error"]
     assert not (tmp_path / "none.duckdb").exists()

@@ -47,7 +47,7 @@ def transformer(ctx):
 
 def test_production_build_runs_models_and_data_tests_and_the_unit_tests_pass_alone(ctx, transformer, tmp_path):
     batch_id = ingest_and_load(ctx, tmp_path)
-    result = transformer.run(batch_id, MONTHS)
+    result = transformer.run([batch_id], MONTHS)
     assert result.status == "success" and result.tests_failed == 0, result
     built = _run_results(ctx)
     assert built and not [u for u in built if u.startswith("unit_test.")]
@@ -78,7 +78,7 @@ def test_batches_keep_the_saved_parse_across_processes_and_homes(ctx, transforme
     from retail_pipeline.dbt_worker import worker
 
     first = ingest_and_load(ctx, tmp_path)
-    assert transformer.run(first, MONTHS).status == "success"
+    assert transformer.run([first], MONTHS).status == "success"
     assert (ctx.settings.home / "dbt" / "target" / "partial_parse.msgpack").exists()  # the home's own parse
     assert (DBT / "target" / "partial_parse.msgpack").exists()  # shared with the next new home
     assert _sql(ctx, "select count(*) from analytics.transform_slice") == [(0,)]  # consumed
@@ -87,7 +87,7 @@ def test_batches_keep_the_saved_parse_across_processes_and_homes(ctx, transforme
     mark = len(_dbt_log(ctx))
     (tmp_path / "second").mkdir()
     second = ingest_and_load(ctx, tmp_path / "second", name="other.xlsx")
-    result = transformer.run(second, MONTHS)
+    result = transformer.run([second], MONTHS)
     assert result.status == "success" and result.tests_failed == 0, result
     later = _dbt_log(ctx)[mark:]
     assert later.count("Running with dbt=") == 3  # parse, run-operation, build
@@ -107,7 +107,7 @@ def test_batches_keep_the_saved_parse_across_processes_and_homes(ctx, transforme
     context.use(other)
     (tmp_path / "third").mkdir()
     third = ingest_and_load(other, tmp_path / "third")
-    assert other.transformer.run(third, MONTHS).status == "success"
+    assert other.transformer.run([third], MONTHS).status == "success"
     log = _dbt_log(other)
     assert "Running with dbt=" in log and FULL_PARSE not in log, re.findall(f"{FULL_PARSE}.*", log)
 
@@ -116,7 +116,7 @@ def test_a_failed_run_gives_its_months_back_and_the_next_run_rewrites_them(ctx, 
     batch_id = ingest_and_load(ctx, tmp_path)
     # break the staging view's input: the build fails before the fact
     _sql(ctx, "alter table raw.sales_lines rename column quantity to qty")
-    failed = transformer.run(batch_id, MONTHS)
+    failed = transformer.run([batch_id], MONTHS)
     assert failed.status == "failed" and failed.error, failed
     assert _sql(
         ctx, "select strftime(invoice_month, '%Y-%m'), batch_id, claimed_by from analytics.transform_slice order by 1"
@@ -135,6 +135,6 @@ def test_a_failed_run_gives_its_months_back_and_the_next_run_rewrites_them(ctx, 
 
 def test_queue_refuses_a_month_that_is_not_yyyy_mm(ctx, transformer, tmp_path):
     batch_id = ingest_and_load(ctx, tmp_path)
-    result = transformer.run(batch_id, ["2011-13"])
+    result = transformer.run([batch_id], ["2011-13"])
     assert result.status == "failed" and "run-operation" in (result.error or ""), result
     assert "YYYY-MM" in _dbt_log(ctx)

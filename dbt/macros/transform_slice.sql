@@ -23,7 +23,8 @@
 {#- CREATE TABLE IF NOT EXISTS for the slice table (and its schema): a statement to run. -#}
 {% macro create_transform_slice_sql() -%}
   {%- set relation = transform_slice_relation() -%}
-  {%- do adapter.create_schema(relation) -%}
+  {#- on BigQuery the dataset is Terraform's and the job may not create datasets (project-level) -#}
+  {%- if target.type != 'bigquery' -%}{%- do adapter.create_schema(relation) -%}{%- endif -%}
   create table if not exists {{ relation }} (
     batch_id {{ dbt.type_string() }} not null,
     invoice_month date not null,
