@@ -324,6 +324,13 @@ def test_page_loads_offline_without_errors_or_requests(page: Browser, built):
 
 
 @needs_chromium
+def test_footer_says_how_fresh_the_data_is(page: Browser, marts):
+    (newest,) = marts("select max(ingested_at) from mart_data_quality where state = 'ingested'")[0]
+    footer = page.js("document.getElementById('footer').textContent")
+    assert f"Data as of {newest.isoformat(sep=' ')}" in footer
+
+
+@needs_chromium
 def test_every_chart_has_marks(page: Browser):
     marks = chart_marks(page)
     assert sorted(marks) == sorted(CHARTS)

@@ -66,6 +66,11 @@ def build_dashboard(settings: Settings, out: Path | None = None, *, source: Anal
     source = source or Analytics.open(settings)
     data = collect_data(source)
     data["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    # freshness: the newest ingest the marts count (status says the same: "data as of ...")
+    data["data_as_of"] = max(
+        (q["ingested_at"] for q in data.get("quality", []) if q.get("state") == "ingested" and q.get("ingested_at")),
+        default=None,
+    )
     data["warehouse"] = source.label
     target = out or dashboard_path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)

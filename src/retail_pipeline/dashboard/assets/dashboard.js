@@ -599,7 +599,8 @@
     const totals = DATA.mart_totals;
     el.footer.textContent = '';
     const p = document.createElement('p');
-    p.textContent = 'Built ' + DATA.generated_at + ' from ' + DATA.warehouse + ' (its marts). ' +
+    p.textContent = (DATA.data_as_of ? 'Data as of ' + DATA.data_as_of + ' (the newest file the marts count). ' : '') +
+      'Built ' + DATA.generated_at + ' from ' + DATA.warehouse + ' (its marts). ' +
       'Net revenue = gross sales + shipping + cancellations + adjustments; an order is an invoice with a gross-sales line. ';
     const check = document.createElement('span');
     if (totals.net_revenue !== null) {
