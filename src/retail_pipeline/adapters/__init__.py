@@ -14,7 +14,9 @@ def open_store(url: str, settings: Settings) -> ObjectStore:
         from .gcs import GcsStore
         from .google_clients import storage_client
 
-        return GcsStore(bucket.bucket, client=storage_client(settings), location=settings.bigquery_location)
+        return GcsStore(
+            bucket.bucket, client_factory=lambda: storage_client(settings), location=settings.bigquery_location
+        )
     from .local_store import FolderStore
 
     assert bucket.path is not None
@@ -41,7 +43,7 @@ def open_warehouse(
     return BigQueryWarehouse(
         target.project,
         target.prefix,
-        client=bigquery_client(settings, target.project),
+        client_factory=lambda: bigquery_client(settings, target.project),
         lake=lake,
         claims=claims,
         location=settings.bigquery_location,

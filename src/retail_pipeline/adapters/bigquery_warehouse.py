@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ from ..schema import PIPELINE_TABLES, TABLES, bigquery_json
 from . import batch_sql
 from .bigquery_loads import BigQueryLoads
 from .bigquery_sql import sql_literal
+from .lazy import LazyClient
 
 CLAIMS_PREFIX = "_claims/transform/"
 
@@ -66,7 +68,8 @@ class BigQueryWarehouse(BigQueryLoads):
         project: str,
         prefix: str = "retail",
         *,
-        client: Any,
+        client: Any = None,
+        client_factory: Callable[[], Any] | None = None,
         lake: ObjectStore,
         claims: ObjectStore | None = None,
         location: str = "EU",
@@ -81,7 +84,7 @@ class BigQueryWarehouse(BigQueryLoads):
         self.analytics = f"{prefix}_analytics"
         self.location = location
         self.timeout = timeout
-        self.client = client
+        self._client = LazyClient(client, client_factory)
         self.lake = lake
         self.claims = claims
         self.faults = faults or Faults()
@@ -92,6 +95,10 @@ class BigQueryWarehouse(BigQueryLoads):
             self.table(self.pipeline, "transform_runs"),
             lambda name: f"`{name}`",
         )
+
+    @property
+    def client(self) -> Any:
+        return self._client.get()
 
     # -- plumbing -------------------------------------------------------------------------------
     def table(self, dataset: str, name: str) -> str:

@@ -6,11 +6,12 @@ GCP (workload identity on Cloud Functions), the process's identity on the emulat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..ports import ObjectInfo, PreconditionFailed
+from .lazy import LazyClient
 
 
 def _info(blob: Any) -> ObjectInfo:
@@ -29,11 +30,23 @@ def _info(blob: Any) -> ObjectInfo:
 class GcsStore:
     """One Cloud Storage bucket behind the ObjectStore port."""
 
-    def __init__(self, bucket: str, client: Any, *, location: str = "EU", timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        client: Any = None,
+        *,
+        client_factory: Callable[[], Any] | None = None,
+        location: str = "EU",
+        timeout: float = 120.0,
+    ) -> None:
         self.bucket = bucket
-        self.client = client
+        self._client = LazyClient(client, client_factory)
         self.location = location
         self.timeout = timeout
+
+    @property
+    def client(self) -> Any:
+        return self._client.get()
 
     def _bucket(self) -> Any:
         return self.client.bucket(self.bucket)
