@@ -64,7 +64,9 @@ def write_chain(settings: Settings, emulators: Emulators | None, servers: dict[s
     record = {
         "chain": "emulators" if emulators else "embedded",
         "env": settings.to_env(),
-        "emulators": None if emulators is None else {"root": str(emulators.root), "project": emulators.project},
+        "emulators": None
+        if emulators is None
+        else {"root": str(emulators.root), "project": emulators.project, "endpoints": emulators.env()},
         "servers": servers or {},
         "pid": os.getpid(),
         "written_at": datetime.now(UTC).isoformat(),
@@ -105,6 +107,23 @@ def recorded_settings(settings: Settings, *, start_emulators: bool, with_pubsub:
         and reachable(endpoints.bigquery + "/readyz")
     ):
         return Recorded(recorded, servers)
+    direct = record["emulators"].get("endpoints") or {}  # the emulators themselves, behind the gateways
+    if (
+        direct.get("STORAGE_EMULATOR_HOST")
+        and reachable(direct["STORAGE_EMULATOR_HOST"] + "/storage/v1/b")
+        and reachable(direct.get("BIGQUERY_EMULATOR_HOST", "") + "/readyz")
+    ):
+        return Recorded(
+            recorded.with_changes(
+                endpoints=Endpoints(
+                    storage=direct["STORAGE_EMULATOR_HOST"],
+                    bigquery=direct["BIGQUERY_EMULATOR_HOST"],
+                    pubsub=direct.get("PUBSUB_EMULATOR_HOST"),
+                    project=record["emulators"]["project"],
+                )
+            ),
+            servers,
+        )
     if not start_emulators:
         raise ChainError("this home uses the emulator chain, and its emulators are not running")
     emulators = Emulators(
