@@ -232,11 +232,11 @@ def page(built, tmp_path_factory: pytest.TempPathFactory):
 
 
 def page_data(page_file: Path) -> dict:
-    """The data the page embeds, less when and from where it was built."""
+    """The data the page embeds, less when and from where it was built and how fresh its source is."""
     html = page_file.read_text(encoding="utf-8")
     start = html.index('id="dashboard-data">') + len('id="dashboard-data">')
     data = json.loads(html[start : html.index("</script>", start)])
-    return {k: v for k, v in data.items() if k not in ("generated_at", "warehouse")}
+    return {k: v for k, v in data.items() if k not in ("generated_at", "warehouse", "data_as_of")}
 
 
 def chart_marks(b: Browser) -> dict[str, int]:
