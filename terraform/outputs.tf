@@ -14,6 +14,8 @@ locals {
     "mart_customer_rfm",
     "mart_cohort_retention",
     "mart_data_quality",
+    "mart_invoices",
+    "mart_product_sales_daily",
   ]
   looker_studio_params = concat(
     [["r.reportName", var.looker_studio_report_name]],

@@ -160,7 +160,7 @@ def test_load_then_transform_over_http(ctx, small_workbook):
 
 
 def test_transform_acknowledges_a_message_without_batch(ctx, caplog):
-    message = Message("m1", b"{}", {}, events.datetime.now(events.timezone.utc))
+    message = Message("m1", b"{}", {}, events.datetime.now(events.UTC))
     event = events.pubsub_published(message, ctx.bus.topic, "projects/p/subscriptions/s")
     headers, body = events.binary(event)
     response = client("transform").post("/", headers=headers, data=body)

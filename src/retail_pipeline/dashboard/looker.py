@@ -24,6 +24,8 @@ LOOKER_MARTS = (
     "mart_customer_rfm",
     "mart_cohort_retention",
     "mart_data_quality",
+    "mart_invoices",
+    "mart_product_sales_daily",
 )
 
 
