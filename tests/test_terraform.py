@@ -731,6 +731,8 @@ MARTS = [
     "mart_customer_rfm",
     "mart_cohort_retention",
     "mart_data_quality",
+    "mart_invoices",
+    "mart_product_sales_daily",
 ]
 
 
