@@ -351,8 +351,9 @@ def test_report_goes_into_a_bucket(small_home: Path, tmp_path: Path):
     from retail_pipeline.config import Settings
     from retail_pipeline.report import write_report_to_store
 
-    store = open_store(str(tmp_path / "reports-bucket"))
-    info = write_report_to_store(store, month="2011-11", settings=Settings.from_env(small_home))
+    settings = Settings.from_env(small_home)
+    store = open_store(str(tmp_path / "reports-bucket"), settings)
+    info = write_report_to_store(store, month="2011-11", settings=settings)
     assert info.name == "reports/online-retail-2011-11.xlsx" and info.size > 5000
     local = store.download(info.name, tmp_path)
     wb = openpyxl.load_workbook(local, read_only=True)
@@ -386,7 +387,7 @@ def test_report_from_bigquery_into_cloud_storage_equals_duckdbs(
 
     for key, value in emulator_run.env.items():
         monkeypatch.setenv(key, value)
-    store = open_store(emulator_run.settings.lake)
+    store = open_store(emulator_run.settings.lake, emulator_run.settings)
     info = write_report_to_store(store, "reports/test.xlsx", settings=emulator_run.settings)
     from_bigquery = store.download(info.name, tmp_path)
     write_report(tmp_path / "duckdb.xlsx", settings=Settings.from_env(small_home))

@@ -47,15 +47,14 @@ def test_status_check_healthy_then_dead_letter_stuck_and_failed(settings, ctx, s
     monkeypatch.delenv("RETAIL_PIPELINE_SWEEP_GRACE_SECONDS")
 
     # a failed dbt run: the production freshness limit (a tiny one) fails the data test
-    monkeypatch.setenv("RETAIL_PIPELINE_MAX_DATA_AGE_HOURS", "0.00001")
+    failing = settings.with_changes(max_data_age_hours=0.00001)
     from retail_pipeline.sweep import sweep
 
     sweep(ctx, grace_seconds=0)
     from ops_helpers import drive
 
-    drive(settings)
+    drive(failing)
     code, out, items = _check(settings.home)
     assert code == 1
     assert [(a["kind"], a["subject"]) for a in items] == [("failed_run", batch["batch_id"])], out
     assert "freshness" in out and f"retail-pipeline replay {batch['batch_id']}" in out
-    monkeypatch.delenv("RETAIL_PIPELINE_MAX_DATA_AGE_HOURS")

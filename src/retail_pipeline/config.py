@@ -135,6 +135,7 @@ class Settings:
     claims_bucket: str | None = None  #: bucket of transform claims (default: the lake, when on gs://)
     identity: str | None = None  #: service account this process acts as on an emulator chain
     dbt_project: Path = DBT_PROJECT  #: the dbt project folder
+    max_data_age_hours: float = 0.0  #: production freshness limit of the data (0: off); dbt fails a test beyond it
     sweep_grace_seconds: int = 900  #: the sweep leaves alone what is younger (an event may still be on its way)
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
@@ -160,6 +161,7 @@ class Settings:
             claims_bucket=env.get(f"{PREFIX}CLAIMS_BUCKET") or None,
             identity=env.get(f"{PREFIX}IDENTITY") or None,
             dbt_project=Path(env.get(f"{PREFIX}DBT_PROJECT") or DBT_PROJECT),
+            max_data_age_hours=float(env.get(f"{PREFIX}MAX_DATA_AGE_HOURS") or 0),
             sweep_grace_seconds=int(env.get(f"{PREFIX}SWEEP_GRACE_SECONDS") or 900),
             limits=Limits.from_env(env),
             faults=Faults.from_env(env, home_path),
@@ -177,6 +179,7 @@ class Settings:
             f"{PREFIX}TRANSFORM": self.transform,
             f"{PREFIX}BQ_LOCATION": self.bigquery_location,
             f"{PREFIX}DBT_PROJECT": str(self.dbt_project),
+            f"{PREFIX}MAX_DATA_AGE_HOURS": str(self.max_data_age_hours),
             f"{PREFIX}SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
             **self.limits.to_env(),
             **self.faults.to_env(),

@@ -27,6 +27,7 @@ DBT_ENV_NAMES = (
     "RETAIL_PIPELINE_ANALYTICS_DATASET",
     "RETAIL_PIPELINE_BQ_LOCATION",
     "BIGQUERY_EMULATOR_HOST",
+    "RETAIL_PIPELINE_MAX_DATA_AGE_HOURS",
 )
 
 
@@ -34,7 +35,11 @@ def dbt_env(settings: Settings) -> dict[str, str | None]:
     """The dbt project's environment (profiles.yml and the sources read these), from the settings;
     every name is listed, set or unset, so nothing of the calling process leaks in."""
     env: dict[str, str | None] = {name: None for name in DBT_ENV_NAMES}
-    env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", RETAIL_PIPELINE_BQ_LOCATION=settings.bigquery_location)
+    env.update(
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        RETAIL_PIPELINE_BQ_LOCATION=settings.bigquery_location,
+        RETAIL_PIPELINE_MAX_DATA_AGE_HOURS=str(settings.max_data_age_hours),
+    )
     target = settings.warehouse_url
     if target.kind == "duckdb":
         assert target.path is not None
