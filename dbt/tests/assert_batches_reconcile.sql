@@ -20,8 +20,10 @@ raw_quarantine as (
 -- checked for the batches this run transformed (the batches whose queued months it rewrote: an
 -- incremental run leaves other batches' months alone, and a batch still waiting for its own run is
 -- not this run's failure); for every batch when the run rewrote nothing for a batch (a manual build)
+-- and, of those, the months this run rewrote: a concurrent run (another job execution) may hold the
+-- batch's other months, which it checks itself
 this_run as (
-    select distinct transform_batch_id as batch_id from {{ ref('fct_sales_lines') }}
+    select distinct transform_batch_id as batch_id, invoice_month from {{ ref('fct_sales_lines') }}
     where dbt_invocation_id = '{{ invocation_id }}' and transform_batch_id is not null
 ),
 missing_from_fact as (
@@ -29,7 +31,8 @@ missing_from_fact as (
     from {{ ref('stg_sales_lines') }} s
     left join {{ ref('fct_sales_lines') }} f on f.line_id = s.line_id
     where f.line_id is null
-      and (s.batch_id in (select batch_id from this_run) or not exists (select 1 from this_run))
+      and ((s.batch_id in (select batch_id from this_run) and s.invoice_month in (select invoice_month from this_run))
+           or not exists (select 1 from this_run))
     group by s.batch_id
 )
 select b.batch_id, b.rows_read, b.rows_loaded, b.rows_quarantined, b.rows_duplicate,
