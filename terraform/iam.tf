@@ -360,6 +360,16 @@ resource "google_cloud_run_v2_job_iam_member" "transform_runs_dbt" {
   member   = local.function_members["transform"]
 }
 
+# Transform starts a dbt build only when no execution of the job is running (run.executions.list):
+# two builds of the same models at once see each other half-done. Otherwise it answers 500 and
+# Pub/Sub redelivers the message later.
+resource "google_cloud_run_v2_job_iam_member" "transform_watches_dbt" {
+  name     = google_cloud_run_v2_job.dbt.name
+  location = var.region
+  role     = "roles/run.viewer"
+  member   = local.function_members["transform"]
+}
+
 # --- Function builds -------------------------------------------------------------------------
 
 # Cloud Build writes the build's logs (logging.logEntries.create).

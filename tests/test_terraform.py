@@ -479,9 +479,10 @@ CLOUD_RUN_ROLES = {
 
 
 def test_transform_may_run_the_dbt_job_with_overrides_and_nothing_more(tf):
-    grants = [b for b in _of_type(tf, "google_cloud_run_v2_job_iam_member").values()]
-    assert len(grants) == 1
-    grant = grants[0]
+    grants = {name: b for name, b in _of_type(tf, "google_cloud_run_v2_job_iam_member").items()}
+    assert sorted(grants) == ["transform_runs_dbt", "transform_watches_dbt"]
+    assert grants["transform_watches_dbt"]["role"] == "roles/run.viewer"  # list executions: one build at a time
+    grant = grants["transform_runs_dbt"]
     assert grant["name"] == "${google_cloud_run_v2_job.dbt.name}"  # on the job only
     assert grant["member"] == '${local.function_members["transform"]}'
     needed = {"run.jobs.run", "run.jobs.runWithOverrides"}  # RunJob with container overrides

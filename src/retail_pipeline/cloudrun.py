@@ -35,6 +35,18 @@ BATCHES_ENV = "RETAIL_PIPELINE_BATCH_IDS"  #: every batch the run is for: the jo
 CLAIM_ENV = "RETAIL_PIPELINE_CLAIM_KEY"
 
 
+class JobBusy(RuntimeError):
+    """An execution of the dbt job is still running: a transient error, retried by the platform."""
+
+
+def running_execution(executions_client: Any, job_name: str, timeout: float = 60.0) -> str | None:
+    """The name of an execution of the job that has not completed yet, or None."""
+    for execution in executions_client.list_executions(parent=job_name, timeout=timeout):
+        if not execution.completion_time:
+            return str(execution.name)
+    return None
+
+
 class JobsClientLike(Protocol):
     """The part of ``google.cloud.run_v2.JobsClient`` the transformer uses."""
 
@@ -58,6 +70,9 @@ class CloudRunJobTransformer:
     job: str
     client: JobsClientLike | None = None  #: injectable; else made by client_factory on first use
     client_factory: Callable[[], JobsClientLike] | None = None  #: makes the Admin API client (from the settings)
+    #: the name of an execution of the job still running, or None; one dbt build at a time: two
+    #: concurrent builds of the same models see each other half-done (a relationships test fails)
+    running_execution: Callable[[], str | None] | None = None
     request_timeout: float = 60.0  #: seconds for the run_job call itself
     task_timeout_seconds: int = 3600  #: the execution's task timeout (the job's own default otherwise)
     _made_client: Any = field(default=None, init=False, repr=False)
@@ -102,6 +117,10 @@ class CloudRunJobTransformer:
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
         """Start one job execution for the batches; returns once the API accepted it (state ``started``)."""
         batch_id = batch_ids[0]
+        if self.running_execution is not None:
+            running = self.running_execution()
+            if running:  # transient: the platform redelivers the message, and the claims are released
+                raise JobBusy(f"{self.job_name} is still running {running}; this run starts when it is done")
         request = self.build_request(batch_ids, partitions, claim_key)
         started = time.monotonic()
         operation = self._client().run_job(request=request, timeout=self.request_timeout)

@@ -80,9 +80,14 @@ def open_transformer(settings: Settings) -> Transformer:
         transformer = DbtTransformer(settings)
         transformer.warm_up()  # dbt imports and parses in its worker while ingest and load run
         return transformer
-    from ..cloudrun import CloudRunJobTransformer
-    from .google_clients import jobs_client
+    from ..cloudrun import CloudRunJobTransformer, running_execution
+    from .google_clients import executions_client, jobs_client
 
+    job_name = f"projects/{target.project}/locations/{target.region}/jobs/{target.job}"
     return CloudRunJobTransformer(
-        target.project, target.region, target.job, client_factory=lambda: jobs_client(settings)
+        target.project,
+        target.region,
+        target.job,
+        client_factory=lambda: jobs_client(settings),
+        running_execution=lambda: running_execution(executions_client(settings), job_name),
     )

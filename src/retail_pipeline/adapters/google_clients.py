@@ -78,3 +78,15 @@ def jobs_client(settings: Settings) -> Any:
         credentials=credentials_for(settings),
         client_options={"api_endpoint": settings.endpoints.run_admin},
     )
+
+
+def executions_client(settings: Settings) -> Any:
+    from google.cloud import run_v2
+
+    if settings.endpoints.run_admin is None:
+        return run_v2.ExecutionsClient()
+    return run_v2.ExecutionsClient(
+        transport="rest",
+        credentials=credentials_for(settings),
+        client_options={"api_endpoint": settings.endpoints.run_admin},
+    )
