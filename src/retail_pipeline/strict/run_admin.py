@@ -166,7 +166,10 @@ class RunAdmin:
         if match and req.method == "GET":
             job = run_job_name(match["project"], match["region"], match["job"])
             denied = self._authorize(req, "run.executions.list", job)
-            listed = [e.resource() for e in self.executions() if e.name.startswith(job + "/")]
+            mine = [e for e in self.executions() if e.name.startswith(job + "/")]
+            for execution in mine:
+                self._settle(execution)  # a process that ended is a completed execution
+            listed = [e.resource() for e in mine]
             return denied or json_reply(200, {"executions": listed})
         match = _EXECUTION.match(req.path)
         if match and req.method == ("POST" if match["cancel"] else "GET"):
