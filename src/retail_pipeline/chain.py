@@ -34,6 +34,7 @@ from .status import FINAL_STATES, collect, run_summary
 from .strict.stack import StrictLayer
 
 CHAIN_FILE = "chain.json"
+SWEEP_EVERY = 60  #: seconds between sweeps while a run waits for its batches (also their grace)
 
 
 class ChainError(RuntimeError):
@@ -200,7 +201,13 @@ class Chain:
         assert self.runtime is not None
         deadline = time.monotonic() + timeout
         self.runtime.run_until_idle(timeout=timeout)
+        next_sweep = time.monotonic() + SWEEP_EVERY
         while True:
+            if time.monotonic() >= next_sweep:  # what the events left behind (as `serve` and Cloud Scheduler do)
+                from .sweep import sweep
+
+                sweep(self.ctx, grace_seconds=SWEEP_EVERY)
+                next_sweep = time.monotonic() + SWEEP_EVERY
             report = collect(self.ctx)
             mine = {b["batch_id"]: b["state"] for b in report["batches"] if b["batch_id"] in batch_ids}
             if len(mine) == len(batch_ids) and all(s in FINAL_STATES for s in mine.values()):
