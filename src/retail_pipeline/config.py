@@ -8,7 +8,7 @@ environment into typed, frozen objects that are passed down. Nothing in the pack
 URL-style values pick the adapters (one parser per URL kind, in :mod:`retail_pipeline.urls`):
 ``gs://bucket`` or a local folder; ``duckdb:///path`` or ``bigquery://project/dataset_prefix``;
 ``local`` (a spool folder under the home) or ``pubsub://project/topic``; ``dbt`` (in-process) or
-``cloudrun://project/region/job``.
+``cloudrun://project/region/job``; reports ``gs://bucket/prefix/`` or a folder (empty: none).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from pathlib import Path
 from .urls import (
     BucketUrl,
     BusUrl,
+    ReportsUrl,
     TransformUrl,
     WarehouseUrl,
     parse_bucket,
     parse_bus,
+    parse_reports,
     parse_transform,
     parse_warehouse,
 )
@@ -137,6 +139,9 @@ class Settings:
     dbt_project: Path = DBT_PROJECT  #: the dbt project folder
     max_data_age_hours: float = 0.0  #: production freshness limit of the data (0: off); dbt fails a test beyond it
     sweep_grace_seconds: int = 900  #: the sweep leaves alone what is younger (an event may still be on its way)
+    #: where the month's Excel report goes after each successful dbt build: gs://BUCKET/PREFIX/ or a
+    #: folder; empty: no report
+    reports: str = ""
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -145,6 +150,8 @@ class Settings:
         # every URL is parsed (and so checked) once, when the settings are made
         parse_bucket(self.landing), parse_bucket(self.lake)
         parse_warehouse(self.warehouse), parse_bus(self.bus), parse_transform(self.transform)
+        if self.reports:
+            parse_reports(self.reports)
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +170,7 @@ class Settings:
             dbt_project=Path(env.get(f"{PREFIX}DBT_PROJECT") or DBT_PROJECT),
             max_data_age_hours=float(env.get(f"{PREFIX}MAX_DATA_AGE_HOURS") or 0),
             sweep_grace_seconds=int(env.get(f"{PREFIX}SWEEP_GRACE_SECONDS") or 900),
+            reports=env.get(f"{PREFIX}REPORTS") or "",
             limits=Limits.from_env(env),
             faults=Faults.from_env(env, home_path),
             endpoints=Endpoints.from_env(env),
@@ -189,6 +197,8 @@ class Settings:
             env[f"{PREFIX}CLAIMS_BUCKET"] = self.claims_bucket
         if self.identity:
             env[f"{PREFIX}IDENTITY"] = self.identity
+        if self.reports:
+            env[f"{PREFIX}REPORTS"] = self.reports
         return env
 
     def with_changes(self, **changes: object) -> Settings:
@@ -214,6 +224,11 @@ class Settings:
     @property
     def transform_url(self) -> TransformUrl:
         return parse_transform(self.transform)
+
+    @property
+    def reports_url(self) -> ReportsUrl | None:
+        """Where the month's report goes after a successful build; None when reports are off."""
+        return parse_reports(self.reports) if self.reports else None
 
     @property
     def claims_store_url(self) -> str | None:

@@ -41,6 +41,9 @@ class Context:
         self.lake.provision()
         self.bus.provision()
         self.warehouse.provision()
+        reports = self.settings.reports_url
+        if reports is not None:  # the reports bucket (Terraform's in GCP) or folder
+            open_store(reports.store, self.settings).provision()
 
 
 _current: Context | None = None

@@ -218,6 +218,11 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
             "tests_failed": result.tests_failed,
         },
     )
+    published = None
+    if ctx.settings.reports and result.status == "success":  # built here (the dbt job writes its own report)
+        from .report.publish import report_after_build  # openpyxl and pandas: only where reports are on
+
+        published = report_after_build(ctx, sorted(claimed), claim_key, result, partitions)
     return {
         "status": result.status,
         "batch_id": batch_id,
@@ -227,4 +232,5 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
         "models_built": result.models_built,
         "error": result.error,
         "execution": result.execution,
+        "report": published.uri if published else None,
     }

@@ -4,6 +4,7 @@
 - warehouse: ``duckdb:///PATH`` or ``bigquery://PROJECT/DATASET_PREFIX``
 - bus: ``local`` or ``pubsub://PROJECT/TOPIC``
 - transform: ``dbt`` or ``cloudrun://PROJECT/REGION/JOB``
+- reports: ``gs://BUCKET/PREFIX/`` (a bucket and an object name prefix) or a folder
 """
 
 from __future__ import annotations
@@ -65,6 +66,19 @@ class TransformUrl:
     job: str = ""
 
 
+@dataclass(frozen=True)
+class ReportsUrl:
+    store: str  #: the bucket (``gs://BUCKET``) or the folder the reports go into
+    prefix: str = ""  #: object name prefix inside it (``reports/``), empty or ending with '/'
+
+    @property
+    def bucket(self) -> BucketUrl:
+        return parse_bucket(self.store)
+
+    def __str__(self) -> str:
+        return f"{self.store}/{self.prefix}" if self.prefix else self.store
+
+
 def parse_bucket(url: str) -> BucketUrl:
     if url.startswith("gs://"):
         name = url[len("gs://") :].strip("/")
@@ -117,3 +131,16 @@ def parse_transform(url: str) -> TransformUrl:
             "(project id, region like europe-west1, job name)"
         )
     raise SettingError(f"unknown transform {url!r}: use 'dbt' or cloudrun://PROJECT/REGION/JOB")
+
+
+def parse_reports(url: str) -> ReportsUrl:
+    """``gs://BUCKET/PREFIX/`` → the bucket and the prefix its objects are named under; a folder → itself."""
+    if url.startswith("gs://"):
+        bucket, _, prefix = url[len("gs://") :].partition("/")
+        prefix = prefix.strip("/")
+        parts = prefix.split("/") if prefix else []
+        if not bucket or any(part in ("", ".", "..") for part in parts):
+            raise SettingError(f"reports URL {url!r}: use gs://BUCKET/PREFIX/ (for example gs://my-reports/reports/)")
+        return ReportsUrl(f"gs://{bucket}", f"{prefix}/" if prefix else "")
+    parse_bucket(url)  # a folder: checked like a bucket folder
+    return ReportsUrl(url)
