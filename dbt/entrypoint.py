@@ -18,11 +18,24 @@ the whole project again): the script queues the batch's months in the transform 
 tests; unit tests run in CI). Both commands reuse one parse, which starts from the
 ``partial_parse.msgpack`` the image build wrote (``dbt parse`` in the Dockerfile).
 
-Exit codes: 0 every model built and every test passed; 1 dbt ran and something failed (Cloud Run
-marks the execution failed); 2 dbt could not run at all (bad vars, no connection, bad project);
-3 the outcome could not be recorded. Every failure logs ``"stage": "transform", "status": "failed"``
-(the log-based metric of terraform/monitoring.tf counts those lines).
-The script is standalone (the image holds only dbt and this project), so it imports no pipeline code.
+After a successful build, when ``RETAIL_PIPELINE_REPORTS`` is set (``gs://BUCKET/reports/``; Terraform
+sets it), the job writes the month's Excel report: the pipeline's report step,
+``python -m retail_pipeline.report_job``, runs as a child process (the image holds the package; see
+dbt/Dockerfile) for the latest month the batch touched. The build's success is recorded before the
+report starts, so a report that fails cannot undo or mark failed the data: the failure is logged as
+``"stage": "report", "status": "failed"``, noted on the run's record (``error`` = "report not
+written: ...", state still ``success``; ``retail-pipeline status`` shows it) and ends the execution
+with its own exit code.
+
+Exit codes: 0 every model built and every test passed (and the report, if asked for, was written);
+1 dbt ran and something failed (Cloud Run marks the execution failed); 2 dbt could not run at all
+(bad vars, no connection, bad project); 3 the outcome could not be recorded; 4 the data was built
+and recorded but the report was not written (Cloud Run marks the execution failed and, with
+``max_retries``, runs it again: the build is idempotent and the report gets another try).
+Every build failure logs ``"stage": "transform", "status": "failed"`` (the log-based metric of
+terraform/monitoring.tf counts those lines); a report failure logs ``"stage": "report"`` instead.
+The script imports no pipeline code itself (dbt parses and builds without it); the report step is
+the package's, in its own process.
 """
 
 from __future__ import annotations
@@ -31,12 +44,16 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent
 MONTH_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+REPORT_FAILED = 4  #: exit code: the data was built and recorded, the month's report was not written
+REPORT_TIMEOUT_SECONDS = 900  #: the report step's limit (the job's task timeout is 1800 s by default)
+REPORT_NOTE = "report not written: "  #: the run record's error when only the report failed
 
 
 def parse_vars(text: str) -> dict:
@@ -166,6 +183,54 @@ def finish(record: dict, outcome: dict, code: int, target: str) -> int:
     return code
 
 
+def write_report(record: dict, outcome: dict, target: str) -> int:
+    """After a successful build that is already recorded: the month's report, by the pipeline's report
+    step in a child process, when ``RETAIL_PIPELINE_REPORTS`` is set. Returns 0, or REPORT_FAILED when
+    the report was not written (logged as stage=report, and noted on the run, whose state stays success)."""
+    if not os.environ.get("RETAIL_PIPELINE_REPORTS"):
+        return 0
+    command = [sys.executable, "-m", "retail_pipeline.report_job", "--months", ",".join(record.get("partitions", []))]
+    if record.get("batch_id"):
+        command += ["--batch-id", record["batch_id"]]
+    try:
+        step = subprocess.run(command, capture_output=True, text=True, timeout=REPORT_TIMEOUT_SECONDS, check=False)
+        lines, code, tail = step.stdout.splitlines(), step.returncode, step.stderr.strip()[-2000:]
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        lines, code, tail = out.splitlines(), None, f"the report step was stopped after {REPORT_TIMEOUT_SECONDS} s"
+    reported = None
+    for line in lines:  # the step's own JSON line, relayed to this job's log
+        print(line, flush=True)
+        if line.startswith("{") and '"stage": "report"' in line:
+            reported = json.loads(line)
+    if code == 0 and reported is not None and reported.get("status") == "success":
+        return 0
+    if reported is not None and reported.get("status") == "failed":
+        message = reported["message"]
+    else:  # the step died before it could say why (not installed, killed, timed out)
+        message = tail if code is None else f"the report step ended with exit code {code}: {tail or 'no output'}"
+        print(
+            json.dumps(
+                {
+                    "severity": "ERROR",
+                    "stage": "report",
+                    "status": "failed",
+                    "batch_id": record.get("batch_id"),
+                    "message": message,
+                }
+            ),
+            flush=True,
+        )
+    try:  # the note on the run (its state stays success: the data is built)
+        record_outcome(target, {**outcome, "error": (REPORT_NOTE + message)[:4000]})
+    except Exception as exc:
+        print(
+            json.dumps({"severity": "WARNING", "stage": "report", "message": f"not noted on the run: {exc}"}),
+            flush=True,
+        )
+    return REPORT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run dbt build with the batch's vars; print one JSON line (Cloud Logging parses it); return the exit code."""
     parser = argparse.ArgumentParser(description="dbt build for one batch (the Cloud Run job)")
@@ -211,17 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(outcome.result.results if outcome.result is not None else [])
     ok = outcome.success and not summary["errors"]
     errors = summary.pop("errors")
-    return finish(
-        record,
-        {
-            **summary,
-            "state": "success" if ok else "failed",
-            "seconds": seconds,
-            "error": "; ".join(errors)[:4000] or None,
-        },
-        0 if ok else 1,
-        args.target,
-    )
+    built = {**summary, "state": "success" if ok else "failed", "seconds": seconds}
+    built["error"] = "; ".join(errors)[:4000] or None
+    code = finish(record, built, 0 if ok else 1, args.target)
+    return write_report(record, built, args.target) if code == 0 else code
 
 
 if __name__ == "__main__":

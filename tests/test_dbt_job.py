@@ -46,12 +46,17 @@ def test_dockerfile_runs_the_entrypoint_on_the_prod_target():
     assert re.search(r'^ENTRYPOINT \["python", "/app/dbt/entrypoint.py"\]$', text, re.M)
     assert "DBT_TARGET=prod" in text and "DBT_SEND_ANONYMOUS_USAGE_STATS=false" in text
     assert re.search(r"^USER dbt$", text, re.M)  # not root
-    ignored = (DBT / ".dockerignore").read_text().split()
-    assert "target/" in ignored and "logs/" in ignored
+    # built from the repository root: the context holds the dbt project and the pipeline package only
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ignored[ignored.index("*") + 1 :][:2] == ["!dbt/", "!src/retail_pipeline/"]
+    assert "dbt/target/" in ignored and "dbt/logs/" in ignored
     # the image starts parsed: dbt parse runs as the job's user, after the project is copied, into the
     # target path the job uses (kept in the image, not under /tmp)
     parse = re.search(r"^RUN dbt parse --project-dir /app/dbt --profiles-dir /app/dbt --target prod$", text, re.M)
-    assert parse and parse.start() > text.index("USER dbt") > text.index("COPY --chown=dbt . /app/dbt")
+    assert parse and parse.start() > text.index("USER dbt") > text.index("COPY --chown=dbt dbt /app/dbt")
+    # the report step: the package on the path, the dbt project where config.Settings looks for it
+    assert "COPY src/retail_pipeline /app/src/retail_pipeline" in text
+    assert "PYTHONPATH=/app/src" in text and "RETAIL_PIPELINE_DBT_PROJECT=/app/dbt" in text
     assert re.search(r"DBT_TARGET_PATH=/app/dbt/target\b", text)
     # the profile renders the job's environment at build time too (build args, as Terraform's dbt_env)
     terraform = (REPO / "terraform" / "main.tf").read_text()
