@@ -1,6 +1,7 @@
 # Artifact Registry (the dbt image and the functions' build images) and the dbt Cloud Run job.
 # The transform function starts one execution per complete batch, passing the batch's invoice
-# months in the execution overrides; the job runs `dbt build --target prod` (dbt/Dockerfile).
+# months in the execution overrides; the job runs `dbt build --target prod` (dbt/Dockerfile), then
+# writes the month's Excel report to the reports bucket (storage.tf) when var.write_reports is on.
 
 resource "google_artifact_registry_repository" "images" {
   repository_id = local.artifact_repository_id
@@ -61,8 +62,9 @@ resource "google_cloud_run_v2_job" "dbt" {
           }
         }
 
+        # dbt's profile and sources (dbt_env), and the report step after a successful build (main.tf)
         dynamic "env" {
-          for_each = local.dbt_env
+          for_each = merge(local.dbt_env, local.dbt_report_env)
 
           content {
             name  = env.key
@@ -77,6 +79,7 @@ resource "google_cloud_run_v2_job" "dbt" {
     google_bigquery_dataset_iam_member.dbt_reads_raw,
     google_bigquery_dataset_iam_member.dbt_writes_pipeline,
     google_bigquery_dataset_iam_member.dbt_writes_analytics,
+    google_storage_bucket_iam_member.dbt_writes_reports,
     google_project_iam_member.dbt_runs_jobs,
     google_bigquery_table.transform_runs,
   ]

@@ -125,6 +125,20 @@ resource "google_storage_bucket_iam_member" "load_reads_landing" {
   member = local.function_members["load"]
 }
 
+# The dbt job writes the month's Excel report after a successful build, under reports/ only:
+# storage.objects.create (+ .delete when a later build rewrites the month's report).
+resource "google_storage_bucket_iam_member" "dbt_writes_reports" {
+  bucket = google_storage_bucket.reports.name
+  role   = "roles/storage.objectUser"
+  member = local.dbt_member
+
+  condition {
+    title       = "reports-only"
+    description = "Objects under reports/ in the reports bucket."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.reports.name}/objects/reports/\")"
+  }
+}
+
 # Function builds read the uploaded bundle (storage.objects.get).
 resource "google_storage_bucket_iam_member" "functions_build_reads_sources" {
   bucket = google_storage_bucket.function_sources.name

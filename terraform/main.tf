@@ -7,6 +7,8 @@
 #   Cloud Scheduler --daily--> sweep (re-drives what the events missed); landing object archived
 #     (deleted by a person) --Eventarc--> load (retract)
 #
+#   the dbt job, after each successful build --> the month's Excel report in gs://REPORTS/reports/
+#
 # Files by concern: apis.tf, storage.tf, bigquery.tf, pubsub.tf, iam.tf, functions.tf, dbt_job.tf,
 # sweep.tf, monitoring.tf, kms.tf.
 
@@ -21,6 +23,7 @@ locals {
     landing          = coalesce(var.buckets.landing, "${var.project_id}-${local.prefix}-landing")
     lake             = coalesce(var.buckets.lake, "${var.project_id}-${local.prefix}-lake")
     function_sources = coalesce(var.buckets.function_sources, "${var.project_id}-${local.prefix}-function-sources")
+    reports          = coalesce(var.buckets.reports, "${var.project_id}-${local.prefix}-reports")
   }
 
   datasets = {
@@ -60,6 +63,14 @@ locals {
     RETAIL_PIPELINE_BQ_LOCATION        = var.bigquery.location
     RETAIL_PIPELINE_MAX_DATA_AGE_HOURS = tostring(var.max_data_age_hours)
     DBT_SEND_ANONYMOUS_USAGE_STATS     = "false"
+  }
+
+  # What the job's report step reads after a successful build (src/retail_pipeline/config.py): the
+  # month's Excel report goes under reports/ of the reports bucket; an empty value writes none.
+  dbt_report_env = {
+    RETAIL_PIPELINE_HOME      = "/tmp/retail-pipeline"
+    RETAIL_PIPELINE_WAREHOUSE = "bigquery://${var.project_id}/${var.bigquery.dataset_prefix}"
+    RETAIL_PIPELINE_REPORTS   = var.write_reports ? "gs://${local.bucket_names.reports}/reports/" : ""
   }
 
   labels = merge({ app = "retail-pipeline", managed-by = "terraform" }, var.labels)

@@ -36,6 +36,11 @@ output "landing_bucket" {
   value       = google_storage_bucket.landing.name
 }
 
+output "reports_bucket" {
+  description = "The monthly Excel reports the dbt job writes after each successful build: gs://REPORTS_BUCKET/reports/online-retail-YYYY-MM.xlsx (with write_reports)."
+  value       = google_storage_bucket.reports.name
+}
+
 output "lake_bucket" {
   description = "Partitioned Parquet, quarantine files and batch manifests written by ingest."
   value       = google_storage_bucket.lake.name

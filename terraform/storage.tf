@@ -1,5 +1,6 @@
 # Buckets: landing (workbooks dropped by people), lake (partitioned Parquet + manifests written by
-# ingest), function sources (the packaged function bundles). All private: uniform bucket-level
+# ingest), function sources (the packaged function bundles), reports (the monthly Excel reports the
+# dbt job writes for people). All private: uniform bucket-level
 # access, public access prevention enforced, no ACLs. With var.cmek set, each has a default
 # Cloud KMS key (kms.tf); otherwise Google-managed keys.
 
@@ -137,6 +138,52 @@ resource "google_storage_bucket" "function_sources" {
     action {
       type = "Delete"
     }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.buckets.noncurrent_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  dynamic "encryption" {
+    for_each = local.cmek_enabled ? [local.kms_key] : []
+
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.cmek_enabled ? strcontains(local.kms_key, "/locations/${var.region}/") : true
+      error_message = "cmek.kms_key_name must be a key in var.region: buckets need a key in their own location."
+    }
+  }
+
+  depends_on = [google_project_service.required, google_kms_crypto_key_iam_member.gcs_agent]
+}
+
+# The monthly Excel reports: reports/online-retail-YYYY-MM.xlsx, written by the dbt job after each
+# successful build (the month it touched). A bucket of their own, apart from the data: readers of the
+# reports get access here (roles/storage.objectViewer) without any on the lake, and the report never
+# lands in a bucket whose finalize events drive the pipeline.
+resource "google_storage_bucket" "reports" {
+  #checkov:skip=CKV_GCP_62:Access is audited by Data Access audit logs for Cloud Storage (google_project_iam_audit_config.storage in iam.tf) instead of usage-log buckets.
+  name                        = local.bucket_names.reports
+  location                    = upper(var.region)
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = !var.deletion_protection
+  labels                      = local.labels
+
+  # A later build of the same month rewrites its report; the version before stays for a while.
+  versioning {
+    enabled = true
   }
 
   lifecycle_rule {

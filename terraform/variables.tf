@@ -32,6 +32,7 @@ variable "buckets" {
     landing                   = optional(string) # default: PROJECT-PREFIX-landing
     lake                      = optional(string) # default: PROJECT-PREFIX-lake
     function_sources          = optional(string) # default: PROJECT-PREFIX-function-sources
+    reports                   = optional(string) # default: PROJECT-PREFIX-reports
     raw_rows_retention_days   = optional(number, 30)
     noncurrent_retention_days = optional(number, 30)
   })
@@ -252,6 +253,12 @@ variable "cmek" {
     condition     = var.cmek.bigquery_kms_key_name == null || var.cmek.kms_key_name != null
     error_message = "cmek.bigquery_kms_key_name needs cmek.kms_key_name too (the buckets, topics and registry use that one)."
   }
+}
+
+variable "write_reports" {
+  type        = bool
+  description = "After each successful dbt build the job writes the month's Excel report to gs://REPORTS_BUCKET/reports/online-retail-YYYY-MM.xlsx (the latest month the build touched). false: no report (the bucket and the job's grant stay)."
+  default     = true
 }
 
 variable "max_data_age_hours" {

@@ -678,6 +678,7 @@ def _evaluation_module(tmp_path: Path) -> Path:
         "looker_studio_url",
         "function_env",
         "dbt_env",
+        "dbt_report_env",
         "bucket_names",
         "datasets",
         "dbt_failed_run_filter",
@@ -792,6 +793,33 @@ def test_dbt_job_env_covers_every_env_var_the_prod_target_reads(evaluated):
     assert dbt_env["RETAIL_PIPELINE_RAW_DATASET"] == "shop_raw"
     assert dbt_env["RETAIL_PIPELINE_PIPELINE_DATASET"] == "shop_pipeline"
     assert dbt_env["RETAIL_PIPELINE_BQ_LOCATION"] == "EU"
+
+
+def test_the_dbt_jobs_report_step_writes_where_its_grant_allows(tf, evaluator, evaluated, monkeypatch):
+    """The job's report settings, as Terraform computes them, parse as the pipeline reads them, and name
+    the bucket and prefix the job's only storage grant (an IAM condition) allows; write_reports=false: none."""
+    from retail_pipeline.config import Settings
+
+    env = evaluated["dbt_report_env"]
+    for key in list(__import__("os").environ):
+        if key.startswith("RETAIL_PIPELINE_"):
+            monkeypatch.delenv(key)
+    for key, value in {**evaluated["dbt_env"], **env}.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings.from_env()
+    assert settings.warehouse == "bigquery://acme-retail-42/shop"
+    reports = settings.reports_url
+    assert reports is not None and (reports.store, reports.prefix) == ("gs://acme-retail-42-retail-reports", "reports/")
+    assert evaluated["bucket_names"]["reports"] == "acme-retail-42-retail-reports"
+    job = tf["resource"][("google_cloud_run_v2_job", "dbt")]
+    container = _one(_one(_one(job["template"])["template"])["containers"])
+    assert _one(container["dynamic"])["env"]["for_each"] == "${merge(local.dbt_env, local.dbt_report_env)}"
+    grants = _bucket_grants(tf, "${local.dbt_member}")
+    assert set(grants) == {("reports", "roles/storage.objectUser")}
+    assert grants[("reports", "roles/storage.objectUser")] == (
+        'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.reports.name}/objects/reports/")'
+    )
+    assert evaluator(write_reports="false")["dbt_report_env"]["RETAIL_PIPELINE_REPORTS"] == ""
 
 
 def test_cmek_switch_as_terraform_computes_it(evaluator, evaluated):
@@ -1083,7 +1111,7 @@ def _referenced_paths(doc: dict) -> set[str]:
 
 def test_every_path_cloudbuild_references_exists():
     paths = _referenced_paths(_cloudbuild())
-    assert {"dbt/Dockerfile", "dbt", "scripts/package_functions.py", "scripts/smoke_test.py", "terraform"} <= paths
+    assert {"dbt/Dockerfile", ".", "scripts/package_functions.py", "scripts/smoke_test.py", "terraform"} <= paths
     missing = [p for p in sorted(paths - BUILD_OUTPUTS) if not (REPO / p).exists()]
     assert not missing, f"cloudbuild.yaml references missing paths: {missing}"
 

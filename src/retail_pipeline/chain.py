@@ -1,7 +1,7 @@
 """The emulator chain's lifecycle: its settings, the record a home keeps of it, and a whole run.
 
 - :func:`emulator_settings`: gs:// buckets, BigQuery datasets ``retail<suffix>_*``, a Pub/Sub
-  topic, each client pointed at the emulators.
+  topic, each client pointed at the emulators; reports, when on, under ``gs://reports<suffix>/reports/``.
 - :class:`Chain`: provisions what Terraform makes in GCP, starts the three function servers,
   subscribes the transform server to the topic (a push subscription on Pub/Sub; the local
   dispatcher pushes from the spool bus otherwise) and plays Eventarc for the buckets.
@@ -42,12 +42,14 @@ class ChainError(RuntimeError):
 
 
 def emulator_settings(home: Path, emulators: Emulators, suffix: str = "", base: Settings | None = None) -> Settings:
-    """Settings of the emulator chain: gs:// buckets, BigQuery datasets ``retail<suffix>_*``, Pub/Sub."""
+    """Settings of the emulator chain: gs:// buckets, BigQuery datasets ``retail<suffix>_*``, Pub/Sub;
+    any reports setting becomes the chain's reports bucket ``gs://reports<suffix>/reports/``."""
     base = base or Settings.from_env(home)
     return base.with_changes(
         home=Path(home).resolve(),
         landing=f"gs://landing{suffix}",
         lake=f"gs://lake{suffix}",
+        reports=f"gs://reports{suffix}/reports/" if base.reports else "",
         warehouse=f"bigquery://{emulators.project}/retail{suffix.replace('-', '_')}",
         bus=f"pubsub://{emulators.project}/{DEFAULT_TOPIC}{suffix}",
         transform="dbt",

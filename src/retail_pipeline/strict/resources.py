@@ -83,6 +83,7 @@ class ResourceMap:
         region: str = "europe-west1",
         name_prefix: str = "retail",
         function_sources_bucket: str | None = None,
+        reports_bucket: str | None = None,
         project_number: str = "000000000000",
         admin_email: str | None = None,
         bigquery_location: str = "EU",
@@ -122,6 +123,7 @@ class ResourceMap:
             "bucket:function_sources": bucket_name(
                 function_sources_bucket or f"{project}-{name_prefix}-function-sources"
             ),
+            "bucket:reports": bucket_name(reports_bucket or f"{project}-{name_prefix}-reports"),
             "dataset:raw": dataset_name(project, f"{dataset_prefix}_raw"),
             "dataset:pipeline": dataset_name(project, f"{dataset_prefix}_pipeline"),
             "dataset:analytics": dataset_name(project, f"{dataset_prefix}_analytics"),

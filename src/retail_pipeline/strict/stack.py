@@ -21,13 +21,14 @@ from .resources import ADMIN, ResourceMap
 from .run_admin import JobDefinition, RunAdmin
 
 TERRAFORM = Path(__file__).resolve().parents[3] / "terraform"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  #: the folder holding retail_pipeline (the image's /app/src)
 REGION = "europe-west1"  #: terraform/variables.tf's default region
 DBT_JOB = "retail-dbt"  #: terraform/main.tf's dbt job name with the default prefix
 COMPONENTS = ("ingest", "load", "transform", "dbt")
 
 
 def dbt_job_env(settings: Settings) -> dict[str, str]:
-    """What terraform/main.tf's ``dbt_env`` gives the job, for this chain's warehouse."""
+    """What terraform/main.tf's ``dbt_env`` and ``dbt_report_env`` give the job, for this chain."""
     target = settings.warehouse_url
     return {
         "RETAIL_PIPELINE_GCP_PROJECT": target.project,
@@ -36,6 +37,10 @@ def dbt_job_env(settings: Settings) -> dict[str, str]:
         "RETAIL_PIPELINE_PIPELINE_DATASET": target.pipeline_dataset,
         "RETAIL_PIPELINE_BQ_LOCATION": settings.bigquery_location,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # the report step after a successful build (empty RETAIL_PIPELINE_REPORTS: no report)
+        "RETAIL_PIPELINE_HOME": str(settings.home / "dbt-job"),
+        "RETAIL_PIPELINE_WAREHOUSE": settings.warehouse,
+        "RETAIL_PIPELINE_REPORTS": settings.reports,
     }
 
 
@@ -56,6 +61,7 @@ class StrictLayer:
 
     def resource_map(self, settings: Settings) -> ResourceMap:
         target = settings.warehouse_url
+        reports = settings.reports_url
         return ResourceMap.for_chain(
             target.project,
             settings.landing_url.bucket,
@@ -64,6 +70,7 @@ class StrictLayer:
             settings.bus_url.topic,
             DBT_JOB,
             region=REGION,
+            reports_bucket=reports.bucket.bucket if reports is not None else None,
         )
 
     def start(self, settings: Settings) -> Settings:
@@ -103,14 +110,19 @@ class StrictLayer:
         )
 
     def dbt_job(self, settings: Settings) -> JobDefinition:
-        """The Cloud Run job as terraform/dbt_job.tf defines it (the image's entrypoint, dbt_env), pointed
-        at the BigQuery gateway with the dbt job's own identity."""
+        """The Cloud Run job as terraform/dbt_job.tf defines it (the image's entrypoint, its env), pointed
+        at the gateways with the dbt job's own identity; the pipeline package on the path, as in the image."""
         email = self.identities()["dbt"]
+        endpoints = Endpoints(
+            storage=settings.endpoints.storage, bigquery=settings.endpoints.bigquery, project=settings.endpoints.project
+        )
         env = {
             **dbt_job_env(settings),
+            **endpoints.to_env(),
             "DBT_TARGET": "emulator",
-            "BIGQUERY_EMULATOR_HOST": str(settings.endpoints.bigquery),
             "RETAIL_PIPELINE_ACCESS_TOKEN": token_for(email),
+            "RETAIL_PIPELINE_IDENTITY": email,
+            "PYTHONPATH": str(PACKAGE_ROOT),
             "DBT_TARGET_PATH": str(settings.home / "dbt-job" / "target"),
             "DBT_LOG_PATH": str(settings.home / "dbt-job" / "logs"),
         }
