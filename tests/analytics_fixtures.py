@@ -1,6 +1,7 @@
 """Session fixtures shared by the analytics, report and dashboard tests (loaded from conftest.py).
 
-- ``small_home``: one embedded run (DuckDB) of the small workbook through `retail-pipeline run`;
+- ``small_home``: one embedded run (DuckDB) of the small workbook through `retail-pipeline run`, with
+  the month's report on (``RETAIL_PIPELINE_REPORTS=HOME/reports``, tests/test_report_publish.py);
 - ``emulator_run``: one run of the same workbook on the emulator chain (GCS, Pub/Sub and BigQuery
   emulators, dbt-bigquery), whose home records the chain, so the CLI reads BigQuery there;
 - ``duckdb_sql`` / ``bigquery_sql``: direct queries of the marts, for comparisons.
@@ -26,6 +27,7 @@ def small_home(tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -
     home = tmp_path_factory.mktemp("small") / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIL_PIPELINE_")}
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    env["RETAIL_PIPELINE_REPORTS"] = str(home / "reports")  # the month's report after the build, into a folder
     proc = subprocess.run(
         [str(BIN), "--home", str(home), "run", str(small_workbook), "--timeout", "300"],
         capture_output=True,

@@ -50,8 +50,8 @@ def strict_run(emulators, tmp_path_factory, small_workbook) -> dict:
     not_a_workbook = home.parent / "notes.xlsx"
     not_a_workbook.write_bytes(b"minutes of the meeting, not a workbook")
     plan = FaultPlan(max_copies=2, seed=5, crash=("load.after_job", "transform.after_claim"))
-    summary = run_on_emulators(
-        Settings.from_env(home, environ={}),
+    summary = run_on_emulators(  # with the month's report, which the dbt job writes after its build
+        Settings.from_env(home, environ={"RETAIL_PIPELINE_REPORTS": "gs://reports-truth/reports/"}),
         [(small_workbook, "small.xlsx"), (not_a_workbook, "notes.xlsx")],
         emulators=emulators,
         suffix="-truth",
@@ -265,4 +265,132 @@ def test_a_failing_dbt_test_in_the_job_ends_as_transform_failed(strict_run, emul
         assert report["dbt"]["status"] == "failed" and report["dbt"]["tests_failed"] >= 1
         assert "assert_data_freshness" in (report["dbt"]["error"] or "")
     finally:
+        layer.stop()
+
+
+# ---------------------------------------------------------------- the month's report (the dbt job's)
+
+REPORTS_GRANT = "google_storage_bucket_iam_member.dbt_writes_reports"
+
+
+def _emulator_clients(emulators):
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery, storage
+
+    anonymous = AnonymousCredentials()
+    gcs = storage.Client(
+        project=emulators.project, credentials=anonymous, client_options=ClientOptions(api_endpoint=emulators.gcs_url)
+    )
+    bq = bigquery.Client(
+        project=emulators.project, credentials=anonymous, client_options=ClientOptions(api_endpoint=emulators.bq_url)
+    )
+    return gcs, bq
+
+
+def test_the_dbt_job_wrote_the_months_report_as_its_own_account(strict_run, emulators):
+    """After its build the job wrote the report of the latest month the batch touched under reports/ of
+    the chain's reports bucket, as the dbt job's service account, nothing refused; the workbook opens
+    and its summary equals the marts read directly from the BigQuery emulator."""
+    import io
+
+    import openpyxl
+    from google.cloud import bigquery
+
+    from report_checks import assert_summary_equals_marts
+
+    gcs, bq = _emulator_clients(emulators)
+    config = bigquery.QueryJobConfig(default_dataset=f"{emulators.project}.retail_truth_analytics")
+
+    def sql(statement: str) -> list[tuple]:
+        return [tuple(row.values()) for row in bq.query(statement, job_config=config).result(timeout=120)]
+
+    [(latest,)] = sql("select max(invoice_month) from mart_revenue_monthly")
+    month = latest.strftime("%Y-%m")
+    names = [blob.name for blob in gcs.list_blobs("reports-truth")]
+    assert names == [f"reports/online-retail-{month}.xlsx"]
+    book = openpyxl.load_workbook(io.BytesIO(gcs.bucket("reports-truth").blob(names[0]).download_as_bytes()))
+    try:
+        assert_summary_equals_marts(book, month, sql)
+    finally:
+        book.close()
+    writes = [e for e in strict_run["audit"] if "/buckets/reports-truth/objects/" in (e["resource"] or "")]
+    assert [(e["account"], e["permission"], e["allowed"], e["binding"]) for e in writes] == [
+        ("retail-dbt-job@retail-local.iam.gserviceaccount.com", "storage.objects.create", True, REPORTS_GRANT)
+    ]
+    assert writes[0]["resource"].endswith(f"/objects/reports/online-retail-{month}.xlsx")
+    # the job's own log: the build's line, then the report's
+    short = (strict_run["summary"]["dbt"]["execution"] or "").rsplit("/", 1)[-1]
+    log = (strict_run["home"] / "strict" / "executions" / f"{short}.log").read_text()
+    stages = [(x["stage"], x["status"]) for x in map(json.loads, (y for y in log.splitlines() if y.startswith("{")))]
+    assert stages[-2:] == [("transform", "success"), ("report", "success")]
+
+
+def test_without_the_reports_grant_the_write_is_refused_and_the_build_stands(
+    strict_run, emulators, monkeypatch, capsys
+):
+    """The policy minus the job's reports grant: the audited report write would be refused. Run the job's
+    report step through a gateway enforcing that policy: 403, logged as stage=report/failed, exit code 4,
+    and the run stays a success, noted 'report not written'."""
+    import dataclasses
+    import importlib.util
+
+    from retail_pipeline.config import Settings
+    from retail_pipeline.context import Context
+    from retail_pipeline.status import collect
+    from retail_pipeline.strict.gateway import Gateway
+    from retail_pipeline.strict.policy import Policy
+    from retail_pipeline.strict.stack import StrictLayer
+
+    home = strict_run["home"]
+    policy = _policy(home)
+    without = Policy([b for b in policy.bindings if b.address != REPORTS_GRANT], policy.resources)
+    assert len(without.bindings) == len(policy.bindings) - 1
+    writes = [c for c in _used(strict_run["audit"]) if "/buckets/reports-truth/objects/" in c[2]]
+    assert writes and all(policy.check(*c).allowed and not without.check(*c).allowed for c in writes)
+
+    recorded = Settings.from_env(home, environ=json.loads((home / "chain.json").read_text())["env"])
+    layer = StrictLayer(emulators.gcs_url, emulators.bq_url, home / "strict-no-reports-grant")
+    settings = layer.start(recorded)
+    refusing = Gateway(emulators.gcs_url, "gcs", without, layer.root / "refusing-audit.jsonl")
+    refusing.start()
+    try:
+        ctx = Context(settings.with_changes(identity=layer.admin))
+        [batch] = [b for b in strict_run["summary"]["batches"] if b["state"] == "transformed"]
+        before = collect(ctx)
+        assert ctx.warehouse.claim_transform(batch["batch_id"], "report-refused")
+        job = layer.dbt_job(
+            settings.with_changes(endpoints=dataclasses.replace(settings.endpoints, storage=refusing.url))
+        )
+        overrides = {"RETAIL_PIPELINE_BATCH_IDS": batch["batch_id"], "RETAIL_PIPELINE_CLAIM_KEY": "report-refused"}
+        for key, value in {**job.env, **overrides}.items():
+            monkeypatch.setenv(key, value)
+        spec = importlib.util.spec_from_file_location("dbt_job_entrypoint", REPO / "dbt" / "entrypoint.py")
+        assert spec and spec.loader
+        entrypoint = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(entrypoint)
+        partitions = ctx.warehouse.batch_progress(batch["batch_id"]).partitions
+        built = {"state": "success", "tests_passed": 11, "tests_failed": 0, "models_built": 5, "seconds": 2.0}
+        record = {"batch_id": batch["batch_id"], "partitions": partitions}
+        code = entrypoint.write_report(record, {**built, "error": None}, "emulator")
+        lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+        [line] = [x for x in lines if x.get("stage") == "report"]
+        assert code == entrypoint.REPORT_FAILED == 4
+        assert (line["severity"], line["status"]) == ("ERROR", "failed")
+        message = line["message"]
+        assert f"the report of {max(partitions)} was not written to gs://reports-truth/reports/" in message
+        assert "403" in message and "storage.objects.create" in message
+        assert "retail-dbt-job@retail-local.iam.gserviceaccount.com" in message
+        after = collect(ctx)
+        [noted] = [b for b in after["batches"] if b["batch_id"] == batch["batch_id"]]
+        assert noted["state"] == "transformed" and noted["error"] == "report not written: " + message
+        assert after["warehouse"] == before["warehouse"]
+        audit = [json.loads(x) for x in (layer.root / "refusing-audit.jsonl").read_text().splitlines()]
+        refused = [e for e in audit if not e["allowed"]]
+        assert [(e["account"].split("@")[0], e["permission"]) for e in refused] == [
+            ("retail-dbt-job", "storage.objects.create")
+        ]
+        assert "/buckets/reports-truth/objects/reports/" in refused[0]["resource"]
+    finally:
+        refusing.stop()
         layer.stop()
