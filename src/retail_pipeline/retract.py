@@ -18,11 +18,13 @@ import fnmatch
 import getpass
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
 from . import context
+from .cloudrun import JobBusy
 from .context import Context
 from .events import PermanentEventError
 from .lake import REJECTED_PREFIX
@@ -59,6 +61,30 @@ def rebuild(ctx: Context, batch_ids: list[str], partitions: list[str], claim_key
     return result
 
 
+BUSY_WAIT_SECONDS = 1800.0  #: how long `retract` waits for a running dbt build before its own rebuild
+
+
+def rebuild_when_free(
+    ctx: Context, batch_ids: list[str], partitions: list[str], claim_key: str, *, wait: float = BUSY_WAIT_SECONDS
+) -> TransformResult | None:
+    """:func:`rebuild`, waiting while another build of the models runs (one build at a time on the
+    Cloud Run path: the job answers busy). The retraction is already committed, so giving up early
+    would leave the marts counting rows the raw tables no longer hold."""
+    deadline = time.monotonic() + wait
+    delay = 2.0
+    while True:
+        try:
+            return rebuild(ctx, batch_ids, partitions, claim_key)
+        except JobBusy as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info(
+                "rebuild after the retraction waits: %s", exc, extra={"batch_id": batch_ids[0], "stage": "retract"}
+            )
+            time.sleep(delay)
+            delay = min(2 * delay, 30.0)
+
+
 def _outcome(result: RetractResult, run: TransformResult | None, claim_key: str | None) -> dict[str, Any]:
     return {
         "target": result.target,
@@ -87,7 +113,7 @@ def retract(ctx: Context, target: str, *, why: str = "", who: str | None = None)
     if not result.batch_ids:
         return _outcome(result, None, None)
     key = f"retract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    run = rebuild(ctx, result.batch_ids, result.partitions, key)
+    run = rebuild_when_free(ctx, result.batch_ids, result.partitions, key)
     log.info(
         "retracted %s: %d batches, %d rows",
         target,
