@@ -183,7 +183,7 @@ def test_retract_and_a_deleted_landing_object_on_the_strict_emulator_chain(
         chain.runtime.run_until_idle(timeout=300)
         archived = [s for t, s in chain.runtime.stats.results if t == "load" and s["subject"] == "objects/small.xlsx"]
         assert len(archived) == 1, chain.runtime.stats.results  # delivered to the load function, answered 2xx
-        [delete_run] = _finished(chain, f"retract-{batch['small.xlsx']}-{generation['small.xlsx']}")
+        [delete_run] = _finished(chain, f"retract-{batch['small.xlsx']}")
         assert (delete_run["state"], delete_run["tests_failed"]) == ("success", 0), delete_run
         final = collect(ctx)
         assert {b["state"] for b in final["batches"]} == {"retracted"}
