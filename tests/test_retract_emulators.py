@@ -189,7 +189,7 @@ def test_retract_and_a_deleted_landing_object_on_the_strict_emulator_chain(
         assert {b["state"] for b in final["batches"]} == {"retracted"}
         assert final["warehouse"] == {"fact_rows": 0, "net_amount": "0.00"}
         assert (final["dbt"]["status"], final["dbt"]["tests_failed"]) == ("success", 0)
-        assert {name: rows for name, rows in _relations(chain.settings).items() if rows} == {}
+        assert {name: lines for name, lines in _relations(chain.settings).items() if lines} == {}
 
         # the audit rows: who, when, why, what
         wh = ctx.warehouse
