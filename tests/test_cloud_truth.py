@@ -36,7 +36,7 @@ PLATFORM_GRANTS = {
     "logging.logWriter@functions_build": "Cloud Build writes the function builds' logs",
     "artifactregistry.writer@functions_build": "Cloud Build pushes the function images",
     "storage.objectViewer@load": "the load function reads a landing object only when one is deleted (retraction; "
-    "tests/test_retract.py), which this run does not do",
+    "tests/test_retract_emulators.py checks it on the strict chain), which this run does not do",
 }
 
 

@@ -31,6 +31,7 @@ from .pipeline import SUBSCRIPTION, with_fault_plan
 from .runtime import HttpApps, LocalRuntime
 from .servers import FunctionServers, reachable
 from .status import FINAL_STATES, collect, run_summary
+from .strict.httpserve import HEALTH_PATH
 from .strict.stack import StrictLayer
 
 CHAIN_FILE = "chain.json"
@@ -105,9 +106,9 @@ def recorded_settings(settings: Settings, *, start_emulators: bool, with_pubsub:
     endpoints = recorded.endpoints
     if (
         endpoints.storage
-        and reachable(endpoints.storage + "/storage/v1/b")
+        and reachable(endpoints.storage + HEALTH_PATH)  # the strict layer answers it unaudited; emulators answer
         and endpoints.bigquery
-        and reachable(endpoints.bigquery + "/readyz")
+        and reachable(endpoints.bigquery + HEALTH_PATH)
     ):
         return Recorded(recorded, servers)
     direct = record["emulators"].get("endpoints") or {}  # the emulators themselves, behind the gateways

@@ -66,6 +66,7 @@ FAULT_POINTS = {
     "load.publish": "a load, after the warehouse commit and before the message is published",
     "transform.start": "a transform delivery, before the fan-in check",
     "transform.after_claim": "a transform, after the claim is won and before dbt starts",
+    "retract.publish": "a deleted landing object's retraction, after the warehouse commit and before the rebuild message",
 }
 
 

@@ -7,7 +7,9 @@
   the months travel in the dbt var ``partitions``, as for a batch), so the marts no longer count it.
 - :func:`landing_object_removed`: the load function's answer to the landing bucket's
   ``object.v1.archived`` event (a person deleted the workbook): retract, unless a live generation
-  exists (an overwrite archives the old generation too; the new one supersedes it instead).
+  exists (an overwrite archives the old generation too; the new one supersedes it instead), then
+  ask the transform for the rebuild; a redelivered event asks again when no rebuild was claimed
+  (the first delivery failed between its commit and its message).
 - :func:`reprocess`: rewrites matching landing objects, so each is ingested again under today's
   rules as a new batch that supersedes the old one.
 """
@@ -18,14 +20,17 @@ import fnmatch
 import getpass
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
 from . import context
+from .cloudrun import JobBusy
 from .context import Context
 from .events import PermanentEventError
-from .lake import REJECTED_PREFIX
+from .faults import maybe_crash
+from .lake import REJECTED_PREFIX, batch_id_for
 from .ports import RetractResult, TransformResult
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,32 @@ def rebuild(ctx: Context, batch_ids: list[str], partitions: list[str], claim_key
     return result
 
 
+RETRACT_KIND = "retract"  #: message kind: rebuild the months of a retraction (the transform function runs it)
+RETRACT_CLAIM_PREFIX = "retract-"  #: claim keys of the rebuilds after retractions
+BUSY_WAIT_SECONDS = 1800.0  #: how long `retract` waits for a running dbt build before its own rebuild
+
+
+def rebuild_when_free(
+    ctx: Context, batch_ids: list[str], partitions: list[str], claim_key: str, *, wait: float = BUSY_WAIT_SECONDS
+) -> TransformResult | None:
+    """:func:`rebuild`, waiting while another build of the models runs (one build at a time on the
+    Cloud Run path: the job answers busy). The retraction is already committed, so giving up early
+    would leave the marts counting rows the raw tables no longer hold."""
+    deadline = time.monotonic() + wait
+    delay = 2.0
+    while True:
+        try:
+            return rebuild(ctx, batch_ids, partitions, claim_key)
+        except JobBusy as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info(
+                "rebuild after the retraction waits: %s", exc, extra={"batch_id": batch_ids[0], "stage": "retract"}
+            )
+            time.sleep(delay)
+            delay = min(2 * delay, 30.0)
+
+
 def _outcome(result: RetractResult, run: TransformResult | None, claim_key: str | None) -> dict[str, Any]:
     return {
         "target": result.target,
@@ -86,8 +117,8 @@ def retract(ctx: Context, target: str, *, why: str = "", who: str | None = None)
     result = ctx.warehouse.retract(target, who=who or whoami(ctx), why=why)
     if not result.batch_ids:
         return _outcome(result, None, None)
-    key = f"retract-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    run = rebuild(ctx, result.batch_ids, result.partitions, key)
+    key = f"{RETRACT_CLAIM_PREFIX}{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run = rebuild_when_free(ctx, result.batch_ids, result.partitions, key)
     log.info(
         "retracted %s: %d batches, %d rows",
         target,
@@ -96,9 +127,6 @@ def retract(ctx: Context, target: str, *, why: str = "", who: str | None = None)
         extra={"batch_id": result.batch_ids[0], "stage": "retract"},
     )
     return _outcome(result, run, key)
-
-
-RETRACT_KIND = "retract"  #: message kind: rebuild the months of a retraction (the transform function runs it)
 
 
 def landing_object_removed(bucket_name: str, object_name: str, generation: int) -> dict[str, Any]:
@@ -128,20 +156,39 @@ def landing_object_removed(bucket_name: str, object_name: str, generation: int) 
         )
     except LookupError:
         return {"status": "ignored", "reason": "no batch of it is in the warehouse", "object": object_name}
-    if not result.batch_ids:
-        return {"status": "already_retracted", "object": object_name}
-    key = f"retract-{result.batch_ids[0]}-{generation}"
-    payload = {"batch_ids": result.batch_ids, "partitions": result.partitions, "source_uri": uri}
-    ctx.bus.publish(
-        json.dumps(payload).encode(), {"batch_id": result.batch_ids[0], "replay": key, "kind": RETRACT_KIND}
-    )
+    key = f"{RETRACT_CLAIM_PREFIX}{batch_id_for(uri, generation)}"  # one rebuild per archived generation
+    batch_ids, partitions = result.batch_ids, result.partitions
+    if not batch_ids:
+        # an earlier delivery of this event (or `retract`) removed the rows; if no rebuild was asked for
+        # (that delivery failed between its commit and its message), ask now: the rebuild finds the
+        # months itself (fact months holding lines of batches no longer in raw.batches)
+        batch_ids, partitions = never_rebuilt(ctx, uri), []
+        if not batch_ids:
+            return {"status": "already_retracted", "object": object_name}
+    maybe_crash(ctx.settings.faults, "retract.publish", f"{object_name}#{generation}")
+    payload = {"batch_ids": batch_ids, "partitions": partitions, "source_uri": uri}
+    ctx.bus.publish(json.dumps(payload).encode(), {"batch_id": batch_ids[0], "replay": key, "kind": RETRACT_KIND})
     log.info(
         "retracted %s (deleted): %d rows",
         uri,
         result.rows_removed,
-        extra={"batch_id": result.batch_ids[0], "stage": "retract"},
+        extra={"batch_id": batch_ids[0], "stage": "retract"},
     )
-    return {"status": "retracted", **_outcome(result, None, key)}
+    status = "retracted" if result.batch_ids else "rebuild_requested"
+    return {"status": status, **_outcome(result, None, key), "batch_ids": batch_ids, "partitions": partitions}
+
+
+def never_rebuilt(ctx: Context, source_uri: str) -> list[str]:
+    """Retracted batches of the source for which no rebuild was ever claimed (a released claim, one
+    whose job was busy, is gone again: the message that asked for it is still being redelivered)."""
+    retracted = ctx.warehouse.retracted_batches()
+    return sorted(
+        r.batch_id
+        for r in ctx.warehouse.batch_records()
+        if r.source_uri == source_uri
+        and r.batch_id in retracted
+        and not (r.run and str(r.run["claim_key"]).startswith(RETRACT_CLAIM_PREFIX))
+    )
 
 
 def rebuild_from_message(data: dict[str, Any], attributes: dict[str, str]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 :class:`LocalServer` is a threaded HTTP/1.1 server on a free localhost port that turns each
 request into a :class:`Request`, asks an authenticating front (the bearer token must name a local
 service account, else 401) and a handler for a :class:`Reply`, and sends it. :class:`AuditLog`
-appends one JSON line per IAM decision.
+appends one JSON line per IAM decision. ``GET /readyz`` (:data:`HEALTH_PATH`) is the one request
+answered without a token and without an audit line: a liveness probe that names no resource and
+returns no data (what later commands use to see whether a home's chain is still running).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from ..identity import account_from_authorization
 
 LOCALHOST = "127.0.0.1"
+HEALTH_PATH = "/readyz"  #: liveness probe: no token needed, no data returned, not audited
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -165,7 +168,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         local = self.server.local
         account = account_from_authorization(req.headers.get("authorization"))
-        if account is None:
+        if req.method == "GET" and req.path == HEALTH_PATH:
+            reply = Reply(200, [("Content-Type", "text/plain")], b"ok\n")
+        elif account is None:
             local.audit.write(None, req.method, req.path, None, None, False, None)
             reply = error_reply(
                 401,
