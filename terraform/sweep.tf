@@ -16,9 +16,11 @@
 locals {
   landing_removed_event = "google.cloud.storage.object.v1.archived"
 
-  # The same settings as the other functions, and how long the sweep leaves things to their events.
+  # The same settings as the other functions, how long the sweep leaves things to their events, and
+  # how long a dbt job execution may run (task timeout x attempts) before its run counts as stuck.
   sweep_env = merge(local.function_env, {
     RETAIL_PIPELINE_SWEEP_GRACE_SECONDS = tostring(var.sweep.grace_seconds)
+    RETAIL_PIPELINE_RUN_TIMEOUT_SECONDS = tostring(var.dbt_job.timeout_seconds * (1 + var.dbt_job.max_retries))
   })
 }
 

@@ -76,8 +76,12 @@ def test_lost_loads_an_unclaimed_batch_and_a_stuck_run_are_redriven_once(setting
     assert _states(ctx) == {"book.xlsx": "transforming"}
     young = sweep(ctx)  # within the grace period: left alone
     assert [(f.kind, f.action) for f in young.findings] == [("run_never_finished", "none")]
-    sweep(ctx, grace_seconds=0)
-    sweep(ctx, grace_seconds=0)
+    # past the grace period but within the run timeout, the dbt run may still be going: left alone
+    running = sweep(ctx, grace_seconds=0)
+    assert [(f.kind, f.action) for f in running.findings] == [("run_never_finished", "none")]
+    assert "run timeout" in running.findings[0].detail
+    sweep(ctx, grace_seconds=0, run_timeout_seconds=0)
+    sweep(ctx, grace_seconds=0, run_timeout_seconds=0)
     drive(settings)
     keys = [(r["claim_key"], r["state"]) for r in ctx.warehouse.runs() if r["batch_id"] == batch_id]
     assert keys[-1] == (stuck_claim_key("stuck"), "success") and len(keys) == 3

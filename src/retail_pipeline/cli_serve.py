@@ -90,7 +90,7 @@ def serve(settings: Settings, use_emulators: bool, poll: float, sweep_every: flo
         next_sweep: float | None = time.monotonic()
         while not stop["now"]:
             if next_sweep is not None and time.monotonic() >= next_sweep:
-                for finding in sweep(chain.ctx, grace_seconds=grace).redriven:
+                for finding in sweep(chain.ctx, grace_seconds=grace, run_timeout_seconds=grace).redriven:
                     say(f"sweep: {finding.kind} {finding.subject} → {finding.action}")
                 grace, next_sweep = None, (time.monotonic() + sweep_every if sweep_every > 0 else None)
             if not chain.runtime.step():

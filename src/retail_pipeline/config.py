@@ -140,6 +140,9 @@ class Settings:
     dbt_project: Path = DBT_PROJECT  #: the dbt project folder
     max_data_age_hours: float = 0.0  #: production freshness limit of the data (0: off); dbt fails a test beyond it
     sweep_grace_seconds: int = 900  #: the sweep leaves alone what is younger (an event may still be on its way)
+    #: how long one dbt run may take (the dbt job's task timeout times its attempts): the sweep calls a
+    #: run stuck only after this, so it never starts a second build beside one still running
+    run_timeout_seconds: int = 3600
     #: where the month's Excel report goes after each successful dbt build: gs://BUCKET/PREFIX/ or a
     #: folder; empty: no report
     reports: str = ""
@@ -171,6 +174,7 @@ class Settings:
             dbt_project=Path(env.get(f"{PREFIX}DBT_PROJECT") or DBT_PROJECT),
             max_data_age_hours=float(env.get(f"{PREFIX}MAX_DATA_AGE_HOURS") or 0),
             sweep_grace_seconds=int(env.get(f"{PREFIX}SWEEP_GRACE_SECONDS") or 900),
+            run_timeout_seconds=int(env.get(f"{PREFIX}RUN_TIMEOUT_SECONDS") or 3600),
             reports=env.get(f"{PREFIX}REPORTS") or "",
             limits=Limits.from_env(env),
             faults=Faults.from_env(env, home_path),
@@ -190,6 +194,7 @@ class Settings:
             f"{PREFIX}DBT_PROJECT": str(self.dbt_project),
             f"{PREFIX}MAX_DATA_AGE_HOURS": str(self.max_data_age_hours),
             f"{PREFIX}SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
+            f"{PREFIX}RUN_TIMEOUT_SECONDS": str(self.run_timeout_seconds),
             **self.limits.to_env(),
             **self.faults.to_env(),
             **self.endpoints.to_env(),

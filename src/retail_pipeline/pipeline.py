@@ -49,7 +49,7 @@ def run_local(
     runtime.eventarc.mark_seen()  # objects already there were handled by earlier runs, or are found by the sweep:
     from .sweep import sweep  # nothing runs before this command, so nothing is in flight: no grace period
 
-    for finding in sweep(ctx, grace_seconds=0).redriven:
+    for finding in sweep(ctx, grace_seconds=0, run_timeout_seconds=0).redriven:
         say(f"sweep: {finding.kind} {finding.subject} → {finding.action}")
     batch_ids = []
     started = time.monotonic()

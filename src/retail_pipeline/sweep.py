@@ -9,8 +9,10 @@ grace period (``Settings.sweep_grace_seconds``; younger things may still have an
 - a lake object with no ledger row → rewritten, so its finalize event loads it;
 - a complete batch never claimed → a message on the bus with the claim key ``initial``, the key
   the load's own message uses, so a sweep racing that message still gives one run;
-- a claim whose run never finished → a message with a claim key derived from the stuck claim
-  (``sweep-<hash of it>``), so two sweeps ask for one new run, not two.
+- a claim whose run never finished, older than the run timeout too (``Settings.run_timeout_seconds``:
+  a dbt job execution may run that long, and a second build beside it would be wasted) → a message
+  with a claim key derived from the stuck claim (``sweep-<hash of it>``), so two sweeps ask for one
+  new run, not two.
 
 The re-drive is the same on every chain (ObjectStore.rewrite and MessageBus.publish); a sweep run
 twice, or racing the events, changes nothing.
@@ -76,10 +78,18 @@ def stuck_claim_key(claim_key: str) -> str:
 
 class Sweeper:
     def __init__(
-        self, ctx: Context, *, grace_seconds: int | None = None, dry_run: bool = False, now: datetime | None = None
+        self,
+        ctx: Context,
+        *,
+        grace_seconds: int | None = None,
+        run_timeout_seconds: int | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
     ) -> None:
         self.ctx = ctx
         self.grace = ctx.settings.sweep_grace_seconds if grace_seconds is None else grace_seconds
+        #: a run younger than this may still be running (a dbt job execution): not stuck yet
+        self.run_timeout = ctx.settings.run_timeout_seconds if run_timeout_seconds is None else run_timeout_seconds
         self.dry_run = dry_run
         self.now = now or datetime.now(UTC)
         self.report = SweepReport(self.grace, dry_run)
@@ -87,15 +97,19 @@ class Sweeper:
     def _age(self, moment: datetime | None) -> int:
         return int((self.now - moment).total_seconds()) if moment else 0
 
-    def _due(self, moment: datetime | None) -> bool:
-        return moment is None or self.now - moment >= timedelta(seconds=self.grace)
+    def _due(self, moment: datetime | None, wait: int) -> bool:
+        return moment is None or self.now - moment >= timedelta(seconds=wait)
 
-    def _note(self, kind: str, subject: str, moment: datetime | None, act: str, detail: str = "") -> bool:
-        """Record a finding; True when the caller should act on it."""
-        due = self._due(moment)
+    def _note(
+        self, kind: str, subject: str, moment: datetime | None, act: str, detail: str = "", *, wait: int | None = None
+    ) -> bool:
+        """Record a finding; True when the caller should act on it (older than ``wait``, default the grace)."""
+        wait = self.grace if wait is None else wait
+        due = self._due(moment, wait)
         action = act if due and not self.dry_run else "none"
         if not due:
-            detail = (detail + "; " if detail else "") + f"within the {self.grace} s grace period"
+            period = "grace period" if wait == self.grace else "run timeout (it may still be running)"
+            detail = (detail + "; " if detail else "") + f"within the {wait} s {period}"
         self.report.findings.append(Finding(kind, subject, self._age(moment), action, detail))
         return action != "none"
 
@@ -178,6 +192,7 @@ class Sweeper:
                 parse_time(run["started_at"]),
                 "published",
                 f"claim {run['claim_key']} is still '{run['state']}'; new claim {key}",
+                wait=max(self.grace, self.run_timeout),
             ):
                 self._publish(record.batch_id, key)
 
@@ -189,10 +204,18 @@ class Sweeper:
 
 
 def sweep(
-    ctx: Context, *, grace_seconds: int | None = None, dry_run: bool = False, now: datetime | None = None
+    ctx: Context,
+    *,
+    grace_seconds: int | None = None,
+    run_timeout_seconds: int | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
 ) -> SweepReport:
-    """One sweep over the context's buckets, warehouse and bus (see the module docstring)."""
-    return Sweeper(ctx, grace_seconds=grace_seconds, dry_run=dry_run, now=now).run()
+    """One sweep over the context's buckets, warehouse and bus (see the module docstring). A run still
+    'running' counts as stuck only past ``max(grace, run timeout)`` (default ``Settings.run_timeout_seconds``)."""
+    return Sweeper(
+        ctx, grace_seconds=grace_seconds, run_timeout_seconds=run_timeout_seconds, dry_run=dry_run, now=now
+    ).run()
 
 
 def render(report: SweepReport) -> str:
