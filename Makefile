@@ -40,12 +40,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
+# The suite in parallel (pytest-xdist): the tests that read one shared run go to one worker, the
+# long ones are handed out first (tests/conftest.py). Most of an emulator test's time is spent
+# waiting on other processes, so three workers keep two cores busy. PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 3
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+
 test: $(STAMP) $(CHECKOV_STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # day-to-day: everything but the full-size reference runs and the emulator chains
 test-fast: $(STAMP) $(CHECKOV_STAMP)
-	$(BIN)/python -m pytest -m "not slow and not emulator" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow and not emulator" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/retail-pipeline --home $(HOME_DIR) bench $(BENCH_ARGS)

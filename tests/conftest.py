@@ -90,3 +90,26 @@ def embedded_reference(tmp_path_factory: pytest.TempPathFactory, small_workbook:
     summary = run_local(Settings.from_env(home, environ={}), [(small_workbook, "small.xlsx")])
     assert summary["ok"], summary
     return summary
+
+
+#: session fixtures worth computing once: every test that uses one runs on the same xdist worker
+SHARED_RUNS = ("strict_run", "emulator_run", "reference_home")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for `pytest -n N --dist loadgroup` (what `make test` runs), and the long ones first.
+
+    A test that reads a shared run goes with the other readers of that run; the other emulator and
+    full-size tests each go on their own (they are long); everything else stays with its module (its
+    module-scoped fixtures are then made once). The shared runs and the long tests are handed out
+    first, so the short ones fill the gaps at the end. Within a module the order is kept.
+    """
+    long_first = []
+    for item in items:
+        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
+        heavy = bool(shared) or item.get_closest_marker("emulator") or item.get_closest_marker("slow")
+        group = shared[0] if shared else (None if heavy else item.module.__name__ if item.module else None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+        long_first.append((0 if heavy else 1, item))
+    items[:] = [item for _, item in sorted(long_first, key=lambda pair: pair[0])]

@@ -4,6 +4,10 @@ a sweep racing the events, or run twice, changes nothing."""
 
 from __future__ import annotations
 
+import pytest
+
+pytestmark = pytest.mark.emulator
+
 
 def test_a_landing_object_whose_event_is_lost_is_loaded_by_the_sweep(emulators, emulator_env, tmp_path, small_workbook):
     from retail_pipeline.chain import Chain, emulator_settings
