@@ -96,6 +96,7 @@ def embedded_reference(tmp_path_factory: pytest.TempPathFactory, small_workbook:
 SHARED_RUNS = ("strict_run", "emulator_run", "reference_home")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the groups into scopes
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for `pytest -n N --dist loadgroup` (what `make test` runs), and the long ones first.
 

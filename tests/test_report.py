@@ -308,7 +308,9 @@ def test_libreoffice_draws_the_charts_with_their_data(summary_render: dict):
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     ink = (b > r + 60) & (b > g + 20)  # the series' blue: the tables are black, grey or red
     width = image.shape[1]
-    assert ink[:, : width // 2].sum() == 0
+    # the tables fill the left of the page and the charts the right; the page is scaled to fit its
+    # widest line (the subtitle names the warehouse), so the border moves: the left 40% is tables only
+    assert ink[:, : width * 2 // 5].sum() == 0
     rows = np.where(ink.any(axis=1))[0]
     assert len(rows) > 0, "no chart series drawn"
     third = (rows.max() - rows.min()) / 3
