@@ -214,6 +214,8 @@ class Chain:
             report = collect(self.ctx)
             mine = {b["batch_id"]: b["state"] for b in report["batches"] if b["batch_id"] in batch_ids}
             if len(mine) == len(batch_ids) and all(s in FINAL_STATES for s in mine.values()):
+                if self.strict is not None:  # a job's work after its recorded outcome (the report) ends too
+                    self.strict.wait_for_executions(max(1.0, deadline - time.monotonic()))
                 return report
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batches not finished after {timeout:.0f} s: {mine}")

@@ -31,6 +31,7 @@ import re
 import secrets
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +125,18 @@ class RunAdmin:
     def execution(self, name: str) -> Execution:
         with self._lock:
             return self._executions[name]
+
+    def wait_all(self, timeout: float = 600.0) -> None:
+        """Block until no execution is running (or TimeoutError): what a job does after it recorded
+        its outcome (the month's report) still happens, as it does in Cloud Run."""
+        deadline = time.monotonic() + timeout
+        for execution in self.executions():
+            if execution.process is not None:
+                try:
+                    execution.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    raise TimeoutError(f"execution {execution.name} still running after {timeout:.0f} s") from None
+            self._settle(execution)
 
     def wait(self, name: str, timeout: float = 600.0) -> Execution:
         """Block until the execution NAME ended (or TimeoutError)."""

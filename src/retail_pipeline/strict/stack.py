@@ -141,6 +141,12 @@ class StrictLayer:
         assert self.policy is not None, "start the layer first"
         return self.policy.resources.principals[ADMIN]
 
+    def wait_for_executions(self, timeout: float) -> None:
+        """Let the job executions still running end (their work after the recorded outcome: the report)."""
+        for server in self.servers:
+            if isinstance(server, RunAdmin):
+                server.wait_all(timeout)
+
     def stop(self) -> None:
         for server in reversed(self.servers):
             server.stop()
