@@ -187,7 +187,11 @@ def dashboard_run(small_home: Path) -> Path:
     return small_home
 
 
-@pytest.fixture(scope="session", params=["duckdb", pytest.param("bigquery", marks=pytest.mark.emulator)])
+@pytest.fixture(
+    scope="session",
+    # the BigQuery page reads the shared emulator run: with its other readers on one xdist worker
+    params=["duckdb", pytest.param("bigquery", marks=[pytest.mark.emulator, pytest.mark.xdist_group("emulator_run")])],
+)
 def built(request, dashboard_run: Path, duckdb_sql) -> tuple[Path, object]:
     """(page file, sql) per chain: the DuckDB run's page, or the page `retail-pipeline dashboard` builds
     from the emulator chain's BigQuery; sql(statement) queries that chain's marts (unqualified names)."""
