@@ -107,6 +107,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     long_first = []
     for item in items:
+        if "reference_home" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)  # it reads the full-size reference run
         shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
         heavy = bool(shared) or item.get_closest_marker("emulator") or item.get_closest_marker("slow")
         group = shared[0] if shared else (None if heavy else item.module.__name__ if item.module else None)

@@ -103,6 +103,7 @@ def test_reference_workbook_under_faults_equals_the_clean_run(
     assert snapshot(home) == snapshot(reference_home)
 
 
+@pytest.mark.slow  # twenty chains' worth of dbt builds: minutes
 def test_twenty_drops_at_once_each_batch_once_and_few_dbt_runs(tmp_path):
     books = []
     for seed in range(20):
