@@ -17,6 +17,7 @@ import openpyxl
 import pytest
 
 from helpers import run_cli
+from report_checks import MONTH_MEASURES, exact
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -25,21 +26,6 @@ PDFTOPPM = shutil.which("pdftoppm")
 PDFTOTEXT = shutil.which("pdftotext")
 MONTH, PREVIOUS = "2011-11", "2011-10"
 DAY_MARTS = ("mart_revenue_daily", "mart_invoices", "mart_product_sales_daily")
-MONTH_MEASURES = {
-    "Net revenue": "net_revenue",
-    "Gross sales": "gross_sales",
-    "Cancellations": "cancellations",
-    "Orders": "orders",
-    "Customers": "customers",
-    "Average order value": "average_order_value",
-    "Cancellation rate": "cancellation_rate",
-    "Items sold": "items_sold",
-}
-
-
-def exact(value) -> Decimal:
-    """A number read back from the workbook as a Decimal (its shortest repr: exact for these figures)."""
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 def rows_of(ws) -> list[tuple]:

@@ -68,25 +68,25 @@ def subscriber_client(settings: Settings) -> Any:
     )
 
 
-def jobs_client(settings: Settings) -> Any:
-    from google.cloud import run_v2
-
+def _run_admin_client(settings: Settings, client_class: Any) -> Any:
+    """A Cloud Run Admin API client (``JobsClient``, ``ExecutionsClient``): ADC in GCP, REST to the
+    stand-in with this process's identity on the emulator chain."""
     if settings.endpoints.run_admin is None:
-        return run_v2.JobsClient()
-    return run_v2.JobsClient(
+        return client_class()
+    return client_class(
         transport="rest",
         credentials=credentials_for(settings),
         client_options={"api_endpoint": settings.endpoints.run_admin},
     )
+
+
+def jobs_client(settings: Settings) -> Any:
+    from google.cloud import run_v2
+
+    return _run_admin_client(settings, run_v2.JobsClient)
 
 
 def executions_client(settings: Settings) -> Any:
     from google.cloud import run_v2
 
-    if settings.endpoints.run_admin is None:
-        return run_v2.ExecutionsClient()
-    return run_v2.ExecutionsClient(
-        transport="rest",
-        credentials=credentials_for(settings),
-        client_options={"api_endpoint": settings.endpoints.run_admin},
-    )
+    return _run_admin_client(settings, run_v2.ExecutionsClient)
