@@ -17,11 +17,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from .urls import (
     BucketUrl,
     BusUrl,
     ReportsUrl,
+    SettingError,
     TransformUrl,
     WarehouseUrl,
     parse_bucket,
@@ -38,6 +40,21 @@ DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt"
 _CONFIG_VARS = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT")
 
 
+def number_setting(environ: Mapping[str, str], name: str, default: float, kind: type = int) -> Any:
+    """The variable ``name`` as a number of ``kind`` (default when unset); a value that is not one, or
+    is negative, is a SettingError naming the variable."""
+    text = environ.get(name)
+    if not text:
+        return kind(default)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingError(f"{name}={text!r}: not a{'n integer' if kind is int else ' number'}") from None
+    if value < 0:
+        raise SettingError(f"{name}={text!r}: must not be negative")
+    return value
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds a hostile or broken file cannot get around; each is a rejection or quarantine reason."""
@@ -51,8 +68,13 @@ class Limits:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Limits:
-        values = {f.name: environ.get(f"{PREFIX}{f.name.upper()}") for f in fields(cls)}
-        return cls(**{name: int(value) for name, value in values.items() if value})
+        default = cls()
+        return cls(
+            **{
+                f.name: number_setting(environ, f"{PREFIX}{f.name.upper()}", getattr(default, f.name))
+                for f in fields(cls)
+            }
+        )
 
     def to_env(self) -> dict[str, str]:
         return {f"{PREFIX}{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
@@ -172,9 +194,9 @@ class Settings:
             claims_bucket=env.get(f"{PREFIX}CLAIMS_BUCKET") or None,
             identity=env.get(f"{PREFIX}IDENTITY") or None,
             dbt_project=Path(env.get(f"{PREFIX}DBT_PROJECT") or DBT_PROJECT),
-            max_data_age_hours=float(env.get(f"{PREFIX}MAX_DATA_AGE_HOURS") or 0),
-            sweep_grace_seconds=int(env.get(f"{PREFIX}SWEEP_GRACE_SECONDS") or 900),
-            run_timeout_seconds=int(env.get(f"{PREFIX}RUN_TIMEOUT_SECONDS") or 3600),
+            max_data_age_hours=number_setting(env, f"{PREFIX}MAX_DATA_AGE_HOURS", 0, float),
+            sweep_grace_seconds=number_setting(env, f"{PREFIX}SWEEP_GRACE_SECONDS", 900),
+            run_timeout_seconds=number_setting(env, f"{PREFIX}RUN_TIMEOUT_SECONDS", 3600),
             reports=env.get(f"{PREFIX}REPORTS") or "",
             limits=Limits.from_env(env),
             faults=Faults.from_env(env, home_path),

@@ -87,6 +87,8 @@ def parse_bucket(url: str) -> BucketUrl:
         return BucketUrl("gcs", name)
     if not url:
         raise SettingError("a bucket setting is empty: use gs://BUCKET or a folder")
+    if "://" in url and not url.startswith("file://"):
+        raise SettingError(f"bucket URL {url!r}: use gs://BUCKET, file://FOLDER or a folder")
     folder = Path(url[len("file://") :] if url.startswith("file://") else url).resolve()
     return BucketUrl("folder", folder.name, folder)
 
