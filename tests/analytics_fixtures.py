@@ -3,7 +3,9 @@
 - ``small_home``: one embedded run (DuckDB) of the small workbook through `retail-pipeline run`, with
   the month's report on (``RETAIL_PIPELINE_REPORTS=HOME/reports``, tests/test_report_publish.py);
 - ``emulator_run``: one run of the same workbook on the emulator chain (GCS, Pub/Sub and BigQuery
-  emulators, dbt-bigquery), whose home records the chain, so the CLI reads BigQuery there;
+  emulators, dbt-bigquery) with every storage event delivered twice in shuffled order (the
+  warehouse must not notice: tests/test_emulator_chain.py), whose home records the chain, so the
+  CLI reads BigQuery there;
 - ``duckdb_sql`` / ``bigquery_sql``: direct queries of the marts, for comparisons.
 """
 
@@ -39,6 +41,21 @@ def small_home(tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -
     return home
 
 
+class EveryEventTwiceShuffled:
+    """Delivery faults: each storage event exactly twice, each poll's events in shuffled order."""
+
+    def __init__(self, seed: int = 3) -> None:
+        from retail_pipeline.faults import FaultPlan
+
+        self.plan = FaultPlan(max_copies=2, shuffle=True, seed=seed)
+
+    def __getattr__(self, name):
+        return getattr(self.plan, name)
+
+    def copies(self) -> int:
+        return 2
+
+
 @dataclass(frozen=True)
 class EmulatorRun:
     home: Path  #: the home of the run (HOME/chain.json says: emulator chain)
@@ -54,7 +71,8 @@ class EmulatorRun:
 
 @pytest.fixture(scope="session")
 def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -> EmulatorRun:
-    """The small workbook through the whole emulator chain, once per session."""
+    """The small workbook through the whole emulator chain, every storage event twice and shuffled;
+    once per session."""
     from retail_pipeline.chain import emulator_settings, run_on_emulators
     from retail_pipeline.config import Settings
 
@@ -64,6 +82,7 @@ def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_work
         [(small_workbook, "small.xlsx")],
         emulators=emulators,
         suffix=EMULATOR_SUFFIX,
+        faults=EveryEventTwiceShuffled(),
         timeout=600,
     )
     assert summary["ok"], summary

@@ -2,8 +2,9 @@
 Eventarc, Pub/Sub push to the transform function, BigQuery loads and dbt-bigquery.
 
 The embedded chain on the same workbook is the reference: the fact table must hold the same
-rows and net amount. A run where every storage event is delivered twice, in shuffled order, must
-give the same warehouse; so must a Pub/Sub replay by seek after the transform's result is lost.
+rows and net amount. A run where every storage event is delivered twice, in shuffled order (the
+session's shared ``emulator_run``, tests/analytics_fixtures.py), must give the same warehouse; so
+must a Pub/Sub replay by seek after the transform's result is lost.
 """
 
 from __future__ import annotations
@@ -15,21 +16,6 @@ from decimal import Decimal
 import pytest
 
 pytestmark = pytest.mark.emulator
-
-
-class EveryEventTwiceShuffled:
-    """Delivery faults: each storage event exactly twice, each poll's events in shuffled order."""
-
-    def __init__(self, seed: int = 3) -> None:
-        from retail_pipeline.faults import FaultPlan
-
-        self.plan = FaultPlan(max_copies=2, shuffle=True, seed=seed)
-
-    def __getattr__(self, name):
-        return getattr(self.plan, name)
-
-    def copies(self) -> int:
-        return 2
 
 
 def expected_net(lake_store, batch_id: str):
@@ -90,24 +76,15 @@ def test_emulator_chain_matches_embedded_and_replays_by_seek(
         chain.stop()
 
 
-def test_every_event_twice_and_shuffled_gives_the_same_warehouse(
-    emulators, emulator_env, tmp_path, small_workbook, embedded_reference, monkeypatch
-):
+def test_every_event_twice_and_shuffled_gives_the_same_warehouse(emulator_run, embedded_reference, monkeypatch):
+    """The shared emulator run (tests/analytics_fixtures.py) had every storage event twice, shuffled."""
     import json
 
     from click.testing import CliRunner
 
-    from retail_pipeline.chain import run_on_emulators
     from retail_pipeline.cli import cli
 
-    summary = run_on_emulators(
-        tmp_path_settings(tmp_path),
-        [(small_workbook, "small.xlsx")],
-        emulators=emulators,
-        suffix="-twice",
-        faults=EveryEventTwiceShuffled(),
-        timeout=300,
-    )
+    summary, home = emulator_run.summary, emulator_run.home
     assert summary["ok"], summary
     assert summary["warehouse"] == embedded_reference["warehouse"]
     [batch] = summary["batches"]
@@ -119,12 +96,14 @@ def test_every_event_twice_and_shuffled_gives_the_same_warehouse(
     assert summary["dbt"]["runs"] == 1  # one transform for the batch, whatever the redeliveries
 
     # the home records its chain: `status --json` reads BigQuery, not a DuckDB file
-    monkeypatch.setenv("RETAIL_PIPELINE_HOME", str(tmp_path / "home"))  # the CLI sets these; restore them after
-    monkeypatch.setenv("RETAIL_PIPELINE_FAULT_STATE", str(tmp_path / "home" / "faults"))
-    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "status", "--json"], catch_exceptions=False)
+    monkeypatch.setenv("RETAIL_PIPELINE_HOME", str(home))  # the CLI sets these; restore them after
+    monkeypatch.setenv("RETAIL_PIPELINE_FAULT_STATE", str(home / "faults"))
+    for key, value in emulator_run.env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(cli, ["--home", str(home), "status", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["warehouse_url"] == "bigquery://retail-local/retail_twice"
+    assert report["warehouse_url"] == str(emulator_run.settings.warehouse) == "bigquery://retail-local/retail_an"
     assert report["warehouse"] == summary["warehouse"]
     assert [b["state"] for b in report["batches"]] == ["transformed"]
 

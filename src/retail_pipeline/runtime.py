@@ -8,7 +8,10 @@ which the event is dead-lettered and reported.
 
 Delivery goes through functions-framework apps, either in this process (``InProcessApps``: the
 framework's WSGI app, called with real HTTP requests through its test client) or over the network
-(``HttpApps``: functions-framework servers on localhost).
+(``HttpApps``: functions-framework servers on localhost). Over HTTP, storage events go to a function
+as many at once as it has instances (``INSTANCES``; each server is that many gunicorn workers serving
+one request at a time, as Cloud Functions do with a request concurrency of 1), since Eventarc does
+not wait for one delivery to end before the next; in process, one at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,10 +39,17 @@ if TYPE_CHECKING:
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 TARGETS = ("ingest", "load", "transform")
+#: instances of each function server (each one request at a time, as the Terraform deploys them with
+#: max_instance_request_concurrency = 1): storage events go to them this many at once, as Eventarc does
+INSTANCES = {"ingest": 2, "load": 4, "transform": 2}
 
 
 class Apps(Protocol):
     def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]: ...
+
+    def instances(self, target: str) -> int:
+        """How many events the target can take at once."""
+        ...
 
 
 class InProcessApps:
@@ -75,6 +86,9 @@ class InProcessApps:
             text = self.last_error[target]
         return response.status_code, text
 
+    def instances(self, target: str) -> int:
+        return 1  # one process, one DuckDB warehouse: the embedded chain delivers one event at a time
+
 
 class HttpApps:
     """Functions-framework servers reached over HTTP (``retail-pipeline serve``)."""
@@ -92,6 +106,9 @@ class HttpApps:
         except requests.RequestException as exc:
             return 599, str(exc)
         return response.status_code, response.text
+
+    def instances(self, target: str) -> int:
+        return INSTANCES[target]
 
 
 @dataclass
@@ -181,6 +198,7 @@ class LocalRuntime:
         self.queue: list[_Pending] = []
         self.stats = Stats()
         self._stop = threading.Event()
+        self._lock = threading.Lock()  #: the stats and the retry queue, when deliveries run side by side
 
     def _enqueue(self, target: str, event: CloudEvent, ack=None, nack=None) -> None:
         copies = self.faults.copies()
@@ -220,23 +238,48 @@ class LocalRuntime:
         due = [p for p in self.queue if p.not_before <= now]
         if not due:
             return False
-        # storage events first (ingest, then load), then messages: the natural order of a quiet system
-        rank = {"ingest": 0, "load": 1, "transform": 2}
-        if not self.faults.shuffle:
-            due.sort(key=lambda p: rank[p.target])
         for pending in due:
             self.queue.remove(pending)
-            self._deliver(pending)
+        if self.faults.shuffle:
+            self._deliver_all(due)
+        else:  # storage events first (ingest, then load), then messages: the natural order of a quiet system
+            for target in TARGETS:
+                self._deliver_all([p for p in due if p.target == target])
         return True
+
+    def _width(self, target: str) -> int:
+        # storage events go to as many instances at once as the target has (Eventarc does not wait for
+        # one to end before the next); bus messages one at a time, as the spool bus pushes them
+        return 1 if target == "transform" else max(1, self.apps.instances(target))
+
+    def _deliver_all(self, wave: list[_Pending]) -> None:
+        if len(wave) < 2 or all(self._width(p.target) == 1 for p in wave):
+            for pending in wave:
+                self._deliver(pending)
+            return
+        slots = {t: threading.Semaphore(self._width(t)) for t in TARGETS}
+
+        def one(pending: _Pending) -> None:
+            with slots[pending.target]:
+                self._deliver(pending)
+
+        with ThreadPoolExecutor(max_workers=sum(self._width(t) for t in {p.target for p in wave})) as pool:
+            list(pool.map(one, wave))  # re-raises what a delivery raised
 
     def _deliver(self, pending: _Pending) -> None:
         target, event = pending.target, pending.event
         pending.attempts += 1
-        if target == "transform" and not self.stats.deliveries["transform"]:
-            self.say("transform: checking each batch against its manifest; one dbt build per complete batch")
+        with self._lock:
+            if target == "transform" and not self.stats.deliveries["transform"]:
+                self.say("transform: checking each batch against its manifest; one dbt build per complete batch")
         started = time.monotonic()
         status, body = self.apps.deliver(target, event)
         elapsed = time.monotonic() - started
+        with self._lock:
+            self._record(pending, status, body, elapsed)
+
+    def _record(self, pending: _Pending, status: int, body: str, elapsed: float) -> None:
+        target, event = pending.target, pending.event
         self.stats.seconds[target] += elapsed
         self.stats.deliveries[target] += 1
         subject = event.get("subject") or event["id"]

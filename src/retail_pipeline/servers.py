@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import Settings, child_env
 from .emulators import LOCALHOST, free_port
-from .runtime import FUNCTIONS_DIR, TARGETS
+from .runtime import FUNCTIONS_DIR, INSTANCES, TARGETS
 
 
 def reachable(url: str) -> bool:
@@ -47,7 +47,9 @@ class FunctionServers:
         tool = Path(sys.executable).parent / "functions-framework"
         for target, port in self.ports.items():
             settings = self.settings.with_changes(identity=self.identities.get(target, self.settings.identity))
-            env = {**child_env(settings), "PYTHONUNBUFFERED": "1"}
+            # like Cloud Functions with max_instance_request_concurrency = 1: a few instances (gunicorn
+            # workers forked from one loaded app), each serving one request at a time
+            env = {**child_env(settings), "PYTHONUNBUFFERED": "1", "WORKERS": str(INSTANCES[target]), "THREADS": "1"}
             with open(logs / f"function-{target}.log", "ab") as log:
                 self.procs[target] = subprocess.Popen(
                     [
