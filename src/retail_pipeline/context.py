@@ -33,7 +33,7 @@ class Context:
 
     @cached_property
     def transformer(self) -> Transformer:
-        return open_transformer(self.settings)
+        return open_transformer(self.settings, warehouse=self.warehouse)
 
     def provision(self) -> None:
         """Buckets, topic and tables, where the platform does not make them (the local chains)."""

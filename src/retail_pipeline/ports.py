@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -284,6 +285,15 @@ class Warehouse(Protocol):
 
     def retracted_batches(self) -> set[str]:
         """Batch ids named by an audit row of ``pipeline.retractions``."""
+
+    def session(self) -> AbstractContextManager[None]:
+        """While the block runs, this process's calls share one open warehouse (DuckDB: the file is
+        opened once, not once per call; other processes wait for it until the block ends). Nothing on
+        BigQuery."""
+
+    def release(self) -> None:
+        """Let go of what a session holds now (another process is about to use the warehouse); the
+        session's next call opens it again."""
 
 
 class Transformer(Protocol):

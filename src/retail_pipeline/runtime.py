@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,9 @@ INSTANCES = {"ingest": 2, "load": 4, "transform": 2}
 
 
 class Apps(Protocol):
+    #: the apps run in this process (they share its warehouse: a delivery wave can hold it open)
+    in_process: bool
+
     def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]: ...
 
     def instances(self, target: str) -> int:
@@ -54,6 +58,8 @@ class Apps(Protocol):
 
 class InProcessApps:
     """The three functions-framework apps in this process; each event is one HTTP request."""
+
+    in_process = True
 
     def __init__(self, functions_dir: Path = FUNCTIONS_DIR) -> None:
         import functions_framework
@@ -92,6 +98,8 @@ class InProcessApps:
 
 class HttpApps:
     """Functions-framework servers reached over HTTP (``retail-pipeline serve``)."""
+
+    in_process = False
 
     def __init__(self, urls: dict[str, str], timeout: float = 600.0) -> None:
         self.urls = urls
@@ -240,12 +248,18 @@ class LocalRuntime:
             return False
         for pending in due:
             self.queue.remove(pending)
+        # in process, the wave's deliveries share one open warehouse (DuckDB: one open file, not one
+        # per call); a dbt run in between lets go of it first (the transformer releases it)
+        with self.ctx.warehouse.session() if self.apps.in_process else nullcontext():
+            self._deliver_due(due)
+        return True
+
+    def _deliver_due(self, due: list[_Pending]) -> None:
         if self.faults.shuffle:
             self._deliver_all(due)
         else:  # storage events first (ingest, then load), then messages: the natural order of a quiet system
             for target in TARGETS:
                 self._deliver_all([p for p in due if p.target == target])
-        return True
 
     def _width(self, target: str) -> int:
         # storage events go to as many instances at once as the target has (Eventarc does not wait for

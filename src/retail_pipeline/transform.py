@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import Settings
@@ -103,8 +104,9 @@ class DbtTransformer:
     #: in development and CI (``make test``), not on every batch
     PRODUCTION_EXCLUDE = ("--exclude", "resource_type:unit_test")
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, before_run: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        self.before_run = before_run  #: called before dbt runs (dbt-duckdb opens the warehouse file itself)
         self.project_dir = settings.dbt_project
         self.env = dbt_env(settings)
         self.workdir: Path | None = None
@@ -155,6 +157,8 @@ class DbtTransformer:
 
     def _call(self, *commands: tuple[tuple[str, ...], tuple[str, ...]]) -> TransformResult:
         started = time.monotonic()
+        if self.before_run is not None:
+            self.before_run()
         reply = worker().call(self._request(*commands))
         return TransformResult(
             reply.status,

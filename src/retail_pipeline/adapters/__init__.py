@@ -71,13 +71,14 @@ def open_bus(settings: Settings) -> MessageBus:
     )
 
 
-def open_transformer(settings: Settings) -> Transformer:
-    """``dbt`` → dbt in this process; ``cloudrun://project/region/job`` → one Cloud Run job execution per run."""
+def open_transformer(settings: Settings, *, warehouse: Warehouse | None = None) -> Transformer:
+    """``dbt`` → dbt in this process; ``cloudrun://project/region/job`` → one Cloud Run job execution per run.
+    ``warehouse``: the one this process uses; in-process dbt has it let go of its session first."""
     target = settings.transform_url
     if target.kind == "dbt":
         from ..transform import DbtTransformer
 
-        transformer = DbtTransformer(settings)
+        transformer = DbtTransformer(settings, before_run=warehouse.release if warehouse is not None else None)
         transformer.warm_up()  # dbt imports and parses in its worker while ingest and load run
         return transformer
     from ..cloudrun import CloudRunJobTransformer, running_execution

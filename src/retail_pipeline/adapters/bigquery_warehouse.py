@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,13 @@ class BigQueryWarehouse(BigQueryLoads):
             return False
 
     # -- tables ---------------------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        yield  # every call is its own request: nothing to hold
+
+    def release(self) -> None:
+        pass
+
     def provision(self) -> None:
         """Datasets and tables, partitioned and clustered, as Terraform makes them (the emulator chain)."""
         from google.cloud import bigquery
