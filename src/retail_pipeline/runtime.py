@@ -207,6 +207,8 @@ class LocalRuntime:
         self.stats = Stats()
         self._stop = threading.Event()
         self._lock = threading.Lock()  #: the stats and the retry queue, when deliveries run side by side
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._busy_since: dict[str, float] = {}
 
     def _enqueue(self, target: str, event: CloudEvent, ack=None, nack=None) -> None:
         copies = self.faults.copies()
@@ -287,14 +289,20 @@ class LocalRuntime:
             if target == "transform" and not self.stats.deliveries["transform"]:
                 self.say("transform: checking each batch against its manifest; one dbt build per complete batch")
         started = time.monotonic()
-        status, body = self.apps.deliver(target, event)
-        elapsed = time.monotonic() - started
         with self._lock:
-            self._record(pending, status, body, elapsed)
+            if not self._in_flight[target]:
+                self._busy_since[target] = started
+            self._in_flight[target] += 1
+        status, body = self.apps.deliver(target, event)
+        ended = time.monotonic()
+        with self._lock:
+            self._in_flight[target] -= 1
+            if not self._in_flight[target]:  # a stage's seconds: wall time with a delivery to it in flight
+                self.stats.seconds[target] += ended - self._busy_since[target]
+            self._record(pending, status, body, ended - started)
 
     def _record(self, pending: _Pending, status: int, body: str, elapsed: float) -> None:
         target, event = pending.target, pending.event
-        self.stats.seconds[target] += elapsed
         self.stats.deliveries[target] += 1
         subject = event.get("subject") or event["id"]
         if 200 <= status < 300:

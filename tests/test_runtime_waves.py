@@ -1,0 +1,115 @@
+"""How the local runtime delivers a wave of events: over HTTP several at once per function (as many
+as it has instances, as Eventarc does), in process one at a time with the warehouse kept open for
+the wave (a DuckDB session), and what a session means for other processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from retail_pipeline.adapters.duckdb_warehouse import DuckDBWarehouse
+from retail_pipeline.adapters.local_store import FolderStore
+from retail_pipeline.config import Settings
+from retail_pipeline.context import Context
+from retail_pipeline.pipeline import SUBSCRIPTION
+from retail_pipeline.runtime import INSTANCES, LocalRuntime
+
+OPEN_FROM_ANOTHER_PROCESS = """
+import sys, duckdb
+try:
+    duckdb.connect(sys.argv[1]).close()
+except duckdb.IOException as exc:
+    print("locked" if "lock" in str(exc).lower() else f"other: {exc}")
+else:
+    print("opened")
+"""
+
+
+def other_process_opens(path: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", OPEN_FROM_ANOTHER_PROCESS, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_a_session_keeps_the_file_open_until_it_ends_or_is_released(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    warehouse = DuckDBWarehouse(db, lake=FolderStore(tmp_path / "lake"))
+    warehouse.provision()
+    assert other_process_opens(db) == "opened"  # no session: every call closes the file again
+    with warehouse.session():
+        assert warehouse.batch_progress("nothing-yet").state is None
+        assert other_process_opens(db) == "locked"  # held between calls
+        with warehouse.session():  # nested: the outer one still holds it afterwards
+            assert warehouse.claim_transform("b1", "initial")
+        assert other_process_opens(db) == "locked"
+        warehouse.release()  # what in-process dbt asks for before it opens the file
+        assert other_process_opens(db) == "opened"
+        assert not warehouse.claim_transform("b1", "initial")  # the next call opens it again: same data
+        assert other_process_opens(db) == "locked"
+    assert other_process_opens(db) == "opened"
+    assert [r["batch_id"] for r in warehouse.runs()] == ["b1"]
+
+
+class CountingApps:
+    """Function apps reached "over HTTP" (not in this process): each delivery takes a while; the
+    most deliveries in flight at once, per target, are counted."""
+
+    in_process = False
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+        self.subjects: list[str] = []
+
+    def instances(self, target: str) -> int:
+        return INSTANCES[target]
+
+    def deliver(self, target, event):
+        with self.lock:
+            self.in_flight[target] = self.in_flight.get(target, 0) + 1
+            self.most[target] = max(self.most.get(target, 0), self.in_flight[target])
+            self.subjects.append(event["subject"])
+        time.sleep(self.seconds)
+        with self.lock:
+            self.in_flight[target] -= 1
+        return 200, "{}"
+
+
+def test_storage_events_go_to_as_many_instances_at_once_and_each_once(tmp_path):
+    ctx = Context(Settings.from_env(tmp_path / "home", environ={}))
+    ctx.provision()
+    for i in range(7):
+        (tmp_path / f"book_{i}.xlsx").write_bytes(b"not parsed here: the apps only count")
+        ctx.landing.put(f"book_{i}.xlsx", tmp_path / f"book_{i}.xlsx")
+    apps = CountingApps(seconds=0.4)
+    runtime = LocalRuntime(ctx, apps, subscription=ctx.bus.subscribe(SUBSCRIPTION))
+    started = time.monotonic()
+    stats = runtime.run_until_idle(timeout=60)
+    wall = time.monotonic() - started
+    assert sorted(apps.subjects) == [f"objects/book_{i}.xlsx" for i in range(7)]  # each event once
+    assert apps.most == {"ingest": INSTANCES["ingest"]} and INSTANCES["ingest"] > 1
+    assert stats.deliveries["ingest"] == 7 and not stats.failures
+    # 7 deliveries of 0.4 s, INSTANCES["ingest"] at a time: the stage's seconds are its wall time
+    # with a delivery in flight, not the deliveries' sum
+    waves = -(-7 // INSTANCES["ingest"])
+    assert waves * 0.4 <= stats.seconds["ingest"] <= wall < 7 * 0.4
+
+
+def test_in_process_apps_get_one_event_at_a_time(tmp_path):
+    ctx = Context(Settings.from_env(tmp_path / "home", environ={}))
+    ctx.provision()
+    for i in range(3):
+        (tmp_path / f"book_{i}.xlsx").write_bytes(b"x")
+        ctx.landing.put(f"book_{i}.xlsx", tmp_path / f"book_{i}.xlsx")
+    apps = CountingApps(seconds=0.05)
+    apps.in_process = True
+    apps.instances = lambda target: 1  # type: ignore[method-assign]
+    LocalRuntime(ctx, apps, subscription=ctx.bus.subscribe(SUBSCRIPTION)).run_until_idle(timeout=60)
+    assert apps.most == {"ingest": 1} and len(apps.subjects) == 3
