@@ -113,3 +113,34 @@ def test_in_process_apps_get_one_event_at_a_time(tmp_path):
     apps.instances = lambda target: 1  # type: ignore[method-assign]
     LocalRuntime(ctx, apps, subscription=ctx.bus.subscribe(SUBSCRIPTION)).run_until_idle(timeout=60)
     assert apps.most == {"ingest": 1} and len(apps.subjects) == 3
+
+
+def test_a_function_imports_its_client_libraries_at_start_up(tmp_path):
+    """What a function server imports before it forks its instances: the libraries of the adapters its
+    settings name, and nothing for the embedded chain; a setting in error is left to the first event."""
+    from retail_pipeline.adapters import import_client_libraries
+
+    embedded = Settings.from_env(tmp_path / "home", environ={})
+    assert import_client_libraries(embedded) == []
+    cloud = embedded.with_changes(
+        landing="gs://landing", lake="gs://lake", warehouse="bigquery://p/retail", bus="pubsub://p/t"
+    )
+    assert import_client_libraries(cloud) == ["google.cloud.storage", "google.cloud.bigquery", "google.cloud.pubsub_v1"]
+    probe = "from retail_pipeline import context; print(context.warm_up())"
+    env = {"PATH": "/usr/bin:/bin", "RETAIL_PIPELINE_HOME": str(tmp_path / "home")}
+    bad = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "RETAIL_PIPELINE_LANDING": "s3://elsewhere"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (bad.returncode, bad.stdout.strip()) == (0, "[]"), bad.stderr
+    good = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "RETAIL_PIPELINE_LANDING": "gs://landing"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (good.returncode, good.stdout.strip()) == (0, "['google.cloud.storage']"), good.stderr

@@ -3,11 +3,13 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from retail_pipeline import context
 from retail_pipeline.events import PermanentEventError, acknowledge, storage_object
 from retail_pipeline.logs import setup_function_logging
 from retail_pipeline.stages import ingest_landing_object
 
 setup_function_logging()
+context.warm_up()  # client libraries at start-up, not in the first event
 
 
 @functions_framework.cloud_event

@@ -4,12 +4,14 @@ A landing object was archived (deleted by a person) → retract its rows (retail
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from retail_pipeline import context
 from retail_pipeline.events import STORAGE_ARCHIVED, STORAGE_FINALIZED, PermanentEventError, acknowledge, storage_object
 from retail_pipeline.logs import setup_function_logging
 from retail_pipeline.retract import landing_object_removed
 from retail_pipeline.stages import load_lake_object
 
 setup_function_logging()
+context.warm_up()  # client libraries at start-up, not in the first event
 
 
 @functions_framework.cloud_event

@@ -13,6 +13,7 @@ from retail_pipeline.logs import setup_function_logging
 from retail_pipeline.sweep import sweep as run_sweep
 
 setup_function_logging()
+context.warm_up()  # client libraries at start-up, not in the first event
 
 
 @functions_framework.http

@@ -3,12 +3,14 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from retail_pipeline import context
 from retail_pipeline.events import PermanentEventError, acknowledge, pubsub_payload
 from retail_pipeline.logs import setup_function_logging
 from retail_pipeline.retract import RETRACT_KIND, rebuild_from_message
 from retail_pipeline.stages import transform_batch
 
 setup_function_logging()
+context.warm_up()  # client libraries at start-up, not in the first event
 
 
 @functions_framework.cloud_event

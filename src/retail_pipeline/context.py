@@ -50,6 +50,19 @@ _current: Context | None = None
 _lock = threading.Lock()
 
 
+def warm_up() -> list[str]:
+    """A function's start-up (its module's import): import the client libraries its adapters will use
+    (see adapters.import_client_libraries). A setting in error is left to the first event, which
+    reports it as it always does."""
+    from .adapters import import_client_libraries
+    from .config import SettingError
+
+    try:
+        return import_client_libraries(Settings.from_env())
+    except SettingError:
+        return []
+
+
 def get() -> Context:
     """The process's context: made from the environment on first use (a function instance's edge)."""
     global _current

@@ -92,3 +92,29 @@ def open_transformer(settings: Settings, *, warehouse: Warehouse | None = None) 
         client_factory=lambda: jobs_client(settings),
         running_execution=lambda: running_execution(executions_client(settings), job_name),
     )
+
+
+def import_client_libraries(settings: Settings) -> list[str]:
+    """Import the Google client libraries the settings' adapters will use, making no client. A
+    function imports them at start-up this way (Cloud Functions: during the cold start, not in the
+    first request); a local function server that forks its instances afterwards imports them once,
+    not once per instance. Returns the modules imported."""
+    import importlib
+
+    wanted = []
+    if any(parse_bucket(url).kind == "gcs" for url in (settings.landing, settings.lake)):
+        wanted.append("google.cloud.storage")
+    if settings.warehouse_url.kind == "bigquery":
+        wanted.append("google.cloud.bigquery")
+    if settings.bus_url.kind == "pubsub":
+        wanted.append("google.cloud.pubsub_v1")
+    if settings.transform_url.kind == "cloudrun":
+        wanted.append("google.cloud.run_v2")
+    imported = []
+    for name in wanted:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # not installed for this function (the sweep starts no job): its first use says so
+            continue
+        imported.append(name)
+    return imported
