@@ -81,6 +81,8 @@ def violated_rules(runner, common: list[str], results) -> dict[str, str]:
     show``, only on failure (the pipeline's own dbt runs do the same: retail_pipeline/dbt_rules.py)."""
     from dbt.contracts.graph.nodes import GenericTestNode
 
+    # dbt show writes run_results.json too: not over the build's
+    target = Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target") / "violated_rules"
     found = {}
     for r in results:
         node, status = r.node, str(r.status).split(".")[-1].lower()
@@ -88,7 +90,8 @@ def violated_rules(runner, common: list[str], results) -> dict[str, str]:
             continue
         try:  # best effort: the error names the test whatever happens here
             shown = runner.invoke(
-                ["show", *common, "--inline", node.compiled_code, "--limit", "100", "--log-level", "none"]
+                ["show", *common, "--target-path", str(target), "--inline", node.compiled_code]
+                + ["--limit", "100", "--log-level", "none"]
             )
             rows = [(str(rule), int(n)) for result in shown.result.results for rule, n in result.agate_table.rows]
         except Exception:

@@ -371,6 +371,8 @@ def test_the_dbt_job_names_the_violated_rule_too(ctx, tmp_path):
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] == "failed" and summary["tests_failed"] == 1, summary
     assert summary["error"].startswith("test.retail.stg_batches_rules."), summary
+    build = json.loads((tmp_path / "target" / "run_results.json").read_text())  # kept: the build's, not show's
+    assert build["args"]["which"] == "build" and any(r["status"] == "fail" for r in build["results"])
     assert summary["error"].endswith(
         "Got 1 result, configured to fail if != 0 (violated: state_accepted_values (1 row))"
     )
