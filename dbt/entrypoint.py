@@ -75,8 +75,35 @@ def parse_vars(text: str) -> dict:
     return value
 
 
-def summarize(results) -> dict:
-    """Counts of built models and passed/failed tests from dbt's run results."""
+def violated_rules(runner, common: list[str], results) -> dict[str, str]:
+    """``{test unique_id: "rule (N rows), ..."}`` for each failed ``row_rules`` test
+    (tests/generic/row_rules.sql: one row per violated check): its query run again through ``dbt
+    show``, only on failure (the pipeline's own dbt runs do the same: retail_pipeline/dbt_rules.py)."""
+    from dbt.contracts.graph.nodes import GenericTestNode
+
+    # dbt show writes run_results.json too: not over the build's
+    target = Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target") / "violated_rules"
+    found = {}
+    for r in results:
+        node, status = r.node, str(r.status).split(".")[-1].lower()
+        if not (isinstance(node, GenericTestNode) and node.test_metadata.name == "row_rules" and status == "fail"):
+            continue
+        try:  # best effort: the error names the test whatever happens here
+            shown = runner.invoke(
+                ["show", *common, "--target-path", str(target), "--inline", node.compiled_code]
+                + ["--limit", "100", "--log-level", "none"]
+            )
+            rows = [(str(rule), int(n)) for result in shown.result.results for rule, n in result.agate_table.rows]
+        except Exception:
+            continue
+        if shown.exception is None and shown.success:
+            found[node.unique_id] = ", ".join(f"{rule} ({count} row{'s' * (count != 1)})" for rule, count in rows)
+    return found
+
+
+def summarize(results, violated: dict[str, str] | None = None) -> dict:
+    """Counts of built models and passed/failed tests from dbt's run results; ``violated`` names the
+    violated checks of failed row_rules tests."""
     summary = {"models_built": 0, "tests_passed": 0, "tests_failed": 0, "errors": []}
     for r in results:
         resource = str(r.node.resource_type).split(".")[-1].lower()
@@ -86,7 +113,10 @@ def summarize(results) -> dict:
                 summary["tests_passed"] += 1
             elif status in ("fail", "error", "warn"):
                 summary["tests_failed"] += 1
-                summary["errors"].append(f"{r.node.unique_id}: {r.message}")
+                rules = (violated or {}).get(r.node.unique_id)
+                summary["errors"].append(
+                    f"{r.node.unique_id}: {r.message}" + (f" (violated: {rules})" if rules else "")
+                )
         elif resource in ("model", "seed", "snapshot"):
             if status == "success":
                 summary["models_built"] += 1
@@ -273,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             2,
             args.target,
         )
-    summary = summarize(outcome.result.results if outcome.result is not None else [])
+    results = outcome.result.results if outcome.result is not None else []
+    violated = {} if outcome.success or outcome is parsed else violated_rules(runner, common, results)
+    summary = summarize(results, violated)
     ok = outcome.success and not summary["errors"]
     errors = summary.pop("errors")
     built = {**summary, "state": "success" if ok else "failed", "seconds": seconds}

@@ -65,13 +65,12 @@ def _clean(text: str | None) -> str:
 
 
 def _key(model: dict) -> tuple[str, ...]:
-    for test in model.get("data_tests") or model.get("tests") or []:
-        if isinstance(test, dict) and "unique_combination" in test:
-            spec = test["unique_combination"]
-            return tuple((spec.get("arguments") or spec)["columns"])
-    for column in model.get("columns", []):
-        if "unique" in (column.get("data_tests") or column.get("tests") or []):
-            return (column["name"],)
+    """The first key of the model's row_rules test (dbt/tests/generic/row_rules.sql): a column or a
+    list of columns."""
+    for test in model.get("data_tests") or []:
+        if isinstance(test, dict) and "row_rules" in test:
+            for key in (test["row_rules"].get("arguments") or {}).get("unique") or []:
+                return (key,) if isinstance(key, str) else tuple(key)
     return ()
 
 

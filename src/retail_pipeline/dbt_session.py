@@ -126,6 +126,7 @@ def _manifest(request: DbtRequest, spans: dict[str, float]) -> Any:
 
 def run_request(request: DbtRequest) -> DbtReply:
     """Parse if needed, run the request's commands, release DuckDB; summarize the last command."""
+    from .dbt_rules import violated_rules
     from .transform import release_duckdb, summarize
 
     # the request's environment is this process's own: the worker was started with it (dbt_worker.py)
@@ -133,6 +134,7 @@ def run_request(request: DbtRequest) -> DbtReply:
         request.workdir.mkdir(parents=True, exist_ok=True)
         os.chdir(request.workdir)
     spans: dict[str, float] = {}
+    violated: dict[str, str] = {}
     try:
         manifest = _manifest(request, spans)
         if not request.commands:
@@ -144,6 +146,9 @@ def run_request(request: DbtRequest) -> DbtReply:
             outcome = dbtRunner(manifest=manifest).invoke([*words, *request.common_args, *extra])
             spans[" ".join(words)] = round(time.monotonic() - started, 3)
             if outcome.exception is not None or not outcome.success:
+                failed: Any = outcome.result  # a RunExecutionResult: name the checks its failed tests found
+                if outcome.exception is None and failed is not None and words[0] != "run-operation":
+                    violated = violated_rules(dbtRunner(manifest=manifest), request.common_args, list(failed.results))
                 break
     finally:
         started = time.monotonic()
@@ -158,7 +163,7 @@ def run_request(request: DbtRequest) -> DbtReply:
         messages = "; ".join(str(r.message) for r in results if getattr(r, "message", None))
         error = None if outcome.success else f"dbt run-operation {' '.join(extra[:1])} failed: {messages}"[:4000]
         return DbtReply("failed" if error else "success", error=error, spans=spans)
-    result = summarize(results)
+    result = summarize(results, violated)
     error = result.error
     if not outcome.success and result.status == "success":  # dbt failed without a failing node
         error = f"dbt {' '.join(words)} failed (see the dbt log in HOME/dbt/logs)"

@@ -58,8 +58,9 @@ def dbt_env(settings: Settings) -> dict[str, str | None]:
     return env
 
 
-def summarize(run_results) -> TransformResult:
-    """Count tests and models in a dbt result list (RunResult objects or run_results.json dicts)."""
+def summarize(run_results, violated: dict[str, str] | None = None) -> TransformResult:
+    """Count tests and models in a dbt result list (RunResult objects or run_results.json dicts);
+    ``violated`` names the violated checks of failed row_rules tests (see :mod:`.dbt_rules`)."""
     passed = failed = models = 0
     errors = []
     for r in run_results:
@@ -79,7 +80,8 @@ def summarize(run_results) -> TransformResult:
                 passed += 1
             elif status in ("fail", "error", "warn"):
                 failed += 1
-                errors.append(f"{name}: {message}")
+                rules = (violated or {}).get(name)
+                errors.append(f"{name}: {message}" + (f" (violated: {rules})" if rules else ""))
         elif resource in ("model", "seed", "snapshot"):
             if status == "success":
                 models += 1
