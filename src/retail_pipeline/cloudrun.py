@@ -114,13 +114,18 @@ class CloudRunJobTransformer:
             ),
         )
 
-    def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
-        """Start one job execution for the batches; returns once the API accepted it (state ``started``)."""
-        batch_id = batch_ids[0]
+    def ensure_idle(self) -> None:
+        """JobBusy while an execution runs: asked before the caller claims batches, so a message that
+        comes during a build claims (and releases) nothing, and cannot keep a batch from the next build."""
         if self.running_execution is not None:
             running = self.running_execution()
             if running:  # transient: the platform redelivers the message, and the claims are released
                 raise JobBusy(f"{self.job_name} is still running {running}; this run starts when it is done")
+
+    def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
+        """Start one job execution for the batches; returns once the API accepted it (state ``started``)."""
+        batch_id = batch_ids[0]
+        self.ensure_idle()  # again: another message may have started one since the caller asked
         request = self.build_request(batch_ids, partitions, claim_key)
         started = time.monotonic()
         operation = self._client().run_job(request=request, timeout=self.request_timeout)

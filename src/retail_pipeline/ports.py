@@ -300,3 +300,7 @@ class Transformer(Protocol):
     """What runs the dbt project for a set of batches: in-process dbt or a Cloud Run job."""
 
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult: ...
+
+    def ensure_idle(self) -> None:
+        """Raise the transient "busy" error :meth:`run` would raise now (a Cloud Run execution still
+        running), before anything is claimed; nothing for in-process dbt, which runs one build at a time."""

@@ -50,6 +50,7 @@ def rebuild(ctx: Context, batch_ids: list[str], partitions: list[str], claim_key
     """One transform run over ``partitions`` after a retraction, recorded under ``claim_key`` on the
     retracted batches (exactly once per key: None when another delivery already took it)."""
     warehouse = ctx.warehouse
+    ctx.transformer.ensure_idle()  # a build still running: JobBusy, before anything is claimed
     if not warehouse.claim_transform(batch_ids[0], claim_key):
         return None
     claimed = [batch_ids[0]] + [b for b in batch_ids[1:] if warehouse.claim_transform(b, claim_key)]

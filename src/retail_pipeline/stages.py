@@ -190,6 +190,7 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
         }
     if progress.state == "rejected":
         return {"status": "rejected", "batch_id": batch_id}
+    ctx.transformer.ensure_idle()  # a build still running: retried later, nothing claimed meanwhile
     if not warehouse.claim_transform(batch_id, claim_key):
         return {"status": "already_claimed", "batch_id": batch_id}
     claimed: dict[str, BatchProgress] = {batch_id: progress}
