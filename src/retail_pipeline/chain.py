@@ -30,7 +30,7 @@ from .media import content_type_for
 from .pipeline import SUBSCRIPTION, with_fault_plan
 from .runtime import HttpApps, LocalRuntime
 from .servers import FunctionServers, reachable
-from .status import FINAL_STATES, collect, run_summary
+from .status import FINAL_STATES, batch_state, collect, run_summary
 from .strict.httpserve import HEALTH_PATH
 from .strict.stack import StrictLayer
 
@@ -211,16 +211,18 @@ class Chain:
 
                 sweep(self.ctx, grace_seconds=SWEEP_EVERY)
                 next_sweep = time.monotonic() + SWEEP_EVERY
-            report = collect(self.ctx)
-            mine = {b["batch_id"]: b["state"] for b in report["batches"] if b["batch_id"] in batch_ids}
+            # the batches' states only (one query; the whole status once at the end): on BigQuery each
+            # query is a job, and this loop runs for as long as the builds do
+            states = {r.batch_id: batch_state(r) for r in self.ctx.warehouse.batch_records()}
+            mine = {b: states[b] for b in batch_ids if b in states}
             if len(mine) == len(batch_ids) and all(s in FINAL_STATES for s in mine.values()):
                 if self.strict is not None:  # a job's work after its recorded outcome (the report) ends too
                     self.strict.wait_for_executions(max(1.0, deadline - time.monotonic()))
-                return report
+                return collect(self.ctx)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batches not finished after {timeout:.0f} s: {mine}")
             self.runtime.step()  # the spool bus (serve without emulators), and late lake objects
-            time.sleep(0.5)
+            time.sleep(2.0)
 
     def stop(self) -> None:
         if self.servers is not None:
