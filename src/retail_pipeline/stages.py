@@ -174,9 +174,6 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
     """
     ctx = context.get()
     maybe_crash(ctx.settings.faults, "transform.start", batch_id)
-    # a build still running (a Cloud Run execution): retried later, having read and claimed nothing (a
-    # message during a build cannot keep its batch from the next one, and costs no warehouse query)
-    ctx.transformer.ensure_idle()
     warehouse = ctx.warehouse
     progress = warehouse.batch_progress(batch_id)
     if progress.superseded:
@@ -193,6 +190,10 @@ def transform_batch(batch_id: str, claim_key: str = "initial") -> dict[str, Any]
         }
     if progress.state == "rejected":
         return {"status": "rejected", "batch_id": batch_id}
+    # a build still running (a Cloud Run execution): retried later, having claimed nothing, so this
+    # message cannot keep its batch from the next build. Asked only now: a message of a batch still
+    # loading is acknowledged as waiting, not sent back (every message sent back slows Pub/Sub's push)
+    ctx.transformer.ensure_idle()
     if not warehouse.claim_transform(batch_id, claim_key):
         return {"status": "already_claimed", "batch_id": batch_id}
     claimed: dict[str, BatchProgress] = {batch_id: progress}
