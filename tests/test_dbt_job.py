@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from loaded_batch import MONTHS, ROWS, ingest_and_load
 
@@ -83,6 +84,7 @@ def _entrypoint(args: list[str], duckdb_path: Path, work: Path) -> subprocess.Co
     )
 
 
+@pytest.mark.slow  # the job script in its own process: dbt imported and the project parsed from scratch (make test-fast leaves it out)
 def test_entrypoint_builds_the_batch_on_duckdb(ctx, tmp_path: Path):
     batch_id = ingest_and_load(ctx, tmp_path)
     duckdb_path = Path(ctx.settings.warehouse[len("duckdb://") :])
@@ -106,6 +108,7 @@ def test_entrypoint_builds_the_batch_on_duckdb(ctx, tmp_path: Path):
     assert [(m, float(v)) for m, v in monthly] == [("2010-12", 53.64), ("2011-01", 58.10)]
 
 
+@pytest.mark.slow  # two job processes, each importing dbt, one parsing from scratch (make test-fast leaves it out)
 def test_entrypoint_starts_from_the_parse_made_before_it(ctx, tmp_path: Path):
     """What the image does: `dbt parse` at build time, then each execution reuses that parse."""
     batch_id = ingest_and_load(ctx, tmp_path)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 import yaml
 
 from loaded_batch import MONTHS, ingest_and_load
@@ -343,6 +344,7 @@ def test_a_violated_rule_fails_the_build_naming_the_test_and_the_rule(ctx, tmp_p
         worker().close()
 
 
+@pytest.mark.slow  # the job script in its own process: dbt imported and the project parsed from scratch (make test-fast leaves it out)
 def test_the_dbt_job_names_the_violated_rule_too(ctx, tmp_path):
     """The Cloud Run job's entrypoint (run here on DuckDB): its recorded error names the rule."""
     batch_id = ingest_and_load(ctx, tmp_path)

@@ -72,6 +72,7 @@ def test_production_build_runs_models_and_data_tests_and_the_unit_tests_pass_alo
     assert unit.tests_passed == len(declared)
 
 
+@pytest.mark.slow  # several dbt processes, the first parsing from scratch (make test-fast leaves it out)
 def test_batches_keep_the_saved_parse_across_processes_and_homes(ctx, transformer, tmp_path, monkeypatch):
     from retail_pipeline import context
     from retail_pipeline.config import Settings

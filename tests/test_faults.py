@@ -77,6 +77,7 @@ def faulted_run(home: Path, files: list[tuple[Path, str]], seed: int) -> dict:
     return run_local(Settings.from_env(home), files, faults=plan, timeout=900)
 
 
+@pytest.mark.slow  # two whole runs, one under every fault (every event up to three times) (make test-fast leaves it out)
 def test_small_workbook_under_every_fault_equals_a_clean_run(tmp_path, small_workbook, monkeypatch):
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
     run_cli(clean, "run", str(small_workbook))

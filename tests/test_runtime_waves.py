@@ -126,21 +126,19 @@ def test_a_function_imports_its_client_libraries_at_start_up(tmp_path):
         landing="gs://landing", lake="gs://lake", warehouse="bigquery://p/retail", bus="pubsub://p/t"
     )
     assert import_client_libraries(cloud) == ["google.cloud.storage", "google.cloud.bigquery", "google.cloud.pubsub_v1"]
-    probe = "from retail_pipeline import context; print(context.warm_up())"
-    env = {"PATH": "/usr/bin:/bin", "RETAIL_PIPELINE_HOME": str(tmp_path / "home")}
-    bad = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**env, "RETAIL_PIPELINE_LANDING": "s3://elsewhere"},
+    home = tmp_path / "home"
+    assert warm_up_in_a_new_process(home, {"RETAIL_PIPELINE_LANDING": "s3://elsewhere"}) == "[]"
+    assert warm_up_in_a_new_process(home, {"RETAIL_PIPELINE_LANDING": "gs://landing"}) == "['google.cloud.storage']"
+
+
+def warm_up_in_a_new_process(home: Path, settings: dict[str, str]) -> str:
+    """What context.warm_up() returns in a fresh interpreter (nothing imported yet) with these settings."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from retail_pipeline import context; print(context.warm_up())"],
+        env={"PATH": "/usr/bin:/bin", "RETAIL_PIPELINE_HOME": str(home), **settings},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert (bad.returncode, bad.stdout.strip()) == (0, "[]"), bad.stderr
-    good = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**env, "RETAIL_PIPELINE_LANDING": "gs://landing"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert (good.returncode, good.stdout.strip()) == (0, "['google.cloud.storage']"), good.stderr
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
