@@ -40,9 +40,11 @@ if TYPE_CHECKING:
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 TARGETS = ("ingest", "load", "transform")
-#: instances of each function server (each one request at a time, as the Terraform deploys them with
-#: max_instance_request_concurrency = 1): storage events go to them this many at once, as Eventarc does
-INSTANCES = {"ingest": 2, "load": 4, "transform": 2}
+#: instances of the storage-triggered function servers (each one request at a time, as the Terraform
+#: deploys them with max_instance_request_concurrency = 1): storage events go to them this many at
+#: once, as Eventarc does. The transform server, which Pub/Sub pushes to, keeps functions-framework's
+#: default (one process, several threads).
+INSTANCES = {"ingest": 2, "load": 4, "transform": 1}
 
 
 class Apps(Protocol):

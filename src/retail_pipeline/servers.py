@@ -49,7 +49,9 @@ class FunctionServers:
             settings = self.settings.with_changes(identity=self.identities.get(target, self.settings.identity))
             # like Cloud Functions with max_instance_request_concurrency = 1: a few instances (gunicorn
             # workers forked from one loaded app), each serving one request at a time
-            env = {**child_env(settings), "PYTHONUNBUFFERED": "1", "WORKERS": str(INSTANCES[target]), "THREADS": "1"}
+            env = {**child_env(settings), "PYTHONUNBUFFERED": "1"}
+            if target != "transform":
+                env.update(WORKERS=str(INSTANCES[target]), THREADS="1")
             with open(logs / f"function-{target}.log", "ab") as log:
                 self.procs[target] = subprocess.Popen(
                     [
