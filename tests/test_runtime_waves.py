@@ -82,12 +82,18 @@ class CountingApps:
         return 200, "{}"
 
 
-def test_storage_events_go_to_as_many_instances_at_once_and_each_once(tmp_path):
+def context_with_landing_objects(tmp_path: Path, count: int) -> Context:
+    """An embedded chain's context with ``count`` objects in its landing bucket (never parsed here)."""
     ctx = Context(Settings.from_env(tmp_path / "home", environ={}))
     ctx.provision()
-    for i in range(7):
+    for i in range(count):
         (tmp_path / f"book_{i}.xlsx").write_bytes(b"not parsed here: the apps only count")
         ctx.landing.put(f"book_{i}.xlsx", tmp_path / f"book_{i}.xlsx")
+    return ctx
+
+
+def test_storage_events_go_to_as_many_instances_at_once_and_each_once(tmp_path):
+    ctx = context_with_landing_objects(tmp_path, 7)
     apps = CountingApps(seconds=0.4)
     runtime = LocalRuntime(ctx, apps, subscription=ctx.bus.subscribe(SUBSCRIPTION))
     started = time.monotonic()
@@ -103,11 +109,7 @@ def test_storage_events_go_to_as_many_instances_at_once_and_each_once(tmp_path):
 
 
 def test_in_process_apps_get_one_event_at_a_time(tmp_path):
-    ctx = Context(Settings.from_env(tmp_path / "home", environ={}))
-    ctx.provision()
-    for i in range(3):
-        (tmp_path / f"book_{i}.xlsx").write_bytes(b"x")
-        ctx.landing.put(f"book_{i}.xlsx", tmp_path / f"book_{i}.xlsx")
+    ctx = context_with_landing_objects(tmp_path, 3)
     apps = CountingApps(seconds=0.05)
     apps.in_process = True
     apps.instances = lambda target: 1  # type: ignore[method-assign]
