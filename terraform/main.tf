@@ -52,6 +52,8 @@ locals {
     RETAIL_PIPELINE_BUS         = "pubsub://${var.project_id}/${var.topic_name}"
     RETAIL_PIPELINE_TRANSFORM   = "cloudrun://${var.project_id}/${var.region}/${local.dbt_job_name}"
     RETAIL_PIPELINE_BQ_LOCATION = var.bigquery.location
+    # the transform function holds a message that comes during a dbt build this long (under its timeout)
+    RETAIL_PIPELINE_TRANSFORM_BUSY_WAIT_SECONDS = tostring(max(0, var.functions.transform.timeout_seconds - 60))
   }
 
   # What the dbt job's prod target reads (dbt/profiles.yml, dbt/models/staging/_sources.yml).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent import futures
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,5 +195,50 @@ def test_two_concurrent_deliveries_start_exactly_one_execution(settings, admin_a
         assert clients[0].post("/", headers=headers, data=body).status_code == 200
         assert len(admin_api.requests) == 2
         assert json.loads(admin_api.requests[1].overrides.container_overrides[0].args[1])["batch_id"] == batch_id
+    finally:
+        context.use(None)
+
+
+def test_a_message_during_a_running_execution_waits_for_it_then_starts_one(settings, admin_api, tmp_path: Path):
+    """A complete batch's message that comes while an execution runs is held until the execution ends
+    (then it starts the next one), and sent back with nothing claimed only when the wait runs out."""
+    from retail_pipeline import context
+
+    ctx = context.Context(settings)
+    running = {"name": f"{JOB}/executions/retail-dbt-0000"}
+    asked: list[float] = []
+
+    def running_execution() -> str | None:
+        asked.append(time.monotonic())
+        return running["name"]
+
+    ctx.transformer = CloudRunJobTransformer(
+        "retail-test-1",
+        "europe-west1",
+        "retail-dbt",
+        client=admin_api.client(),
+        running_execution=running_execution,
+        busy_wait_seconds=0.5,
+        poll_seconds=0.1,
+    )
+    context.use(ctx)
+    try:
+        batch_id = ingest_and_load(ctx, tmp_path)
+        client = _transform_app().test_client()
+        # the execution outlasts the wait: sent back (HTTP 500), nothing claimed, no execution started
+        started = time.monotonic()
+        headers, body = _batch_complete_event(batch_id, "m1")
+        assert client.post("/", headers=headers, data=body).status_code == 500
+        assert time.monotonic() - started >= 0.5 and len(asked) >= 4
+        assert admin_api.requests == [] and ctx.warehouse.runs() == []
+
+        # the execution ends during the wait: the same message then starts exactly one execution
+        threading.Timer(0.25, lambda: running.update(name=None)).start()
+        asked.clear()
+        headers, body = _batch_complete_event(batch_id, "m1")
+        assert client.post("/", headers=headers, data=body).status_code == 200
+        assert len(asked) >= 2 and asked[-1] - asked[0] >= 0.2
+        assert len(admin_api.requests) == 1
+        assert [(r["batch_id"], r["state"]) for r in ctx.warehouse.runs()] == [(batch_id, "started")]
     finally:
         context.use(None)

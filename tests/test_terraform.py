@@ -759,7 +759,7 @@ def test_looker_studio_url_as_terraform_computes_it(evaluated):
         assert list((REPO / "dbt" / "models").rglob(table + ".sql")), table
 
 
-def test_function_settings_parse_as_the_pipeline_reads_them(evaluated, monkeypatch):
+def test_function_settings_parse_as_the_pipeline_reads_them(evaluated, evaluator, monkeypatch):
     from retail_pipeline.config import Settings
 
     env = evaluated["function_env"]
@@ -774,6 +774,14 @@ def test_function_settings_parse_as_the_pipeline_reads_them(evaluated, monkeypat
     assert settings.warehouse == "bigquery://acme-retail-42/shop"
     assert settings.bus == "pubsub://acme-retail-42/partition-loaded"
     assert settings.transform == "cloudrun://acme-retail-42/europe-west1/retail-dbt"
+    # the transform function holds a message during a dbt build for a minute less than its timeout (540 s)
+    assert settings.transform_busy_wait_seconds == 480
+    assert (
+        evaluator(functions="{transform={timeout_seconds=90}}")["function_env"][
+            "RETAIL_PIPELINE_TRANSFORM_BUSY_WAIT_SECONDS"
+        ]
+        == "30"
+    )
     assert evaluated["datasets"] == {"raw": "shop_raw", "pipeline": "shop_pipeline", "analytics": "shop_analytics"}
 
 

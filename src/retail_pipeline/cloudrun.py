@@ -74,6 +74,8 @@ class CloudRunJobTransformer:
     #: concurrent builds of the same models see each other half-done (a relationships test fails)
     running_execution: Callable[[], str | None] | None = None
     request_timeout: float = 60.0  #: seconds for the run_job call itself
+    busy_wait_seconds: float = 0.0  #: how long ensure_idle waits for a running execution to end
+    poll_seconds: float = 2.0  #: how often it asks meanwhile
     task_timeout_seconds: int = 3600  #: the execution's task timeout (the job's own default otherwise)
     _made_client: Any = field(default=None, init=False, repr=False)
 
@@ -115,17 +117,28 @@ class CloudRunJobTransformer:
         )
 
     def ensure_idle(self) -> None:
-        """JobBusy while an execution runs: asked before the caller claims batches, so a message that
-        comes during a build claims (and releases) nothing, and cannot keep a batch from the next build."""
-        if self.running_execution is not None:
-            running = self.running_execution()
-            if running:  # transient: the platform redelivers the message, and the claims are released
+        """Returns once no execution runs, waiting up to ``busy_wait_seconds`` for a running one to
+        end; JobBusy after that. Asked before the caller claims batches, so a message that comes
+        during a build claims nothing. It waits rather than answering at once: a message sent back is
+        redelivered with a backoff that grows with every failure, and Pub/Sub (its emulator too) slows
+        its push to an endpoint that keeps failing, so a batch completed during a build could wait
+        minutes after the build ended."""
+        self._wait_idle(self.busy_wait_seconds)
+
+    def _wait_idle(self, seconds: float) -> None:
+        if self.running_execution is None:
+            return
+        deadline = time.monotonic() + seconds
+        while running := self.running_execution():
+            left = deadline - time.monotonic()
+            if left <= 0:  # transient: the platform redelivers the message, and the claims are released
                 raise JobBusy(f"{self.job_name} is still running {running}; this run starts when it is done")
+            time.sleep(min(self.poll_seconds, left))
 
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult:
         """Start one job execution for the batches; returns once the API accepted it (state ``started``)."""
         batch_id = batch_ids[0]
-        self.ensure_idle()  # again: another message may have started one since the caller asked
+        self._wait_idle(0)  # again, without waiting (claims are held): another message may have started one
         request = self.build_request(batch_ids, partitions, claim_key)
         started = time.monotonic()
         operation = self._client().run_job(request=request, timeout=self.request_timeout)

@@ -165,6 +165,10 @@ class Settings:
     #: how long one dbt run may take (the dbt job's task timeout times its attempts): the sweep calls a
     #: run stuck only after this, so it never starts a second build beside one still running
     run_timeout_seconds: int = 3600
+    #: how long the transform function holds a message of a complete batch while a dbt job execution
+    #: runs, waiting for it to end, before sending the message back (kept under the function's
+    #: timeout; every message sent back slows Pub/Sub's push to the function)
+    transform_busy_wait_seconds: int = 240
     #: where the month's Excel report goes after each successful dbt build: gs://BUCKET/PREFIX/ or a
     #: folder; empty: no report
     reports: str = ""
@@ -197,6 +201,7 @@ class Settings:
             max_data_age_hours=number_setting(env, f"{PREFIX}MAX_DATA_AGE_HOURS", 0, float),
             sweep_grace_seconds=number_setting(env, f"{PREFIX}SWEEP_GRACE_SECONDS", 900),
             run_timeout_seconds=number_setting(env, f"{PREFIX}RUN_TIMEOUT_SECONDS", 3600),
+            transform_busy_wait_seconds=number_setting(env, f"{PREFIX}TRANSFORM_BUSY_WAIT_SECONDS", 240),
             reports=env.get(f"{PREFIX}REPORTS") or "",
             limits=Limits.from_env(env),
             faults=Faults.from_env(env, home_path),
@@ -217,6 +222,7 @@ class Settings:
             f"{PREFIX}MAX_DATA_AGE_HOURS": str(self.max_data_age_hours),
             f"{PREFIX}SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
             f"{PREFIX}RUN_TIMEOUT_SECONDS": str(self.run_timeout_seconds),
+            f"{PREFIX}TRANSFORM_BUSY_WAIT_SECONDS": str(self.transform_busy_wait_seconds),
             **self.limits.to_env(),
             **self.faults.to_env(),
             **self.endpoints.to_env(),

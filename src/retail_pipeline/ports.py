@@ -302,5 +302,6 @@ class Transformer(Protocol):
     def run(self, batch_ids: list[str], partitions: list[str], claim_key: str = "initial") -> TransformResult: ...
 
     def ensure_idle(self) -> None:
-        """Raise the transient "busy" error :meth:`run` would raise now (a Cloud Run execution still
-        running), before anything is claimed; nothing for in-process dbt, which runs one build at a time."""
+        """Return once a build may start: a Cloud Run execution still running is waited for, up to
+        ``Settings.transform_busy_wait_seconds``, then the transient "busy" error :meth:`run` would
+        raise; asked before anything is claimed. Nothing for in-process dbt (one build at a time)."""

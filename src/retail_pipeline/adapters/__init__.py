@@ -91,6 +91,7 @@ def open_transformer(settings: Settings, *, warehouse: Warehouse | None = None) 
         target.job,
         client_factory=lambda: jobs_client(settings),
         running_execution=lambda: running_execution(executions_client(settings), job_name),
+        busy_wait_seconds=settings.transform_busy_wait_seconds,
     )
 
 
