@@ -144,3 +144,27 @@ def warm_up_in_a_new_process(home: Path, settings: dict[str, str]) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
+
+
+def test_threads_of_one_process_open_and_close_the_file_at_once_without_conflict(tmp_path):
+    """A function server's threads each open the file per call: one opening it while another closes
+    the last connection once found the closing database still attached ("Unique file handle conflict")."""
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", lake=FolderStore(tmp_path / "lake"))
+    warehouse.provision()
+    errors: list[str] = []
+    counts: list[int] = []
+
+    def calls() -> None:
+        for _ in range(300):
+            try:
+                counts.append(len(warehouse.batch_records()))
+            except Exception as exc:  # noqa: BLE001 - every error is the failure this test looks for
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert counts == [0] * 1200

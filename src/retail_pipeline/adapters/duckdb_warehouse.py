@@ -54,6 +54,12 @@ class WarehouseBusy(RuntimeError):
     """The DuckDB file is locked by another process: transient, the event is retried."""
 
 
+#: DuckDB keeps one database per file and process; a thread opening the file while another closes
+#: its last connection can find the closing database still attached ("Unique file handle conflict").
+#: Opening and closing are quick, so this process does them one at a time.
+_OPEN_CLOSE = threading.Lock()
+
+
 class DuckDBWarehouse(DuckDBLoads):
     """One DuckDB file behind the Warehouse port; lake objects are read through the lake port."""
 
@@ -80,14 +86,16 @@ class DuckDBWarehouse(DuckDBLoads):
         try:
             yield con
         finally:
-            con.close()
+            with _OPEN_CLOSE:
+                con.close()
 
     def _open(self, read_only: bool) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + 30
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                with _OPEN_CLOSE:
+                    return duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
             except duckdb.IOException as exc:  # another process holds the write lock
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise WarehouseBusy(str(exc)) from exc
@@ -109,7 +117,8 @@ class DuckDBWarehouse(DuckDBLoads):
     def release(self) -> None:
         with self._anchor_lock:
             if self._anchor is not None:
-                self._anchor.close()  # the database closes with its last connection
+                with _OPEN_CLOSE:
+                    self._anchor.close()  # the database closes with its last connection
                 self._anchor = None
 
     def provision(self) -> None:
