@@ -158,7 +158,7 @@ def test_threads_of_one_process_open_and_close_the_file_at_once_without_conflict
         for _ in range(300):
             try:
                 counts.append(len(warehouse.batch_records()))
-            except Exception as exc:  # noqa: BLE001 - every error is the failure this test looks for
+            except Exception as exc:  # every error is the failure this test looks for
                 errors.append(str(exc))
 
     threads = [threading.Thread(target=calls) for _ in range(4)]
