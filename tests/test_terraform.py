@@ -1025,6 +1025,7 @@ CMEK_CHECKS = {
 }
 
 
+@pytest.mark.slow  # about 20 s of CPU each; it reads only terraform/, so make test-fast leaves it out
 @pytest.mark.parametrize("var_file", [None, "examples/cmek.tfvars"])
 def test_checkov_reports_no_failed_checks(tf, var_file):
     if not CHECKOV.exists():
