@@ -8,25 +8,36 @@ countries in ``mart_revenue_by_country``'s revenue order. The revenue definition
 marts (dbt/macros/revenue.sql), not here: a line's bucket is never decided by the dashboard.
 
 Money leaves as exact integers of ``10**-MONEY_SCALE`` pounds (amounts carry the unit price's
-scale), so the browser sums integers and never rounds a float. The shaping is vectorised (the
-product slice is about 300,000 rows on the full data set).
+scale), so the browser sums integers and never rounds a float. The two big marts are read as Arrow
+(``Analytics.read_mart_arrow``) and shaped column by column (``columns``): no Python object per
+row, no Decimal (``mart_product_sales_daily`` has about 4 million rows at ten times the reference
+data); the small marts are read as DataFrames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from numbers import Integral
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import pyarrow.compute as pc
 
 from ..schema import PRICE_SCALE
+from . import columns
 
 if TYPE_CHECKING:
-    import pandas
+    import numpy
+    import pyarrow
 
     from ..analytics import Analytics
 
 MONEY_SCALE = PRICE_SCALE
+#: A column of the page: a numpy array of indexes or integers, or a list when it holds a null.
+IntColumn: TypeAlias = "numpy.ndarray | list[int | None]"
+#: The page's invoice order (and mart_invoices' key), then the invoice figures it shows.
+INVOICE_ORDER = ("invoice_date", "invoice_no", "country", "customer_id")
+INVOICE_FIGURES = ("is_order", "is_cancellation", "gross_sales", "net_revenue", "cancellations", "items_sold")
 
 #: The marts the page reads (building fails with a clear message if one is missing).
 REQUIRED_MARTS = (
@@ -41,94 +52,50 @@ REQUIRED_MARTS = (
 )
 
 
-def money_units(values: Iterable[Decimal]) -> list[int]:
-    """Exact decimal amounts as integers of 10**-MONEY_SCALE pounds; a finer amount is an error
-    (Arrow refuses to rescale it with loss)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    amounts = pa.array(list(values), pa.decimal128(38 - MONEY_SCALE - 2, MONEY_SCALE))
-    scaled = pc.multiply(amounts, pa.scalar(Decimal(10**MONEY_SCALE), pa.decimal128(MONEY_SCALE + 1, 0)))
-    return pc.cast(scaled, pa.int64()).to_pylist()
-
-
 def money_text(value: Decimal) -> str:
-    """An exact decimal as text with MONEY_SCALE places ('22075976.0600')."""
-    units = money_units([value])[0]
+    """An exact decimal as text with MONEY_SCALE places ('22075976.0600'); a finer amount is an error."""
+    import pyarrow as pa
+
+    units = columns.money_units(pa.array([value], pa.decimal128(38, MONEY_SCALE)), MONEY_SCALE)[0]
+    assert units is not None
     whole, fraction = divmod(abs(units), 10**MONEY_SCALE)
     return f"{'-' if units < 0 else ''}{whole}.{fraction:0{MONEY_SCALE}d}"
 
 
-def _numbers(series: pandas.Series, lookup: dict, what: str) -> list[int]:
-    """Each value's number in ``lookup``; a value the lookup lacks means the marts disagree."""
-    values = series.tolist()
-    try:
-        return [lookup[v] for v in values]
-    except KeyError as exc:
-        raise ValueError(f"{what} {exc.args[0]!r} is in one mart but not in another: rebuild the marts (dbt)") from exc
-
-
-def _flags(series: pandas.Series) -> list[int]:
-    return series.fillna(False).astype(bool).astype(int).tolist()
-
-
 def collect(analytics: Analytics) -> dict[str, Any]:
-    """All the data the page embeds, as plain JSON-ready values (columnar lists of indexes and integers)."""
+    """All the data the page embeds: JSON values, except that the columns of indexes and integers
+    are 1-D numpy integer arrays (page_json writes them as JSON lists; a money column with a null
+    is a list, the null None)."""
     read = analytics.read_mart
     day_dates = read("mart_revenue_daily", columns=["invoice_date"])["invoice_date"].tolist()
-    day_index = {d: i for i, d in enumerate(day_dates)}
     countries = (
         read("mart_revenue_by_country", columns=["country", "revenue_rank"])
         .sort_values("revenue_rank")["country"]
         .tolist()
     )
-    country_index = {c: i for i, c in enumerate(countries)}
 
     segments = read("mart_customer_rfm", columns=["customer_id", "segment"])
     customers = segments["customer_id"].tolist()
     segment_names = sorted(set(segments["segment"].tolist()))
-    customer_index = {c: i for i, c in enumerate(customers)}
 
-    inv = read(
-        "mart_invoices",
-        columns=[
-            "invoice_no",
-            "invoice_date",
-            "country",
-            "customer_id",
-            "is_order",
-            "is_cancellation",
-            "gross_sales",
-            "net_revenue",
-            "cancellations",
-            "items_sold",
-        ],
-    )
-    inv = inv.sort_values(
-        ["invoice_date", "invoice_no", "country", "customer_id"], kind="stable", na_position="last", ignore_index=True
-    )
+    inv = analytics.read_mart_arrow("mart_invoices", columns=[*INVOICE_ORDER, *INVOICE_FIGURES])
+    inv = inv.take(pc.sort_indices(inv, sort_keys=[(c, "ascending", "at_end") for c in INVOICE_ORDER]))
     # a customer with no order (only cancellations, say) has no RFM row: numbered after those that do
-    known = inv["customer_id"].dropna()
-    extra_customers = list(dict.fromkeys(c for c in known.tolist() if c not in customer_index))
-    customer_index.update({c: len(customers) + i for i, c in enumerate(extra_customers)})
-    customer_numbers = [
-        customer_index[c] if known else -1
-        for c, known in zip(inv["customer_id"].tolist(), inv["customer_id"].notna().tolist())
-    ]
-    invoice_numbers = {no: i for i, no in enumerate(sorted(set(inv["invoice_no"].tolist())))}
-    invoices: dict[str, list[int]] = {
-        "invoice": [invoice_numbers[no] for no in inv["invoice_no"].tolist()],
-        "day": _numbers(inv["invoice_date"], day_index, "invoice day"),
-        "country": _numbers(inv["country"], country_index, "country"),
+    customer_numbers, extra_customers = columns.numbered(inv["customer_id"], customers)
+    invoice_numbers, distinct_invoices = columns.ranks(inv["invoice_no"])
+    invoices: dict[str, IntColumn] = {
+        "invoice": invoice_numbers,
+        "day": columns.positions(inv["invoice_date"], day_dates, "invoice day"),
+        "country": columns.positions(inv["country"], countries, "country"),
         "customer": customer_numbers,
-        "gross": money_units(inv["gross_sales"]),
-        "net": money_units(inv["net_revenue"]),
-        "cancel": money_units(inv["cancellations"]),
-        "items": inv["items_sold"].fillna(0).astype("int64").tolist(),
-        "order": _flags(inv["is_order"]),
-        "cancellation": _flags(inv["is_cancellation"]),
+        "gross": columns.money_units(inv["gross_sales"], MONEY_SCALE),
+        "net": columns.money_units(inv["net_revenue"], MONEY_SCALE),
+        "cancel": columns.money_units(inv["cancellations"], MONEY_SCALE),
+        "items": columns.counts(inv["items_sold"]),
+        "order": columns.flags(inv["is_order"]),
+        "cancellation": columns.flags(inv["is_cancellation"]),
     }
-    if len(invoice_numbers) == len(inv):
+    if distinct_invoices == len(inv):
         del invoices["invoice"]  # one row per invoice: the row number is the invoice (the page falls back to it)
 
     seg_index = {s: i for i, s in enumerate(segment_names)}
@@ -139,10 +106,12 @@ def collect(analytics: Analytics) -> dict[str, Any]:
     ).sort_values("revenue_rank", ignore_index=True)
     codes = products["stock_code"].tolist()
     product_days = _product_days(
-        read("mart_product_sales_daily", columns=["invoice_date", "country", "stock_code", "net_revenue"]),
-        day_index,
-        {c: i for i, c in enumerate(codes)},
-        country_index,
+        analytics.read_mart_arrow(
+            "mart_product_sales_daily", columns=["invoice_date", "stock_code", "country", "net_revenue"]
+        ),
+        day_dates,
+        codes,
+        countries,
     )
 
     quality_cols = [
@@ -188,24 +157,19 @@ def collect(analytics: Analytics) -> dict[str, Any]:
 
 
 def _product_days(
-    frame: pandas.DataFrame, day_index: dict, product_index: dict[str, int], country_index: dict[str, int]
-) -> dict[str, list[int]]:
+    frame: pyarrow.Table, day_dates: list[date], codes: list[str], countries: list[str]
+) -> dict[str, numpy.ndarray]:
     """Net revenue per day, product and country as index columns, ordered by day, product, country;
     day_start[d] .. day_start[d + 1] are day d's rows, so the rows carry no day column."""
     import numpy as np
 
-    day = np.array(_numbers(frame["invoice_date"], day_index, "invoice day"), dtype=np.int64)
-    product = np.array(_numbers(frame["stock_code"], product_index, "product"), dtype=np.int64)
-    country = np.array(_numbers(frame["country"], country_index, "country"), dtype=np.int64)
-    net = np.array(money_units(frame["net_revenue"]), dtype=np.int64)
-    order = np.lexsort((country, product, day))
-    day_start = np.concatenate([[0], np.cumsum(np.bincount(day, minlength=len(day_index)))])
-    return {
-        "day_start": day_start.tolist(),
-        "product": product[order].tolist(),
-        "country": country[order].tolist(),
-        "net": net[order].tolist(),
-    }
+    day = columns.positions(frame["invoice_date"], day_dates, "invoice day")
+    product = columns.positions(frame["stock_code"], codes, "product")
+    country = columns.positions(frame["country"], countries, "country")
+    net = np.asarray(columns.money_units(frame["net_revenue"], MONEY_SCALE), dtype=np.int64)
+    order = columns.row_order((day, len(day_dates)), (product, len(codes)), (country, len(countries)))
+    day_start = np.concatenate([[0], np.cumsum(np.bincount(day, minlength=len(day_dates)))])
+    return {"day_start": day_start, "product": product[order], "country": country[order], "net": net[order]}
 
 
 def _quality_row(row: dict) -> dict:
