@@ -289,11 +289,11 @@ class DuckDBWarehouse(DuckDBLoads):
         params = [value for _, _, value in where or []]
 
         def read(con: Any) -> pyarrow.Table:
-            found = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [self.ANALYTICS_SCHEMA, name],
-            ).fetchone()[0]
-            if not found:
+            # no parameter here: binding one makes DuckDB's client import pandas (0.4 s)
+            tables = con.execute(
+                f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{self.ANALYTICS_SCHEMA}'"
+            ).fetchall()
+            if (name,) not in tables:
                 raise RelationNotFound(f"{self.path} has no {self.ANALYTICS_SCHEMA}.{name}")
             return con.execute(sql, params).to_arrow_table()
 

@@ -4,18 +4,20 @@ The big marts (``mart_product_sales_daily`` has millions of rows at ten times th
 arrive as Arrow tables (:meth:`Analytics.read_mart_arrow`); every function here works on whole
 columns in Arrow's or numpy's compiled loops: keys become positions in a lookup through a hash
 lookup (``pyarrow.compute.index_in``), exact decimal amounts become integer units by reading
-Arrow's decimal128 storage, which already holds the amount in units of its scale.
+Arrow's decimal128 storage, which already holds the amount in units of its scale. No Arrow value is
+built from Python objects (pyarrow then imports pandas, 0.4 s): see arrow_util.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ..arrow_util import bools, contiguous, from_numpy, to_numpy
 
 Column: TypeAlias = "pa.Array | pa.ChunkedArray"
 
@@ -24,52 +26,64 @@ class MartsDisagree(ValueError):
     """A key of one mart is missing from the mart that numbers it: the marts were built apart."""
 
 
-def _whole(column: Column) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+def _filled(values: Column, default: int) -> np.ndarray:
+    """An integer column as int64, a null as ``default``."""
+    values = contiguous(values.cast(pa.int64()))
+    raw = np.frombuffer(values.buffers()[1], dtype=np.int64, count=len(values), offset=values.offset * 8)
+    return np.where(bools(values.is_valid()), raw, default) if values.null_count else raw.copy()
 
 
-def positions(column: Column, lookup: Sequence[Any], what: str) -> np.ndarray:
+def _value_set(lookup: Column, like: Column) -> pa.Array:
+    values = contiguous(lookup)
+    return values if values.type == like.type else values.cast(like.type)
+
+
+def positions(column: Column, lookup: Column, what: str) -> np.ndarray:
     """Each value's position in ``lookup`` (int32; ``lookup`` holds distinct values); a value the
     lookup lacks means the marts disagree: MartsDisagree (a ValueError) naming the first such value."""
-    found = pc.index_in(column, value_set=pa.array(lookup, type=column.type, from_pandas=True))
+    found = pc.index_in(column, value_set=_value_set(lookup, column))
     if found.null_count:
         missing = column.filter(found.is_null())[0].as_py()
         raise MartsDisagree(f"{what} {missing!r} is in one mart but not in another: rebuild the marts (dbt)")
-    return found.to_numpy()
+    return to_numpy(found, np.int32)
 
 
-def numbered(column: Column, known: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+def numbered(column: Column, known: Column) -> tuple[np.ndarray, int]:
     """Each value's number: its position in ``known``, else ``len(known)`` plus its position among
-    the values ``known`` lacks in order of first appearance (returned too); a null is -1."""
-    values = _whole(column)
-    found = pc.index_in(values, value_set=pa.array(known, type=values.type, from_pandas=True))
-    numbers = pc.fill_null(found, -1).to_numpy().astype(np.int64)
-    valid = values.is_valid()
-    unknown = values.filter(pc.and_(found.is_null(), valid))
-    extra = list(dict.fromkeys(unknown.to_pylist()))
-    if extra:
-        more = pc.fill_null(pc.index_in(values, value_set=pa.array(extra, type=values.type)), -1).to_numpy()
-        numbers = np.where(more >= 0, more.astype(np.int64) + len(known), numbers)
-    numbers[~valid.to_numpy(zero_copy_only=False)] = -1
+    the values ``known`` lacks in order of first appearance (how many those are comes second); a
+    null is -1."""
+    values = contiguous(column)
+    found = pc.index_in(values, value_set=_value_set(known, values))
+    numbers = _filled(found, -1)
+    unknown = values.filter(pc.and_(found.is_null(), values.is_valid()))
+    extra = 0
+    if len(unknown):
+        codes = to_numpy(unknown.dictionary_encode().indices, np.int32)
+        _, first = np.unique(codes, return_index=True)  # where each distinct value first appears
+        in_order = unknown.take(from_numpy(np.sort(first).astype(np.int64)))
+        more = _filled(pc.index_in(values, value_set=in_order), -1)
+        numbers = np.where(more >= 0, more + len(known), numbers)
+        extra = len(in_order)
+    numbers[~bools(values.is_valid())] = -1
     return numbers, extra
 
 
 def ranks(column: Column) -> tuple[np.ndarray, int]:
     """Each value's position among the distinct values in sorted order, and how many there are."""
-    values = _whole(column)
+    values = contiguous(column)
     distinct = pc.unique(values)
     distinct = distinct.take(pc.sort_indices(distinct))
-    return pc.index_in(values, value_set=distinct).to_numpy().astype(np.int64), len(distinct)
+    return _filled(pc.index_in(values, value_set=distinct), -1), len(distinct)
 
 
 def counts(column: Column) -> np.ndarray:
     """Integers as int64, a null as 0."""
-    return pc.fill_null(column, 0).cast(pa.int64()).to_numpy()
+    return _filled(column, 0)
 
 
 def flags(column: Column) -> np.ndarray:
     """Booleans as 1/0, a null as 0."""
-    return pc.fill_null(column, False).cast(pa.int8()).to_numpy()
+    return bools(column).astype(np.int8)
 
 
 def row_order(*keys: tuple[np.ndarray, int]) -> np.ndarray:
@@ -112,7 +126,7 @@ def money_units(column: Column, scale: int) -> np.ndarray | list[int | None]:
     if not column.null_count:
         return units
     listed: list[int | None] = list(units.tolist())
-    for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)):
+    for i in np.flatnonzero(bools(column.is_null())):
         listed[i] = None
     return listed
 
@@ -126,7 +140,7 @@ def _decimal128_units(values: pa.Array) -> np.ndarray:
     low, high = (pairs[:, 0], pairs[:, 1]) if sys.byteorder == "little" else (pairs[:, 1], pairs[:, 0])
     fits = high == (low >> 63)  # the high word only extends the sign
     if values.null_count:
-        fits |= values.is_null().to_numpy(zero_copy_only=False)
+        fits |= bools(values.is_null())
     if not fits.all():
         raise OverflowError("an amount does not fit in 64-bit integer units")
     return low
