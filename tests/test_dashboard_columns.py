@@ -255,12 +255,25 @@ def test_row_order_is_lexsort_with_ties_in_row_order():
         assert columns.row_order((huge, 2**40), (a, 3), (huge, 2**40)).tolist() == np.lexsort((huge, a, huge)).tolist()
 
 
-def test_numbered_and_ranks():
-    numbers, extra = columns.numbered(pa.chunked_array([["b", None, "z"], ["a", "y", "z"]]), ["a", "b"])
-    assert (numbers.tolist(), extra) == ([1, -1, 2, 0, 3, 2], ["z", "y"])
+def test_numbered_ranks_positions():
+    known = pa.array(["a", "b"])
+    numbers, extra = columns.numbered(pa.chunked_array([["b", None, "z"], ["a", "y", "z", "x", "y"]]), known)
+    assert (numbers.tolist(), extra) == ([1, -1, 2, 0, 3, 2, 4, 3], 3)  # z, y, x: after a, b, as they come
+    assert columns.numbered(pa.array(["b", None]), known)[0].tolist() == [1, -1]
     ranks, distinct = columns.ranks(pa.array(["b", "a", "b", "C", "é"]))  # code point order, as sorted()
     assert (ranks.tolist(), distinct) == ([2, 1, 2, 0, 3], 4)
-    assert columns.positions(pa.array([date(2011, 1, 2)]), [date(2011, 1, 1), date(2011, 1, 2)], "day").tolist() == [1]
+    days = pa.chunked_array([[date(2011, 1, 1)], [date(2011, 1, 2)]], pa.date32())
+    assert columns.positions(pa.array([date(2011, 1, 2), date(2011, 1, 1)]), days, "day").tolist() == [1, 0]
+    assert columns.positions(pa.array(["b"], pa.large_string()), known, "country").tolist() == [1]
+    assert columns.counts(pa.array([3, None, 0])).tolist() == [3, 0, 0]
+    assert columns.flags(pa.chunked_array([[True, None], [False]])).tolist() == [1, 0, 0]
+
+
+def test_quality_times_are_iso_text_in_utc():
+    paris = pa.chunked_array([pa.array([0, 1_500_000, None], pa.timestamp("us", tz="Europe/Paris"))])
+    assert queries._iso_times(paris) == ["1970-01-01 00:00:00+00:00", "1970-01-01 00:00:01.500000+00:00", None]
+    naive = pa.chunked_array([pa.array([86_400_001], pa.timestamp("ms"))])
+    assert queries._iso_times(naive) == ["1970-01-02 00:00:00.001000"]
 
 
 # ---------------------------------------------------------------- the JSON writer
@@ -289,3 +302,29 @@ def test_script_json_is_json_dumps_escaped_for_a_script_element():
         )
     with pytest.raises(TypeError):
         page_json.integer_list(np.array([0.5]))
+
+
+# ---------------------------------------------------------------- BigQuery (the emulator chain)
+
+
+@pytest.mark.emulator
+def test_bigquery_gives_the_same_arrow_mart_as_duckdb(emulator_run, small_home: Path, bigquery_sql, monkeypatch):
+    """read_mart_arrow on BigQuery (NUMERIC arrives as decimal128(38, 9)) and on DuckDB (DECIMAL(38, 4))
+    of the same workbook: the same rows, the same money units; the units add up to BigQuery's own sum."""
+    for key, value in emulator_run.env.items():
+        monkeypatch.setenv(key, value)
+    bigquery = Analytics.open(emulator_run.settings)
+    duck = Analytics.open(Settings.from_env(small_home, environ={}))
+    wanted = ["invoice_date", "stock_code", "country", "net_revenue"]
+    from_bigquery = bigquery.read_mart_arrow("mart_product_sales_daily", columns=wanted)
+    from_duckdb = duck.read_mart_arrow("mart_product_sales_daily", columns=wanted)
+    assert from_bigquery.schema.field("net_revenue").type == pa.decimal128(38, 9)
+
+    def rows(table: pa.Table) -> list[tuple]:
+        units = list(columns.money_units(table["net_revenue"], 4))
+        keys = zip(*(table[c].to_pylist() for c in wanted[:3]))
+        return sorted((*key, unit) for key, unit in zip(keys, units))
+
+    assert rows(from_bigquery) == rows(from_duckdb)
+    ((total,),) = bigquery_sql("select sum(net_revenue) from mart_product_sales_daily")
+    assert sum(unit for *_, unit in rows(from_bigquery)) == int(Decimal(total) * 10_000)
