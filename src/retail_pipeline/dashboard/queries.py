@@ -77,8 +77,8 @@ def collect(analytics: Analytics) -> dict[str, Any]:
     is a list, the null None)."""
     days = _sorted(analytics, "mart_revenue_daily", ["invoice_date"], ["invoice_date"])["invoice_date"]
     # revenue_rank is a row_number (no ties); the name after it only makes the order total
-    countries = _sorted(analytics, "mart_revenue_by_country", ["country", "revenue_rank"], ["revenue_rank", "country"])
-    countries = countries["country"]
+    ranked = _sorted(analytics, "mart_revenue_by_country", ["country", "revenue_rank"], ["revenue_rank", "country"])
+    countries = ranked["country"]
 
     segments = _sorted(analytics, "mart_customer_rfm", ["customer_id", "segment"], ["customer_id"])
     customers = segments["customer_id"]
