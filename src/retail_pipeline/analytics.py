@@ -3,6 +3,7 @@
     from retail_pipeline import analytics
     analytics.marts()                          # every mart: grain, description, columns (from dbt's .yml)
     analytics.read_mart("mart_customer_rfm")   # a DataFrame: money as Decimal, dates as date, ints as Int64
+    analytics.Analytics.open().read_mart_arrow("mart_product_sales_daily")   # Arrow, unsorted: big marts fast
     analytics.fact(month="2011-11", country="France")   # fact lines, filters pushed down to the warehouse
 
 Settings default to the environment (the home's warehouse); pass ``settings=`` to read another.
@@ -26,6 +27,7 @@ from .analytics_frames import Filter, RelationNotFound
 
 if TYPE_CHECKING:
     import pandas
+    import pyarrow
 
     from .config import Settings
     from .ports import Warehouse
@@ -129,6 +131,12 @@ def month_range(month: str | date) -> tuple[date, date]:
     )
 
 
+def _not_built(name: str, exc: RelationNotFound) -> AnalyticsError:
+    return AnalyticsError(
+        f"{name} is not in the warehouse yet ({exc}): run `retail-pipeline run` (dbt builds the marts) first"
+    )
+
+
 class Analytics:
     """Reads of one warehouse's analytics layer. The module functions use one made from settings."""
 
@@ -155,9 +163,7 @@ class Analytics:
         try:
             frame = self.warehouse.read_relation(name, columns=columns, where=where)
         except RelationNotFound as exc:
-            raise AnalyticsError(
-                f"{name} is not in the warehouse yet ({exc}): run `retail-pipeline run` (dbt builds the marts) first"
-            ) from exc
+            raise _not_built(name, exc) from exc
         order = tuple(c for c in order if c in frame.columns)
         if order and len(frame) > 1:
             frame = frame.sort_values(list(order), kind="stable", na_position="last", ignore_index=True)
@@ -168,13 +174,28 @@ class Analytics:
     ) -> pandas.DataFrame:
         """The mart's rows, sorted by its key; ``columns`` picks some; ``where`` filters
         ``(column, operator, value)`` (operators =, <>, <, <=, >, >=) run in the warehouse."""
+        return self._read(name, columns, where, self._checked(name, columns, where).key)
+
+    def read_mart_arrow(
+        self, name: str, *, columns: list[str] | None = None, where: list[Filter] | None = None
+    ) -> pyarrow.Table:
+        """The mart's rows as an Arrow table, in no particular order (sort them as you need, e.g.
+        ``table.sort_by``): money stays exact as decimal128, no Python object per value, so a
+        mart of millions of rows reads in seconds. ``columns`` and ``where`` as in :meth:`read_mart`."""
+        self._checked(name, columns, where)
+        try:
+            return self.warehouse.read_relation_arrow(name, columns=columns, where=where)
+        except RelationNotFound as exc:
+            raise _not_built(name, exc) from exc
+
+    def _checked(self, name: str, columns: list[str] | None, where: list[Filter] | None) -> Mart:
         found = mart(name, project_dir=self.project_dir)
         unknown = [c for c in [*(columns or []), *(f[0] for f in where or [])] if c not in found.columns]
         if unknown:
             raise AnalyticsError(
                 f"{name} has no column {', '.join(map(repr, unknown))}; its columns are: {', '.join(found.columns)}"
             )
-        return self._read(name, columns, where, found.key)
+        return found
 
     def fact(
         self, month: str | date | None = None, country: str | None = None, *, columns: list[str] | None = None

@@ -3,7 +3,9 @@
 A read names one relation of the analytics layer (a mart or the fact), optionally some of its
 columns and filters ``(column, operator, value)`` that are ANDed and pushed down to the warehouse
 as query parameters (never inlined), so BigQuery prunes partitions on ``invoice_date``. Both
-adapters fetch Arrow and turn it into pandas with the same dtypes:
+adapters fetch Arrow (``read_relation_arrow`` returns it as it comes: DuckDB DECIMAL(p, s) and
+BigQuery NUMERIC as decimal128, rows unsorted) and ``read_relation`` turns it into pandas with the
+same dtypes:
 
 - exact decimals (DuckDB DECIMAL, BigQuery NUMERIC/BIGNUMERIC) → ``object`` columns of
   :class:`decimal.Decimal` (never floats);

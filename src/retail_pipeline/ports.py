@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas
+    import pyarrow
 
 
 class PreconditionFailed(Exception):
@@ -277,6 +278,12 @@ class Warehouse(Protocol):
         """One model of the analytics layer (a mart or the fact) as a DataFrame: filters
         ``(column, operator, value)`` ANDed and pushed down as query parameters; money as Decimal,
         dates as datetime.date, integers as Int64 (see analytics_frames); RelationNotFound if absent."""
+
+    def read_relation_arrow(
+        self, name: str, *, columns: list[str] | None = None, where: list[tuple[str, str, object]] | None = None
+    ) -> pyarrow.Table:
+        """The same read as an Arrow table, as the warehouse returns it (money stays decimal128, no
+        Python objects per row); the rows in no particular order; RelationNotFound if absent."""
 
     def retract(self, target: str, *, who: str, why: str) -> RetractResult:
         """Remove every batch of a source (``target``: its URI, or one of its batch ids) from the raw

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas
+    import pyarrow
 
 from ..config import Faults
 from ..ports import (
@@ -265,15 +266,23 @@ class BigQueryWarehouse(BigQueryLoads):
         )[0]
         return Figures(int(rows), Decimal(net))
 
-    # -- analytics layer (issue 13): one model of <prefix>_analytics, as a DataFrame ---------------
+    # -- analytics layer (issue 13): one model of <prefix>_analytics, as a DataFrame or Arrow ------
     def read_relation(
         self, name: str, *, columns: list[str] | None = None, where: list[tuple[str, str, object]] | None = None
     ) -> pandas.DataFrame:
         """Rows of ``<prefix>_analytics.<name>``. Filters are ANDed query parameters, so a filter on
         the fact's ``invoice_date`` prunes its day partitions; dtypes per analytics_frames."""
+        from ..analytics_frames import frame_from_arrow
+
+        return frame_from_arrow(self.read_relation_arrow(name, columns=columns, where=where))
+
+    def read_relation_arrow(
+        self, name: str, *, columns: list[str] | None = None, where: list[tuple[str, str, object]] | None = None
+    ) -> pyarrow.Table:
+        """Rows of ``<prefix>_analytics.<name>`` as the client's Arrow (NUMERIC is decimal128(38, 9))."""
         from google.cloud import bigquery
 
-        from ..analytics_frames import RelationNotFound, check_read, frame_from_arrow, parameter_type
+        from ..analytics_frames import RelationNotFound, check_read, parameter_type
 
         check_read(name, columns, where)
         if not self._exists(self.analytics, name):
@@ -291,5 +300,4 @@ class BigQueryWarehouse(BigQueryLoads):
         job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), timeout=self.timeout)
         rows = job.result(timeout=self.timeout)
         # the Storage Read API (gRPC) is BigQuery's fast path for large results; the emulator serves REST only
-        arrow = rows.to_arrow(create_bqstorage_client=self.storage_read_api)
-        return frame_from_arrow(arrow)
+        return rows.to_arrow(create_bqstorage_client=self.storage_read_api)

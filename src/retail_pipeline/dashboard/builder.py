@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from importlib import resources
@@ -11,6 +10,7 @@ from pathlib import Path
 from ..analytics import Analytics, AnalyticsError
 from ..config import Settings
 from . import queries
+from .page_json import script_json
 
 
 class DashboardError(RuntimeError):
@@ -26,18 +26,6 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def _script_json(data: dict) -> str:
-    """JSON that is safe inside a <script> element (no '</script>', no '<!--')."""
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-
-
 def collect_data(source: Analytics) -> dict:
     """Read the marts the page shows (never the fact), from whichever warehouse ``source`` reads."""
     try:
@@ -47,12 +35,13 @@ def collect_data(source: Analytics) -> dict:
 
 
 def render(data: dict) -> str:
-    """The HTML page for the data: the template with styles, script and data inlined."""
+    """The HTML page for the data (what ``collect_data`` gives, plus JSON values): the template with
+    styles, script and data inlined."""
     page = _asset("index.html")
     for marker, content in (
         ("/*__STYLE__*/", _asset("dashboard.css")),
         ("/*__SCRIPT__*/", _asset("dashboard.js")),
-        ("/*__DATA__*/", _script_json(data)),
+        ("/*__DATA__*/", script_json(data)),
     ):
         if page.count(marker) != 1:
             raise DashboardError(f"template index.html must hold {marker} exactly once")
