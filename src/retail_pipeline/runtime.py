@@ -67,18 +67,18 @@ class InProcessApps:
         import functions_framework
         from flask import got_request_exception
 
-        self.clients = {}
-        self.last_error: dict[str, str] = {}
+        self.apps = {}
+        self._errors = threading.local()  #: the failed request's error, in the thread that delivered it
         for target in TARGETS:
             app = functions_framework.create_app(target, str(functions_dir / target / "main.py"), "cloudevent")
             app.logger.handlers.clear()  # the error is reported by the runtime and in the JSON log
             app.logger.propagate = False
             got_request_exception.connect(self._remember(target), app, weak=False)
-            self.clients[target] = app.test_client()
+            self.apps[target] = app
 
     def _remember(self, target: str):
         def handler(sender, exception, **extra):
-            self.last_error[target] = f"{type(exception).__name__}: {exception}"
+            self._errors.last = f"{type(exception).__name__}: {exception}"
             logging.getLogger("retail_pipeline.runtime").error(
                 "%s failed", target, exc_info=(type(exception), exception, exception.__traceback__)
             )
@@ -87,15 +87,18 @@ class InProcessApps:
 
     def deliver(self, target: str, event: CloudEvent) -> tuple[int, str]:
         headers, body = binary(event)
-        self.last_error.pop(target, None)
-        response = self.clients[target].post("/", headers=headers, data=body)
+        self._errors.last = None
+        response = self.apps[target].test_client().post("/", headers=headers, data=body)
         text = response.get_data(as_text=True)
-        if response.status_code >= 400 and target in self.last_error:
-            text = self.last_error[target]
+        if response.status_code >= 400 and self._errors.last:
+            text = self._errors.last
         return response.status_code, text
 
     def instances(self, target: str) -> int:
-        return 1  # one process, one DuckDB warehouse: the embedded chain delivers one event at a time
+        # the ingest reads a workbook (fastexcel parses outside the interpreter lock) and writes only to
+        # the lake: as many at once as the deployed function has instances; load and transform share
+        # this process's one DuckDB file: one event at a time
+        return INSTANCES["ingest"] if target == "ingest" else 1
 
 
 class HttpApps:
