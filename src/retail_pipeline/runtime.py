@@ -11,7 +11,9 @@ framework's WSGI app, called with real HTTP requests through its test client) or
 (``HttpApps``: functions-framework servers on localhost). Over HTTP, storage events go to a function
 as many at once as it has instances (``INSTANCES``; each server is that many gunicorn workers serving
 one request at a time, as Cloud Functions do with a request concurrency of 1), since Eventarc does
-not wait for one delivery to end before the next; in process, one at a time.
+not wait for one delivery to end before the next. In process, workbooks go to the ingest that many
+at once too (it writes only to the lake), and lake objects and messages one at a time (they share
+the process's one DuckDB file).
 """
 
 from __future__ import annotations
