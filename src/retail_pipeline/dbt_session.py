@@ -173,7 +173,8 @@ def run_request(request: DbtRequest) -> DbtReply:
 
 
 def serve(requests: Any, replies: Any) -> None:
-    """The worker's loop: receive a request, send its reply, until the pipe closes or None arrives."""
+    """The worker's loop: receive a request, send its reply, until a pipe closes or None arrives (the
+    pipeline process stopped while dbt worked: its reply has nobody to go to)."""
     while True:
         try:
             request = requests.recv()
@@ -185,7 +186,10 @@ def serve(requests: Any, replies: Any) -> None:
             reply = run_request(request)
         except Exception as exc:
             reply = DbtReply("crashed", error=f"{type(exc).__name__}: {exc}"[:4000])
-        replies.send(reply)
+        try:
+            replies.send(reply)
+        except OSError:  # BrokenPipeError: the pipeline process is gone
+            return
 
 
 def main(argv: list[str]) -> None:
