@@ -23,3 +23,46 @@ def test_the_loop_ends_quietly_when_the_pipeline_process_is_gone():
     finally:
         for conn in (requests, to_worker, replies):
             conn.close()
+
+
+def test_new_workers_are_forked_from_one_server_each_with_the_environment_it_was_sent(tmp_path, monkeypatch):
+    """One process, three new dbt workers (one per home, as after a worker ends): each is forked from
+    the process's one fork server (dbt imported once), builds into its own home's warehouse with the
+    environment built from the settings (not the calling process's), and ends when closed; a server
+    that died is started again for the next worker."""
+    import duckdb
+
+    from loaded_batch import MONTHS, ingest_and_load
+    from retail_pipeline import context
+    from retail_pipeline.config import Settings
+    from retail_pipeline.dbt_forkserver import alive, fork_server
+    from retail_pipeline.dbt_worker import worker
+
+    # what a worker must not see: the calling process's own value of a variable the profile reads
+    monkeypatch.setenv("RETAIL_PIPELINE_DUCKDB_PATH", str(tmp_path / "not-this.duckdb"))
+    worker().close()
+    pids, servers = [], []
+    try:
+        for name in ("first", "second", "third"):
+            (tmp_path / name).mkdir()
+            ctx = context.Context(Settings.from_env(tmp_path / name / "home", environ={}))
+            context.use(ctx)
+            batch_id = ingest_and_load(ctx, tmp_path / name)
+            result = ctx.transformer.run([batch_id], MONTHS)
+            assert result.status == "success" and result.tests_failed == 0, result
+            pids.append(worker()._pid)
+            servers.append(fork_server()._process.pid)
+            worker().close()
+            path = ctx.settings.warehouse[len("duckdb://") :]
+            with duckdb.connect(path, read_only=True) as con:
+                loaded = con.execute("select count(*) from raw.sales_lines").fetchone()[0]
+                assert con.execute("select count(*) from analytics.fct_sales_lines").fetchone()[0] == loaded > 0
+            if name == "second":  # the server dies (killed, out of memory): the next home gets a new one
+                fork_server()._process.kill()
+                fork_server()._process.wait()
+    finally:
+        context.use(None)
+        worker().close()
+    assert not (tmp_path / "not-this.duckdb").exists()
+    assert len(set(pids)) == 3 and not any(alive(pid) for pid in pids)  # a worker per home, each gone now
+    assert servers[0] == servers[1] != servers[2]

@@ -3,7 +3,9 @@
 Parsed once, at the edge (the CLI, a function's first event, a test), from flags and the
 environment into typed, frozen objects that are passed down. Nothing in the package writes
 ``os.environ``; a child process (a function server, the dbt job) gets an environment built by
-:meth:`Settings.to_env`, the exact inverse of :meth:`Settings.from_env`.
+:meth:`Settings.to_env`, the exact inverse of :meth:`Settings.from_env`. (The one place that sets
+it is a dbt worker forked from :mod:`.dbt_forkserver`: once, before dbt runs, to the environment it
+was sent, as ``exec`` would.)
 
 URL-style values pick the adapters (one parser per URL kind, in :mod:`retail_pipeline.urls`):
 ``gs://bucket`` or a local folder; ``duckdb:///path`` or ``bigquery://project/dataset_prefix``;

@@ -6,8 +6,8 @@ process that runs many batches parses the project once, and again only when a fi
 dbt's ``partial_parse.msgpack`` into the home's target folder, so a later process starts from it.
 
 This module runs inside the worker process started by :mod:`.dbt_worker` (:func:`serve`); the
-process is dbt's alone, so it sets the environment dbt's profile reads (``env_var()``) for each
-request. dbt's runner keeps global state: the worker runs one request at a time.
+process is dbt's alone, and its environment (what dbt's profile reads with ``env_var()``) is the
+one it was started with. dbt's runner keeps global state: the worker runs one request at a time.
 """
 
 from __future__ import annotations

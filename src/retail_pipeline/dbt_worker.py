@@ -1,5 +1,7 @@
 """The dbt worker: one child process per pipeline process that imports dbt, parses the project and
-runs every dbt command of this process (see :mod:`.dbt_session` for the child's side).
+runs every dbt command of this process (see :mod:`.dbt_session` for the child's side). It is forked
+from the process's dbt fork server (:mod:`.dbt_forkserver`), which imports dbt once for every
+worker the process starts.
 
 Why a process and not a thread: dbt is pure Python (imports, Jinja, its runner); in a thread it
 holds the interpreter lock for seconds and slows ingest and load, which run in the main process at
@@ -14,12 +16,14 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import subprocess
+import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .dbt_forkserver import alive, fork_server
 from .dbt_session import DbtReply, DbtRequest
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ class DbtWorker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
+        self._pid: int | None = None
         self._requests: Any = None
         self._replies: Any = None
         self._unanswered = 0  #: requests sent whose replies nobody waits for (warm-ups)
@@ -44,12 +48,12 @@ class DbtWorker:
         """A worker whose environment is the request's (built from Settings by the transformer): dbt
         reads its profile's and sources' variables from its process environment, so a request for
         other settings gets a new worker (one process serves one home, so that is rare)."""
-        if self._process is not None and self._process.poll() is None and env_items == self._env_items:
+        if self._pid is not None and alive(self._pid) and env_items == self._env_items:
             return
         self._stop()  # a child that died, or one with other settings: its pipes go with it
         self._env_items = env_items
-        # a plain child interpreter (not multiprocessing's spawn, which re-runs the parent's main script),
-        # talking over two pipes with multiprocessing's pickling connections
+        # forked by this process's dbt fork server, which has imported dbt already; the two pipes carry
+        # multiprocessing's pickling connections
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
         names = {name for name, _ in env_items}
@@ -57,13 +61,11 @@ class DbtWorker:
         env.update({name: value for name, value in env_items if value is not None})
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "retail_pipeline.dbt_session", str(requests_read), str(replies_write)],
-                pass_fds=(requests_read, replies_write),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-            )
+            self._pid = fork_server().fork(env, (requests_read, replies_write))
+        except BaseException:
+            os.close(requests_write)
+            os.close(replies_read)
+            raise
         finally:
             os.close(requests_read)
             os.close(replies_write)
@@ -112,17 +114,21 @@ class DbtWorker:
         for conn in (self._requests, self._replies):
             if conn is not None:
                 conn.close()
-        if self._process is not None and self._process.poll() is None:
-            try:
-                self._process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self._process.terminate()
+        if self._pid is not None and alive(self._pid):
+            deadline = time.monotonic() + grace
+            while alive(self._pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                if not alive(self._pid):
+                    break
                 try:
-                    self._process.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
-        self._process = self._requests = self._replies = None
+                    os.kill(self._pid, sig)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + wait
+                while alive(self._pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        self._pid = self._requests = self._replies = None
 
     def close(self) -> None:
         """Stop the child: it ends its loop and exits (cleaning up after dbt), or is terminated."""
