@@ -4,8 +4,8 @@
   the month's report on (``RETAIL_PIPELINE_REPORTS=HOME/reports``, tests/test_report_publish.py);
 - ``emulator_run``: one run of the same workbook on the emulator chain (GCS, Pub/Sub and BigQuery
   emulators, dbt-bigquery) with every storage event delivered twice in shuffled order (the
-  warehouse must not notice: tests/test_emulator_chain.py), then replayed by a Pub/Sub seek (the
-  same figures again), whose home records the chain, so the CLI reads BigQuery there;
+  warehouse must not notice: tests/test_emulator_chain.py), whose home records the chain, so the
+  CLI reads BigQuery there;
 - ``duckdb_sql`` / ``bigquery_sql``: direct queries of the marts, for comparisons.
 """
 
@@ -69,35 +69,10 @@ class EmulatorRun:
         return f"{target.project}.{target.analytics_dataset}"
 
 
-def replay_by_seek(before_upload):
-    """What the run does next, on the same chain (tests/test_emulator_chain.py checks it): lose the
-    transform's claim, then seek the push subscription back to before the upload; the retained
-    messages come again and the batch must be transformed again with the same figures."""
-
-    def then(chain, summary: dict) -> dict:
-        import time
-
-        from retail_pipeline.status import batch_state, collect
-
-        [batch_id] = [b["batch_id"] for b in summary["batches"]]
-        chain.ctx.warehouse.release_transform(batch_id, "initial")
-        released = collect(chain.ctx)["batches"][0]["state"]
-        chain.ctx.bus.seek(chain.subscription, to=before_upload)
-        deadline, state = time.monotonic() + 180, released
-        while state != "transformed" and time.monotonic() < deadline:
-            time.sleep(2)
-            state = {r.batch_id: batch_state(r) for r in chain.ctx.warehouse.batch_records()}[batch_id]
-        return {"released": released, "again": collect(chain.ctx), "subscription": chain.subscription}
-
-    return then
-
-
 @pytest.fixture(scope="session")
 def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_workbook: Path) -> EmulatorRun:
-    """The small workbook through the whole emulator chain, every storage event twice and shuffled,
-    then replayed by a Pub/Sub seek (``summary["then"]``); once per session."""
-    from datetime import UTC, datetime
-
+    """The small workbook through the whole emulator chain, every storage event twice and shuffled;
+    once per session."""
     from retail_pipeline.chain import emulator_settings, run_on_emulators
     from retail_pipeline.config import Settings
 
@@ -109,7 +84,6 @@ def emulator_run(emulators, tmp_path_factory: pytest.TempPathFactory, small_work
         suffix=EMULATOR_SUFFIX,
         faults=EveryEventTwiceShuffled(),
         timeout=600,
-        then=replay_by_seek(datetime.now(UTC)),
     )
     assert summary["ok"], summary
     assert summary["dbt"]["status"] == "success" and summary["dbt"]["tests_failed"] == 0, summary["dbt"]

@@ -4,11 +4,13 @@ Eventarc, Pub/Sub push to the transform function, BigQuery loads and dbt-bigquer
 The embedded chain on the same workbook is the reference: the fact table must hold the same
 rows and net amount. A run where every storage event is delivered twice, in shuffled order (the
 session's shared ``emulator_run``, tests/analytics_fixtures.py), must give the same warehouse; so
-must a Pub/Sub replay by seek after the transform's result is lost (the same run, continued).
+must a Pub/Sub replay by seek after the transform's result is lost.
 """
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -33,31 +35,45 @@ def expected_net(lake_store, batch_id: str):
     return rows, total
 
 
-def test_emulator_chain_matches_embedded_and_replays_by_seek(emulator_run, embedded_reference):
-    """The shared emulator run (tests/analytics_fixtures.py) equals the embedded chain and the lake's
-    own partitions; then its transform claim was lost and the push subscription sought back to before
-    the upload: the retained messages came again and the batch was transformed again, same figures."""
-    from retail_pipeline.context import Context
+def test_emulator_chain_matches_embedded_and_replays_by_seek(
+    emulators, emulator_env, tmp_path, small_workbook, embedded_reference, monkeypatch
+):
+    from retail_pipeline.chain import Chain, emulator_settings
+    from retail_pipeline.lake import batch_id_for
+    from retail_pipeline.status import collect
 
-    report, then = emulator_run.summary, emulator_run.summary["then"]
-    assert report["subscription"] == then["subscription"]
-    assert report["subscription"].endswith("/subscriptions/transform-an")
-    [batch] = report["batches"]
-    assert batch["state"] == "transformed", batch
-    assert report["ok"] and report["dead_letters"] == []
-    # the same figures as the embedded chain, and as the lake's own partitions
-    assert report["warehouse"] == embedded_reference["warehouse"]
-    rows, net = expected_net(Context(emulator_run.settings).lake, batch["batch_id"])
-    assert report["warehouse"]["fact_rows"] == rows == batch["rows"]["loaded"]
-    assert Decimal(report["warehouse"]["net_amount"]) == net
-    assert report["dbt"]["status"] == "success" and report["dbt"]["tests_failed"] == 0
+    settings = emulator_settings(tmp_path / "home", emulators, suffix="-once")
+    chain = Chain(settings, emulators).start()
+    try:
+        assert chain.subscription.endswith("/subscriptions/transform-once")
+        before_upload = datetime.now(UTC)
+        info = chain.ctx.landing.put("small.xlsx", small_workbook)
+        batch_id = batch_id_for(chain.ctx.landing.uri("small.xlsx"), info.generation)
+        report = chain.wait_for_batches([batch_id], timeout=300)
+        [batch] = report["batches"]
+        assert batch["state"] == "transformed", batch
+        assert chain.runtime.stats.dead_letters == []
+        # the same figures as the embedded chain, and as the lake's own partitions
+        assert report["warehouse"] == embedded_reference["warehouse"]
+        rows, net = expected_net(chain.ctx.lake, batch_id)
+        assert report["warehouse"]["fact_rows"] == rows == batch["rows"]["loaded"]
+        assert Decimal(report["warehouse"]["net_amount"]) == net
+        assert report["dbt"]["status"] == "success" and report["dbt"]["tests_failed"] == 0
 
-    # Pub/Sub replay: with the claim released the batch was only loaded; after the seek, transformed again
-    assert then["released"] == "loaded"
-    again = then["again"]
-    assert [b["state"] for b in again["batches"]] == ["transformed"]
-    assert again["warehouse"] == report["warehouse"]
-    assert again["dbt"]["runs"] == 1 and again["dbt"]["status"] == "success"
+        # Pub/Sub replay: lose the transform's claim, then seek the push subscription back to before
+        # the run; the retained messages come again and the batch is transformed again, same figures
+        chain.ctx.warehouse.release_transform(batch_id, "initial")
+        assert collect(chain.ctx)["batches"][0]["state"] == "loaded"
+        chain.ctx.bus.seek(chain.subscription, to=before_upload)
+        deadline = time.monotonic() + 180
+        while collect(chain.ctx)["batches"][0]["state"] != "transformed":
+            assert time.monotonic() < deadline, "the seek did not replay the messages"
+            time.sleep(1)
+        again = collect(chain.ctx)
+        assert again["warehouse"] == report["warehouse"]
+        assert again["dbt"]["runs"] == 1 and again["dbt"]["status"] == "success"
+    finally:
+        chain.stop()
 
 
 def test_every_event_twice_and_shuffled_gives_the_same_warehouse(emulator_run, embedded_reference, monkeypatch):

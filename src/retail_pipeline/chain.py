@@ -241,14 +241,11 @@ def run_on_emulators(
     faults: FaultPlan | None = None,
     emulators: Emulators | None = None,
     suffix: str = "",
-    then: Callable[[Chain, dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """One whole run on the emulator chain; returns the same summary as pipeline.run_local.
 
     ``emulators``: running emulators to use (tests share one set); default: start them under
     ``HOME/emulators`` and stop them at the end (their data stays there for ``status``).
-    ``then``: more work on the chain while it still runs, given the chain and the summary (a test's
-    replay); what it returns is the summary's ``then``.
     """
     say = progress or (lambda _m: None)
     own = emulators is None
@@ -269,15 +266,12 @@ def run_on_emulators(
         report = chain.wait_for_batches(batch_ids, timeout)
         assert chain.runtime is not None
         stats = chain.runtime.stats
-        seconds = {**stats.seconds, "total": time.monotonic() - started}
-        summary = run_summary(
-            report, batch_ids, dead_letters=stats.dead_letters, seconds=seconds, deliveries=stats.deliveries
-        )
-        summary = {**summary, "subscription": chain.subscription}
-        if then is not None:
-            summary["then"] = then(chain, summary)
     finally:
         chain.stop()
         if own:
             emulators.stop()
-    return summary
+    seconds = {**stats.seconds, "total": time.monotonic() - started}
+    summary = run_summary(
+        report, batch_ids, dead_letters=stats.dead_letters, seconds=seconds, deliveries=stats.deliveries
+    )
+    return {**summary, "subscription": chain.subscription}
