@@ -92,9 +92,9 @@ def embedded_reference(tmp_path_factory: pytest.TempPathFactory, small_workbook:
     return summary
 
 
-#: session fixtures worth computing once: every test that uses one runs on the same xdist worker;
-#: the number is the place of their group in the order the long units are handed out (see below)
-SHARED_RUNS = {"emulator_run": 4, "strict_run": 5, "reference_home": 6}
+#: session fixtures worth computing once: every test that uses one runs on the same xdist worker
+#: (the order is the order they are handed out in, after the tests marked `chain`: see below)
+SHARED_RUNS = ("strict_run", "emulator_run", "reference_home")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the groups into scopes
@@ -105,13 +105,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     A test that reads a shared run goes with the other readers of that run; the other emulator and
     full-size tests each go on their own (they are long); everything else stays with its module (its
     module-scoped fixtures are then made once). xdist hands the groups out in this order, two to
-    each worker at the start (a worker running a group of many tests takes no second one), then one
-    whenever a worker has two tests or fewer left: first the long units in the order of their
-    numbers, the tests that run a whole chain of their own (``@pytest.mark.chain(order=N)``, one
-    test each) and the shared runs (``SHARED_RUNS``), so that each worker starts with one chain and
-    one shared run behind it, the longest chain with the shortest run; then the other long tests;
-    then the short ones by module, the modules with the most tests first (what xdist's own
-    reordering did), which fill the gaps at the end. Within a module the order is kept.
+    each worker at the start, then one whenever a worker is almost out of work: first the tests
+    that run a whole chain of their own (marked `chain`, one test each), then the shared runs (the
+    longest, the reference run, goes with the shortest chain), then the other long tests, then the
+    short ones by module, the modules with the most tests first (what xdist's own reordering did),
+    which fill the gaps at the end. Within a module the order is kept.
     """
     groups = []
     for item in items:
@@ -128,9 +126,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         sizes[group] = sizes.get(group, 0) + 1
     ranked = []
     for index, (item, (shared_run, heavy, group)) in enumerate(zip(items, groups)):
-        chain = item.get_closest_marker("chain")
-        if chain or shared_run:
-            rank = (0, chain.kwargs["order"] if chain else SHARED_RUNS[shared_run])
+        if item.get_closest_marker("chain"):
+            rank = (0, 0)
+        elif shared_run:
+            rank = (1, SHARED_RUNS.index(shared_run))
         else:  # the other long tests; then the short ones by module, the modules with the most tests first
             rank = (2, 0) if heavy else (3, -sizes[group])
         ranked.append((rank, index, item))
