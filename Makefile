@@ -41,12 +41,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The suite in parallel (pytest-xdist): the tests that read one shared run go to one worker, the
-# long ones are handed out first, in the order tests/conftest.py gives them (--no-loadscope-reorder:
-# xdist would otherwise put the groups with the most tests first and the one-test chains last).
-# Most of an emulator test's time is spent waiting on other processes, so three workers keep two
-# cores busy. PYTEST_WORKERS=0: serial.
+# long ones are handed out first (tests/conftest.py). Most of an emulator test's time is spent
+# waiting on other processes, so three workers keep two cores busy. PYTEST_WORKERS=0: serial.
 PYTEST_WORKERS ?= 3
-XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 
 test: $(STAMP) $(CHECKOV_STAMP) lint
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)

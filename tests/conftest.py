@@ -93,25 +93,19 @@ def embedded_reference(tmp_path_factory: pytest.TempPathFactory, small_workbook:
 
 
 #: session fixtures worth computing once: every test that uses one runs on the same xdist worker
-#: (the order is the order they are handed out in, after the tests marked `chain`: see below)
 SHARED_RUNS = ("strict_run", "emulator_run", "reference_home")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the groups into scopes
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for `pytest -n N --dist loadgroup --no-loadscope-reorder` (what `make test` runs), and
-    the long ones first.
+    """Groups for `pytest -n N --dist loadgroup` (what `make test` runs), and the long ones first.
 
     A test that reads a shared run goes with the other readers of that run; the other emulator and
     full-size tests each go on their own (they are long); everything else stays with its module (its
-    module-scoped fixtures are then made once). xdist hands the groups out in this order, two to
-    each worker at the start, then one whenever a worker is almost out of work: first the tests
-    that run a whole chain of their own (marked `chain`, one test each), then the shared runs (the
-    longest, the reference run, goes with the shortest chain), then the other long tests, then the
-    short ones by module, the modules with the most tests first (what xdist's own reordering did),
-    which fill the gaps at the end. Within a module the order is kept.
+    module-scoped fixtures are then made once). The shared runs and the long tests are handed out
+    first, so the short ones fill the gaps at the end. Within a module the order is kept.
     """
-    groups = []
+    long_first = []
     for item in items:
         if "reference_home" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)  # it reads the full-size reference run
@@ -120,17 +114,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = shared[0] if shared else (None if heavy else item.module.__name__ if item.module else None)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-        groups.append((shared[0] if shared else None, heavy, group))
-    sizes: dict[str | None, int] = {}
-    for _, _, group in groups:
-        sizes[group] = sizes.get(group, 0) + 1
-    ranked = []
-    for index, (item, (shared_run, heavy, group)) in enumerate(zip(items, groups)):
-        if item.get_closest_marker("chain"):
-            rank = (0, 0)
-        elif shared_run:
-            rank = (1, SHARED_RUNS.index(shared_run))
-        else:  # the other long tests; then the short ones by module, the modules with the most tests first
-            rank = (2, 0) if heavy else (3, -sizes[group])
-        ranked.append((rank, index, item))
-    items[:] = [item for _, _, item in sorted(ranked, key=lambda entry: entry[:2])]
+        long_first.append((0 if heavy else 1, item))
+    items[:] = [item for _, item in sorted(long_first, key=lambda pair: pair[0])]

@@ -114,7 +114,6 @@ def tmp_path_settings(tmp_path):
     return Settings.from_env(tmp_path / "home")
 
 
-@pytest.mark.chain
 def test_twenty_drops_at_once_on_the_emulators(emulators, emulator_env, tmp_path):
     """20 workbooks dropped together: every batch once in the fact, dbt runs not one per event."""
     from datetime import datetime
