@@ -66,3 +66,32 @@ def test_new_workers_are_forked_from_one_server_each_with_the_environment_it_was
     assert not (tmp_path / "not-this.duckdb").exists()
     assert len(set(pids)) == 3 and not any(alive(pid) for pid in pids)  # a worker per home, each gone now
     assert servers[0] == servers[1] != servers[2]
+
+
+def test_asking_for_a_worker_does_not_wait_for_the_server_and_a_worker_outliving_it_ends():
+    """The pipeline process asks for its worker and goes on (the server answers only once it has
+    imported dbt: seconds a `run` would otherwise wait before its first drop); a worker whose server
+    has gone (the pipeline process exiting) ends when its pipes close."""
+    import time
+
+    from retail_pipeline.dbt_forkserver import ForkServer, alive
+
+    server = ForkServer()
+    requests_read, requests_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    try:
+        forked = server.fork(dict(os.environ), (requests_read, replies_write))
+        assert forked.answer is None  # asked, not waited for
+    finally:
+        os.close(requests_read)
+        os.close(replies_write)
+    pid = forked.pid
+    assert pid is not None and alive(pid)
+    server.close()  # the server ends first, as at the pipeline process's exit
+    assert alive(pid)  # the worker runs on, serving its pipes
+    os.close(requests_write)  # the pipeline process's end of the pipes closes: the worker's loop ends
+    os.close(replies_read)
+    deadline = time.monotonic() + 60
+    while alive(pid):
+        assert time.monotonic() < deadline, f"worker {pid} still running"
+        time.sleep(0.05)

@@ -52,6 +52,22 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+class Forked:
+    """A worker asked of the server. Its process id arrives once the server has imported dbt (the
+    first request waits seconds for it), so it is read when first needed, not when asked for."""
+
+    def __init__(self, server: ForkServer) -> None:
+        self._server = server
+        self.answer: int | None = None  #: the process id; 0 if the server ended before answering
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, or None if the server ended before it forked one."""
+        if self.answer is None:
+            self._server.read_answers(self)
+        return self.answer or None
+
+
 class ForkServer:
     """The pipeline process's side: start the server once, ask it for workers."""
 
@@ -59,11 +75,12 @@ class ForkServer:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
+        self._pending: list[Forked] = []  #: asked for, in order, whose process ids are not read yet
 
     def _ensure_running(self) -> socket.socket:
         if self._process is not None and self._process.poll() is None and self._sock is not None:
             return self._sock
-        self.close()
+        self._close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIL_PIPELINE_")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -81,24 +98,43 @@ class ForkServer:
         self._sock = ours
         return ours
 
-    def fork(self, env: dict[str, str], fds: tuple[int, int]) -> int:
-        """A new worker serving ``serve(requests=fds[0], replies=fds[1])`` with environment ``env``;
-        returns its process id. The caller keeps (and closes) its own copies of the descriptors."""
+    def fork(self, env: dict[str, str], fds: tuple[int, int]) -> Forked:
+        """A new worker serving ``serve(requests=fds[0], replies=fds[1])`` with environment ``env``.
+        Returns at once (the server may still be importing dbt); the caller keeps (and closes) its
+        own copies of the descriptors."""
         payload = pickle.dumps(env)
         with self._lock:
             for attempt in (1, 2):  # a server that died (killed, out of memory) is started again, once
                 sock = self._ensure_running()
                 try:
                     socket.send_fds(sock, [_HEADER.pack(len(payload)) + payload], list(fds))
-                    return int(struct.unpack("!q", _recv_exactly(sock, 8))[0])
-                except (OSError, EOFError):
-                    self.close()
+                except OSError:
+                    self._close()
                     if attempt == 2:
                         raise
+                    continue
+                forked = Forked(self)
+                self._pending.append(forked)
+                return forked
         raise AssertionError("unreachable")
 
-    def close(self) -> None:
-        """Close the socket: the server's loop ends (its workers run on until their own pipes close)."""
+    def read_answers(self, until: Forked) -> None:
+        """Read the process ids the server sends, in the order asked, up to ``until``'s."""
+        with self._lock:
+            while until.answer is None and self._pending and self._sock is not None:
+                try:
+                    pid = int(struct.unpack("!q", _recv_exactly(self._sock, 8))[0])
+                except (OSError, EOFError):
+                    self._close()
+                    break
+                self._pending.pop(0).answer = pid
+            if until.answer is None:
+                until.answer = 0
+
+    def _close(self) -> None:
+        for forked in self._pending:
+            forked.answer = 0 if forked.answer is None else forked.answer
+        self._pending = []
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -109,6 +145,11 @@ class ForkServer:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+
+    def close(self) -> None:
+        """Close the socket: the server's loop ends (its workers run on until their own pipes close)."""
+        with self._lock:
+            self._close()
 
 
 _server: ForkServer | None = None
@@ -128,13 +169,18 @@ def fork_server() -> ForkServer:
 
 
 def alive(pid: int) -> bool:
-    """Whether the worker with this process id still runs (the server waits for its workers as
-    they end, so an ended one is gone within moments)."""
+    """Whether the worker with this process id still runs. The server waits for its workers as they
+    end; a worker that outlived its server ends as a zombie until init waits for it, which counts
+    as ended here."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _child(sock: socket.socket, env: dict[str, str], requests_fd: int, replies_fd: int) -> None:

@@ -23,7 +23,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .dbt_forkserver import alive, fork_server
+from .dbt_forkserver import Forked, alive, fork_server
 from .dbt_session import DbtReply, DbtRequest
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class DbtWorker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid: int | None = None
+        self._forked: Forked | None = None
         self._requests: Any = None
         self._replies: Any = None
         self._unanswered = 0  #: requests sent whose replies nobody waits for (warm-ups)
@@ -61,7 +61,7 @@ class DbtWorker:
         env.update({name: value for name, value in env_items if value is not None})
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
-            self._pid = fork_server().fork(env, (requests_read, replies_write))
+            self._forked = fork_server().fork(env, (requests_read, replies_write))
         except BaseException:
             os.close(requests_write)
             os.close(replies_read)
@@ -72,6 +72,11 @@ class DbtWorker:
         self._requests = Connection(requests_write, readable=False)
         self._replies = Connection(replies_read, writable=False)
         self._unanswered = 0
+
+    @property
+    def _pid(self) -> int | None:
+        """The worker's process id (None: none asked for, or its server ended before forking it)."""
+        return self._forked.pid if self._forked is not None else None
 
     def send_ahead(self, request: DbtRequest) -> None:
         """Send a request without waiting for it (a warm-up: the reply is read and logged later)."""
@@ -128,7 +133,7 @@ class DbtWorker:
                 deadline = time.monotonic() + wait
                 while alive(self._pid) and time.monotonic() < deadline:
                     time.sleep(0.05)
-        self._pid = self._requests = self._replies = None
+        self._forked = self._requests = self._replies = None
 
     def close(self) -> None:
         """Stop the child: it ends its loop and exits (cleaning up after dbt), or is terminated."""
@@ -145,6 +150,7 @@ def worker() -> DbtWorker:
     global _worker
     with _worker_lock:
         if _worker is None:
+            fork_server()  # registered first, so at exit the worker stops before its server
             _worker = DbtWorker()
             atexit.register(_worker.close)
         return _worker
