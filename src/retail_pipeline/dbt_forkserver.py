@@ -52,6 +52,16 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def process_env(env_items: tuple[tuple[str, str | None], ...] = ()) -> dict[str, str]:
+    """The environment of a dbt process: this process's system variables (none of the pipeline's
+    own settings), this package's import path, and ``env_items`` (None: unset)."""
+    names = {name for name, _ in env_items}
+    env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("RETAIL_PIPELINE_")}
+    env.update({name: value for name, value in env_items if value is not None})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
 class Forked:
     """A worker asked of the server. Its process id arrives once the server has imported dbt (the
     first request waits seconds for it), so it is read when first needed, not when asked for."""
@@ -82,8 +92,7 @@ class ForkServer:
             return self._sock
         self._close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIL_PIPELINE_")}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env = process_env()
         try:
             # a plain interpreter (not multiprocessing's, which re-imports the parent's main script)
             self._process = subprocess.Popen(

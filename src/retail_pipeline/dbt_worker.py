@@ -17,13 +17,12 @@ import atexit
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .dbt_forkserver import Forked, alive, fork_server
+from .dbt_forkserver import Forked, alive, fork_server, process_env
 from .dbt_session import DbtReply, DbtRequest
 
 log = logging.getLogger(__name__)
@@ -56,12 +55,8 @@ class DbtWorker:
         # multiprocessing's pickling connections
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
-        names = {name for name, _ in env_items}
-        env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("RETAIL_PIPELINE_")}
-        env.update({name: value for name, value in env_items if value is not None})
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
-            self._forked = fork_server().fork(env, (requests_read, replies_write))
+            self._forked = fork_server().fork(process_env(env_items), (requests_read, replies_write))
         except BaseException:
             os.close(requests_write)
             os.close(replies_read)
