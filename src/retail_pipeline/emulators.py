@@ -3,7 +3,8 @@
 - Cloud Storage: PyPI ``gcp-storage-emulator`` (objects on disk under ``<root>/gcs``).
 - Pub/Sub: Google's own emulator (the ``cloud-pubsub-emulator`` launcher of the gcloud SDK; Java).
 - BigQuery: PyPI ``bqemulator`` (DuckDB-backed, file-backed under ``<root>/bq``). Its ``gs://``
-  loads read the GCS emulator's files directly (``BQEMU_GCS_LOCAL_ROOT``).
+  loads read the GCS emulator's files directly (``BQEMU_GCS_LOCAL_ROOT``). It starts through
+  :mod:`.bqemulator_launch`, which keeps the emulator's SQL parses (its costliest step).
 
 :class:`Emulators` starts them with readiness checks and timeouts, gives the environment clients
 need (:meth:`Emulators.env`) and stops them. Storage and BigQuery keep their data under the root,
@@ -219,7 +220,9 @@ class Emulators:
             self._spawn(
                 "bigquery",
                 [
-                    _venv_tool("bqemulator"),
+                    sys.executable,  # the bqemulator command, each SQL text parsed once (see the module)
+                    "-m",
+                    "retail_pipeline.bqemulator_launch",
                     "start",
                     "--rest-host",
                     LOCALHOST,
