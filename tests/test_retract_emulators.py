@@ -28,6 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from ops_helpers import sample
+from retail_pipeline.chain import POLL_SECONDS  # between two looks at the warehouse, as the chain's own waits
 
 pytestmark = pytest.mark.emulator
 
@@ -79,30 +80,38 @@ def _relations(settings) -> dict[str, list[tuple]]:
 
 
 def _settle(chain, done, what: str, timeout: float = 900.0):
-    """Deliver storage events and wait (Pub/Sub pushes by itself) until ``done(report)`` holds."""
-    from retail_pipeline.status import collect
+    """Deliver storage events and wait (Pub/Sub pushes by itself) until ``done(states)`` holds for the
+    batches' sorted states; then the whole status. Each look is one query (on BigQuery, a job), made
+    as often as the chain's own waits make it (Chain.look_due)."""
+    from retail_pipeline.status import batch_state, collect
 
     deadline = time.monotonic() + timeout
     chain.runtime.run_until_idle(timeout=timeout)
+    looked, states = 0.0, None
     while True:
-        report = collect(chain.ctx)
-        if done(report):
-            return report
-        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s: {report['batches']}"
+        if chain.look_due(looked):
+            looked = time.monotonic()
+            states = sorted(batch_state(r) for r in chain.ctx.warehouse.batch_records())
+            if done(states):
+                return collect(chain.ctx)
+        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s: {states}"
         chain.runtime.step()
-        time.sleep(1.0)
+        time.sleep(POLL_SECONDS)
 
 
 def _finished(chain, claim_key: str, timeout: float = 900.0) -> list[dict]:
     """The transform runs of a claim key once the job recorded their outcome."""
     deadline = time.monotonic() + timeout
+    looked, runs = 0.0, None
     while True:
-        runs = [r for r in chain.ctx.warehouse.runs() if r["claim_key"] == claim_key]
-        if runs and all(r["state"] not in ("running", "started") for r in runs):
-            return runs
+        if chain.look_due(looked):
+            looked = time.monotonic()
+            runs = [r for r in chain.ctx.warehouse.runs() if r["claim_key"] == claim_key]
+            if runs and all(r["state"] not in ("running", "started") for r in runs):
+                return runs
         assert time.monotonic() < deadline, f"the rebuild {claim_key} did not finish: {runs}"
         chain.runtime.step()
-        time.sleep(1.0)
+        time.sleep(POLL_SECONDS)
 
 
 def _lake_files(ctx) -> list[str]:
@@ -144,9 +153,7 @@ def test_retract_and_a_deleted_landing_object_on_the_strict_emulator_chain(
         for name, path in files.items():
             generation[name] = ctx.landing.put(name, path).generation
             batch[name] = batch_id_for(ctx.landing.uri(name), generation[name])
-        loaded = _settle(
-            chain, lambda r: sorted(b["state"] for b in r["batches"]) == ["transformed"] * 2, "batches not transformed"
-        )
+        loaded = _settle(chain, lambda states: states == ["transformed"] * 2, "batches not transformed")
         rows = {b["source"].rsplit("/", 1)[-1]: b["rows"]["loaded"] for b in loaded["batches"]}
         assert all(n > 0 for n in rows.values()), rows
         lake_before = _lake_files(ctx)

@@ -23,11 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT, REGION, JOB = "retail-test-1", "europe-west1", "retail-dbt"
 JOB_NAME = f"projects/{PROJECT}/locations/{REGION}/jobs/{JOB}"
 
-# The "container": records its argv and environment, then exits with the code its args ask for.
+# The "container": records its argv and environment, waits for the file after --until if asked,
+# then exits with the code its args ask for.
 SCRIPT = """
-import json, os, sys
+import json, os, sys, time
 with open(os.environ["OUT"], "w") as out:
     json.dump({"argv": sys.argv[1:], "env": dict(os.environ)}, out)
+while "--until" in sys.argv and not os.path.exists(sys.argv[sys.argv.index("--until") + 1]):
+    time.sleep(0.05)
 sys.exit(int(sys.argv[sys.argv.index("--exit") + 1]) if "--exit" in sys.argv else 0)
 """
 
@@ -151,3 +154,26 @@ def test_terraform_lets_the_transform_start_the_dbt_job_with_overrides(rmap, tmp
         ("run.jobs.run", True),
         ("run.jobs.runWithOverrides", True),
     }
+
+
+def test_a_chain_looks_at_the_warehouse_only_now_and_then_while_a_job_runs(snippet_admin, rmap, tmp_path):
+    """Chain.look_due: a running execution (whose end records what a wait waits for) holds the looks
+    back to one every LOOK_WHILE_BUILDING seconds; without one, every look is due."""
+    import time
+
+    from retail_pipeline.chain import LOOK_WHILE_BUILDING, Chain
+    from retail_pipeline.config import Settings
+    from retail_pipeline.strict.stack import StrictLayer
+
+    chain = Chain(Settings.from_env(tmp_path / "home", environ={}), strict=False)
+    chain.strict = StrictLayer("http://unused", "http://unused", tmp_path / "strict", servers=[snippet_admin])
+    now = time.monotonic()
+    assert not snippet_admin.running() and chain.look_due(now)
+    gate = tmp_path / "gate"
+    operation = _jobs(snippet_admin, rmap, "transform").run_job(request=_overridden(["--until", str(gate)]))
+    assert snippet_admin.running() and chain.strict.executing()
+    assert not chain.look_due(time.monotonic())
+    assert chain.look_due(time.monotonic() - LOOK_WHILE_BUILDING)
+    gate.touch()
+    assert operation.result(timeout=60).succeeded_count == 1
+    assert not snippet_admin.running() and chain.look_due(time.monotonic())

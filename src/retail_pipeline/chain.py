@@ -36,6 +36,8 @@ from .strict.stack import StrictLayer
 
 CHAIN_FILE = "chain.json"
 SWEEP_EVERY = 60  #: seconds between sweeps while a run waits for its batches (also their grace)
+POLL_SECONDS = 2.0  #: between two looks at the batches' states while a run waits for them
+LOOK_WHILE_BUILDING = 20.0  #: seconds between looks while a job execution runs (see Chain.look_due)
 
 
 class ChainError(RuntimeError):
@@ -205,24 +207,36 @@ class Chain:
         deadline = time.monotonic() + timeout
         self.runtime.run_until_idle(timeout=timeout)
         next_sweep = time.monotonic() + SWEEP_EVERY
+        looked, mine = 0.0, {}
         while True:
             if time.monotonic() >= next_sweep:  # what the events left behind (as `serve` and Cloud Scheduler do)
                 from .sweep import sweep
 
                 sweep(self.ctx, grace_seconds=SWEEP_EVERY)
                 next_sweep = time.monotonic() + SWEEP_EVERY
-            # the batches' states only (one query; the whole status once at the end): on BigQuery each
-            # query is a job, and this loop runs for as long as the builds do
-            states = {r.batch_id: batch_state(r) for r in self.ctx.warehouse.batch_records()}
-            mine = {b: states[b] for b in batch_ids if b in states}
-            if len(mine) == len(batch_ids) and all(s in FINAL_STATES for s in mine.values()):
-                if self.strict is not None:  # a job's work after its recorded outcome (the report) ends too
-                    self.strict.wait_for_executions(max(1.0, deadline - time.monotonic()))
-                return collect(self.ctx)
+            if self.look_due(looked):
+                # the batches' states only (one query; the whole status once at the end): on BigQuery each
+                # query is a job, and this loop runs for as long as the builds do
+                looked = time.monotonic()
+                states = {r.batch_id: batch_state(r) for r in self.ctx.warehouse.batch_records()}
+                mine = {b: states[b] for b in batch_ids if b in states}
+                if len(mine) == len(batch_ids) and all(s in FINAL_STATES for s in mine.values()):
+                    if self.strict is not None:  # a job's work after its recorded outcome (the report) ends too
+                        self.strict.wait_for_executions(max(1.0, deadline - time.monotonic()))
+                    return collect(self.ctx)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batches not finished after {timeout:.0f} s: {mine}")
             self.runtime.step()  # the spool bus (serve without emulators), and late lake objects
-            time.sleep(2.0)
+            time.sleep(POLL_SECONDS)
+
+    def look_due(self, looked: float) -> bool:
+        """Whether a wait should query the warehouse now, its last look being at ``looked`` (monotonic).
+        Not while a job execution runs: a batch becomes transformed (or failed) when the job records
+        it, at its end. Every LOOK_WHILE_BUILDING seconds all the same (a batch can also be rejected,
+        superseded or retracted meanwhile)."""
+        if self.strict is None or not self.strict.executing():
+            return True
+        return time.monotonic() - looked >= LOOK_WHILE_BUILDING
 
     def stop(self) -> None:
         if self.servers is not None:

@@ -126,6 +126,10 @@ class RunAdmin:
         with self._lock:
             return self._executions[name]
 
+    def running(self) -> bool:
+        """Whether an execution's process is still running."""
+        return any(e.process is not None and e.process.poll() is None for e in self.executions())
+
     def wait_all(self, timeout: float = 600.0) -> None:
         """Block until no execution is running (or TimeoutError): what a job does after it recorded
         its outcome (the month's report) still happens, as it does in Cloud Run."""

@@ -141,6 +141,10 @@ class StrictLayer:
         assert self.policy is not None, "start the layer first"
         return self.policy.resources.principals[ADMIN]
 
+    def executing(self) -> bool:
+        """Whether a job execution is running."""
+        return any(isinstance(server, RunAdmin) and server.running() for server in self.servers)
+
     def wait_for_executions(self, timeout: float) -> None:
         """Let the job executions still running end (their work after the recorded outcome: the report)."""
         for server in self.servers:
