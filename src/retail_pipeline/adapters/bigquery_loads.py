@@ -44,13 +44,18 @@ class BigQueryLoads:
         raise NotImplementedError
 
     # -- loads ----------------------------------------------------------------------------------
-    def _ledger_state(self, req: LoadRequest) -> tuple[int | None, int | None, str | None]:
+    def _ledger_select(self, req: LoadRequest) -> str:
+        """The ledger's word on the object: the source's newest generation, and the rows and token of
+        the load that applied this object's key, if one did."""
         ledger = self.table(self.pipeline, "load_ledger")
-        row = self.query(
+        return (
             f"SELECT (SELECT max(source_generation) FROM {ledger} WHERE source_uri = {sql_literal(req.source_uri)}),"
             f" (SELECT max(`rows`) FROM {ledger} WHERE {self._key(req)}),"
             f" (SELECT max(load_token) FROM {ledger} WHERE {self._key(req)})"
-        )[0]
+        )
+
+    def _ledger_state(self, req: LoadRequest) -> tuple[int | None, int | None, str | None]:
+        row = self.query(self._ledger_select(req))[0]
         return row[0], row[1], row[2]
 
     @staticmethod
@@ -76,8 +81,9 @@ class BigQueryLoads:
                 stage = self._stage(req)
                 cols = ", ".join(f"`{c.name}`" for c in TABLES[RAW_TABLES[req.kind]])
                 source_sql = f"SELECT {cols} FROM {self.table(self.pipeline, stage)}"
-            self.query(self._apply_script(req, source_sql, token))
-            newest, done, winner = self._ledger_state(req)
+            # the script ends by reading the ledger back: a script job's result is its last statement's (the
+            # default key result statement, LAST), so this is one job, not two
+            newest, done, winner = tuple(self.query(self._apply_script(req, source_sql, token))[0])
         finally:
             if stage is not None:
                 self.client.delete_table(
@@ -133,7 +139,7 @@ class BigQueryLoads:
             )
             job.result(timeout=self.timeout)
         maybe_crash(self.faults, "load.after_job", f"{req.object_uri}#{req.object_generation}")
-        staged = self.query(f"SELECT count(*) FROM {self.table(self.pipeline, stage)}")[0][0]
+        staged = job.output_rows  # the staging table is truncated by the load: the rows it holds now
         if staged != req.rows:
             raise ValueError(f"{req.object_uri}: holds {staged} rows, its metadata says {req.rows}")
         return stage
@@ -191,5 +197,6 @@ class BigQueryLoads:
             f"{sql_literal(req.object_generation)}, {sql_literal(req.rows)}, CURRENT_TIMESTAMP(), {sql_literal(token)} "
             f"FROM (SELECT 1) WHERE {guard};",
             "COMMIT TRANSACTION;",
+            self._ledger_select(req) + ";",
         ]
         return "\n".join(statements)
