@@ -177,3 +177,25 @@ def test_a_chain_looks_at_the_warehouse_only_now_and_then_while_a_job_runs(snipp
     gate.touch()
     assert operation.result(timeout=60).succeeded_count == 1
     assert not snippet_admin.running() and chain.look_due(time.monotonic())
+
+
+def test_a_preloaded_job_starts_forked_and_reports_as_a_process_would(rmap, tmp_path):
+    """JobDefinition.preload (the dbt job's): the execution is the script in an interpreter forked
+    from the server that made the imports; its overrides, environment and outcome are as before."""
+    from retail_pipeline.dbt_forkserver import ScriptProcess
+
+    script = tmp_path / "container.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "out.json"
+    job = JobDefinition(command=[sys.executable, str(script)], env={"OUT": str(out)}, preload="dbt-job")
+    policy = Policy.from_hcl(SNIPPET, rmap)
+    with RunAdmin(policy, {JOB: job}, tmp_path / "audit.jsonl", tmp_path / "executions", region=REGION) as admin:
+        operation = _jobs(admin, rmap, "transform").run_job(request=_overridden(["--exit", "4"], {"EXTRA": "1"}))
+        with pytest.raises(gx.GoogleAPICallError, match="exit code 4"):
+            operation.result(timeout=120)
+        (execution,) = admin.executions()
+        assert isinstance(execution.process, ScriptProcess)
+        assert execution.exit_code == 4 and execution.state == "failed"
+    seen = json.loads(out.read_text())
+    assert seen["argv"] == ["--exit", "4"] and seen["env"]["EXTRA"] == "1" and seen["env"]["OUT"] == str(out)
+    assert seen["env"]["CLOUD_RUN_EXECUTION"] == execution.name.rsplit("/", 1)[1]

@@ -12,6 +12,13 @@ in memory are its own, as in a new interpreter.
 The server holds no dbt state: it has imported modules and run nothing. It is single-threaded
 (forking is safe), waits for each worker that ends, and ends when the pipeline process closes its
 socket or exits.
+
+The same server, with the dbt job's imports (``PRELOADS["dbt-job"]``), starts the executions of the
+local Cloud Run stand-in (:mod:`.strict.run_admin`): :meth:`ForkServer.run_script` forks an
+interpreter that runs the job's script with the execution's argv, environment, working folder and
+log, in a session of its own, as ``python SCRIPT ARGS`` would, without importing dbt and the
+BigQuery client again (4-5 CPU-seconds per execution). :class:`ScriptProcess` is its handle, with the
+part of ``subprocess.Popen`` the stand-in uses; the server sends each script's exit code when it ends.
 """
 
 from __future__ import annotations
@@ -24,22 +31,40 @@ import struct
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-#: what a worker needs before its first parse: dbt's runner and tasks, the DuckDB adapter, the
-#: worker's own loop (a module missing from an install is imported later, by the worker, if at all)
-PRELOAD = (
-    "dbt.cli.main",
-    "dbt.task.build",
-    "dbt.parser.manifest",
-    "dbt.adapters.duckdb",
-    "dbt.adapters.duckdb.impl",
-    "retail_pipeline.dbt_session",
-    "retail_pipeline.dbt_rules",
-    "retail_pipeline.transform",
-)
+#: what a server imports before it forks. "dbt": what a worker needs before its first parse (dbt's
+#: runner and tasks, the DuckDB adapter, the worker's own loop); "dbt-job": what the dbt job's
+#: script imports (dbt/entrypoint.py, on the BigQuery target). A module missing from an install is
+#: imported later, by the child, if at all.
+PRELOADS = {
+    "dbt": (
+        "dbt.cli.main",
+        "dbt.task.build",
+        "dbt.parser.manifest",
+        "dbt.adapters.duckdb",
+        "dbt.adapters.duckdb.impl",
+        "retail_pipeline.dbt_session",
+        "retail_pipeline.dbt_rules",
+        "retail_pipeline.transform",
+    ),
+    "dbt-job": (
+        "dbt.cli.main",
+        "dbt.task.build",
+        "dbt.parser.manifest",
+        "dbt.adapters.bigquery",
+        "dbt.adapters.bigquery.impl",
+        "google.cloud.bigquery",
+    ),
+}
 
 _HEADER = struct.Struct("!I")
+_STATUS = struct.Struct("!i")  #: a script's exit code, as subprocess gives it (-N: ended by signal N)
+UNKNOWN_EXIT = 255  #: a script's exit code when its server ended before it did
+SYSTEM_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")  #: what a job's server keeps of this environment
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -78,10 +103,70 @@ class Forked:
         return self.answer or None
 
 
-class ForkServer:
-    """The pipeline process's side: start the server once, ask it for workers."""
+class ScriptProcess:
+    """A script the server runs (:meth:`ForkServer.run_script`): what the Run stand-in uses of
+    ``subprocess.Popen`` (``pid``, ``returncode``, ``poll``, ``wait``, ``terminate``, ``kill``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: list[str], forked: Forked, status_fd: int) -> None:
+        self.args = args
+        self._forked = forked
+        self.returncode: int | None = None
+        self._ended = threading.Event()
+        threading.Thread(target=self._await_status, args=(status_fd,), name="script-status", daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._forked.pid
+
+    def _await_status(self, status_fd: int) -> None:
+        data = b""
+        try:
+            while len(data) < _STATUS.size:
+                chunk = os.read(status_fd, _STATUS.size - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(status_fd)
+        if len(data) == _STATUS.size:
+            self.returncode = _STATUS.unpack(data)[0]
+        else:  # the server ended first: the script runs on without it; its exit code is not known
+            while (pid := self.pid) is not None and alive(pid):
+                time.sleep(0.2)
+            self.returncode = UNKNOWN_EXIT
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None and (pid := self.pid) is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """The pipeline process's side: start the server once, ask it for workers (or scripts).
+    ``preload`` names its imports (:data:`PRELOADS`); ``env`` is its environment (default
+    :func:`process_env`), whose ``PYTHONPATH`` its children keep."""
+
+    def __init__(self, preload: str = "dbt", env: dict[str, str] | None = None) -> None:
+        self.preload = preload
+        self.env = env
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
@@ -92,11 +177,11 @@ class ForkServer:
             return self._sock
         self._close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = process_env()
+        env = self.env if self.env is not None else process_env()
         try:
             # a plain interpreter (not multiprocessing's, which re-imports the parent's main script)
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "retail_pipeline.dbt_forkserver", str(theirs.fileno())],
+                [sys.executable, "-m", "retail_pipeline.dbt_forkserver", str(theirs.fileno()), self.preload],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -111,7 +196,26 @@ class ForkServer:
         """A new worker serving ``serve(requests=fds[0], replies=fds[1])`` with environment ``env``.
         Returns at once (the server may still be importing dbt); the caller keeps (and closes) its
         own copies of the descriptors."""
-        payload = pickle.dumps(env)
+        return self._send(("worker", env), fds)
+
+    def run_script(self, argv: Sequence[str], env: dict[str, str], cwd: Path | None, log: Path) -> ScriptProcess:
+        """``python ARGV`` (a script and its arguments) in a child of the server: environment ``env``
+        (nothing else), working folder ``cwd``, stdout and stderr appended to ``log``, stdin empty, a
+        session of its own. Returns at once."""
+        status_read, status_write = os.pipe()
+        log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            forked = self._send(("script", list(argv), env, str(cwd) if cwd else None), (log_fd, status_write))
+        except BaseException:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(log_fd)
+            os.close(status_write)
+        return ScriptProcess([sys.executable, *argv], forked, status_read)
+
+    def _send(self, message: tuple, fds: tuple[int, int]) -> Forked:
+        payload = pickle.dumps(message)
         with self._lock:
             for attempt in (1, 2):  # a server that died (killed, out of memory) is started again, once
                 sock = self._ensure_running()
@@ -161,20 +265,26 @@ class ForkServer:
             self._close()
 
 
-_server: ForkServer | None = None
+_servers: dict[tuple[str, str], ForkServer] = {}
 _server_lock = threading.Lock()
 
 
-def fork_server() -> ForkServer:
-    """This process's fork server (started on first use, its socket closed when the process exits)."""
-    global _server
+def fork_server(preload: str = "dbt", pythonpath: str | None = None) -> ForkServer:
+    """This process's fork server for ``preload`` (started on first use, its socket closed when the
+    process exits). With ``pythonpath``, its environment is only that and the system's own
+    variables (the dbt job's, as in its image); otherwise :func:`process_env`."""
     with _server_lock:
-        if _server is None:
+        key = (preload, pythonpath or "")
+        if key not in _servers:
             import atexit
 
-            _server = ForkServer()
-            atexit.register(_server.close)
-        return _server
+            env = None
+            if pythonpath is not None:
+                env = {k: v for k, v in os.environ.items() if k in SYSTEM_VARIABLES}
+                env["PYTHONPATH"] = pythonpath
+            _servers[key] = server = ForkServer(preload, env)
+            atexit.register(server.close)
+        return _servers[key]
 
 
 def alive(pid: int) -> bool:
@@ -205,23 +315,80 @@ def _child(sock: socket.socket, env: dict[str, str], requests_fd: int, replies_f
     serve(Connection(requests_fd, writable=False), Connection(replies_fd, readable=False))
 
 
+def _script_child(sock: socket.socket, argv: list[str], env: dict[str, str], cwd: str | None, fds: list[int]) -> None:
+    """In the forked child: become ``python ARGV`` as a new process would (see ForkServer.run_script)."""
+    import runpy
+
+    log_fd, status_fd = fds
+    sock.close()
+    os.close(status_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    if cwd:
+        os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(_as_started(env))
+    script = os.path.abspath(argv[0])
+    sys.argv = [argv[0], *argv[1:]]
+    sys.path[0] = os.path.dirname(script)  # as `python SCRIPT` puts it first
+    runpy.run_path(script, run_name="__main__")
+
+
+def _as_started(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as a new interpreter's ``os.environ`` shows it: with no locale set (C or POSIX), the
+    interpreter coerces it to UTF-8 and says so in ``LC_CTYPE`` (PEP 538). What else an interpreter
+    takes from its environment when it starts (its hash seed, other ``PYTHON*`` variables) is the
+    server's, started with the same ``PYTHONPATH`` and system variables."""
+    if env.get("LC_ALL") or env.get("PYTHONCOERCECLOCALE") == "0":
+        return env
+    if (env.get("LC_CTYPE") or env.get("LANG") or "C") in ("C", "POSIX"):
+        return {**env, "LC_CTYPE": "C.UTF-8"}
+    return env
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """What the interpreter exits with for ``SystemExit(code)``."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+_status_fds: dict[int, int] = {}  #: in the server: a running script's pid → where its exit code goes
+
+
 def _reap(*_: Any) -> None:
-    """Wait for every worker that ended (their CPU time then counts as this process's children's,
-    as a plain child's would for the pipeline process)."""
+    """Wait for every child that ended (their CPU time then counts as this process's children's,
+    as a plain child's would for the pipeline process); send each script's exit code."""
     while True:
         try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        status_fd = _status_fds.pop(pid, None)
+        if status_fd is not None:
+            try:
+                os.write(status_fd, _STATUS.pack(os.waitstatus_to_exitcode(status)))
+            except OSError:
+                pass  # the pipeline process stopped listening
+            os.close(status_fd)
 
 
-def main(fd: int) -> None:
-    """``python -m retail_pipeline.dbt_forkserver FD``: import, then fork a worker per request."""
+def main(fd: int, preload: str = "dbt") -> None:
+    """``python -m retail_pipeline.dbt_forkserver FD [PRELOAD]``: import, then fork a child per request."""
     import importlib
 
-    for name in PRELOAD:
+    for name in PRELOADS[preload]:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -235,12 +402,20 @@ def main(fd: int) -> None:
             return
         if len(header) < _HEADER.size or len(fds) != 2:
             return  # the pipeline process closed the socket (or sent something else): done
-        env = pickle.loads(_recv_exactly(sock, _HEADER.unpack(header)[0]))
+        kind, *request = pickle.loads(_recv_exactly(sock, _HEADER.unpack(header)[0]))
+        # a script's exit code is sent when it ends: no SIGCHLD until its pid is known here
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         pid = os.fork()
         if pid == 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             code = 0
             try:
-                _child(sock, env, fds[0], fds[1])
+                if kind == "script":
+                    _script_child(sock, request[0], request[1], request[2], fds)
+                else:
+                    _child(sock, request[0], fds[0], fds[1])
+            except SystemExit as exc:
+                code = _exit_code(exc)
             except BaseException:
                 import traceback
 
@@ -250,11 +425,23 @@ def main(fd: int) -> None:
                 import atexit
                 import logging
 
+                if kind == "script":  # as the interpreter's exit does: wait for the script's threads
+                    threading._shutdown()  # type: ignore[attr-defined]
                 atexit._run_exitfuncs()
                 logging.shutdown()
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except (OSError, ValueError):
+                        pass
                 os._exit(code)
-        for received in fds:
-            os.close(received)
+        if kind == "script":
+            os.close(fds[0])  # the log: the child has it
+            _status_fds[pid] = fds[1]
+        else:
+            for received in fds:
+                os.close(received)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         sock.sendall(struct.pack("!q", pid))
 
 
@@ -262,4 +449,4 @@ if __name__ == "__main__":
     # run under the package's name, so what the worker pickles names retail_pipeline.dbt_session
     from retail_pipeline.dbt_forkserver import main as _main
 
-    _main(int(sys.argv[1]))
+    _main(int(sys.argv[1]), *sys.argv[2:3])

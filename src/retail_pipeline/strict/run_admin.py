@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..dbt_forkserver import fork_server
 from .httpserve import AuditLog, LocalServer, Reply, Request, denied_message, error_reply, json_reply
 from .policy import Policy
 from .resources import run_job_name
@@ -61,6 +63,10 @@ class JobDefinition:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     timeout_seconds: float = 3600.0  #: the template's task timeout (an override's timeout wins)
+    #: a command ``[sys.executable, SCRIPT]`` starts in an interpreter forked from a server that has
+    #: made these imports (:data:`~retail_pipeline.dbt_forkserver.PRELOADS`): the image's start
+    #: without its imports; same script, argv, environment, folder and log
+    preload: str | None = None
 
 
 class RunAdmin:
@@ -227,7 +233,9 @@ class RunAdmin:
             args = [str(a) for a in override["args"]]
         env = {**self.base_env, **definition.env}
         env.update({str(e["name"]): str(e.get("value", "")) for e in override.get("env") or []})
-        execution = self._launch(resource, job, list(definition.command) + args, env, definition.cwd, timeout)
+        execution = self._launch(
+            resource, job, list(definition.command) + args, env, definition.cwd, timeout, definition.preload
+        )
         return json_reply(
             200,
             {
@@ -238,7 +246,14 @@ class RunAdmin:
         )
 
     def _launch(
-        self, resource: str, job: str, argv: list[str], env: dict[str, str], cwd: Path | None, timeout: float
+        self,
+        resource: str,
+        job: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path | None,
+        timeout: float,
+        preload: str | None = None,
     ) -> Execution:
         suffix = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(5))
         name = f"{resource}/executions/{job}-{suffix}"
@@ -253,16 +268,20 @@ class RunAdmin:
         operation = f"projects/{self.project}/locations/{self.region}/operations/{uuid.uuid4()}"
         log_path = self.work_dir / f"{job}-{suffix}.log"
         execution = Execution(name, operation, job, argv, env, log_path, datetime.now(UTC))
-        with log_path.open("wb") as log:
-            execution.process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=cwd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        if preload and len(argv) >= 2 and argv[0] == sys.executable and argv[1].endswith(".py"):
+            server = fork_server(preload, pythonpath=env.get("PYTHONPATH", ""))
+            execution.process = server.run_script(argv[1:], env, cwd, log_path)
+        else:
+            with log_path.open("wb") as log:
+                execution.process = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         with self._lock:
             self._executions[name] = execution
             self._operations[operation] = name

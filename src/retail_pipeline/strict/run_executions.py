@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..dbt_forkserver import ScriptProcess
+
 STATE_KEY = "retail-pipeline.local/state"  #: annotation: running | succeeded | failed | cancelled
 EXIT_KEY = "retail-pipeline.local/exit-code"  #: annotation: the process's exit code ("" while running)
 
@@ -23,7 +25,7 @@ class Execution:
     env: dict[str, str]
     log_path: Path
     created: datetime
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | ScriptProcess | None = None
     exit_code: int | None = None
     completed: datetime | None = None
     cancelled: bool = False

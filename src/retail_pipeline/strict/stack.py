@@ -127,7 +127,9 @@ class StrictLayer:
             "DBT_LOG_PATH": str(settings.home / "dbt-job" / "logs"),
         }
         entrypoint = settings.dbt_project / "entrypoint.py"
-        return JobDefinition(command=[sys.executable, str(entrypoint)], env=env, cwd=settings.dbt_project)
+        return JobDefinition(
+            command=[sys.executable, str(entrypoint)], env=env, cwd=settings.dbt_project, preload="dbt-job"
+        )
 
     def identities(self) -> dict[str, str]:
         """Component → the service account email Terraform gives it."""
