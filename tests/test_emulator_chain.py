@@ -35,6 +35,7 @@ def expected_net(lake_store, batch_id: str):
     return rows, total
 
 
+@pytest.mark.chain
 def test_emulator_chain_matches_embedded_and_replays_by_seek(
     emulators, emulator_env, tmp_path, small_workbook, embedded_reference, monkeypatch
 ):
@@ -114,6 +115,7 @@ def tmp_path_settings(tmp_path):
     return Settings.from_env(tmp_path / "home")
 
 
+@pytest.mark.chain
 def test_twenty_drops_at_once_on_the_emulators(emulators, emulator_env, tmp_path):
     """20 workbooks dropped together: every batch once in the fact, dbt runs not one per event."""
     from datetime import datetime

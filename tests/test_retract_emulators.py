@@ -131,6 +131,7 @@ def _deploy_table_calls() -> dict[str, str]:
     return calls
 
 
+@pytest.mark.chain
 def test_retract_and_a_deleted_landing_object_on_the_strict_emulator_chain(
     emulators, emulator_env, tmp_path, small_workbook, small_home, monkeypatch
 ):

@@ -9,6 +9,7 @@ import pytest
 pytestmark = pytest.mark.emulator
 
 
+@pytest.mark.chain
 def test_a_landing_object_whose_event_is_lost_is_loaded_by_the_sweep(emulators, emulator_env, tmp_path, small_workbook):
     from retail_pipeline.chain import Chain, emulator_settings
     from retail_pipeline.context import Context
