@@ -20,6 +20,7 @@ pytest_plugins = [
 ]  # session-scoped emulators (issue 4); shared runs (issue 13)
 
 from helpers import run_cli  # noqa: E402
+from xdist_order import CHAIN_GROUP, CHAIN_WEIGHT  # noqa: E402
 
 
 @pytest.fixture
@@ -95,7 +96,6 @@ def embedded_reference(tmp_path_factory: pytest.TempPathFactory, small_workbook:
 
 #: session fixtures worth computing once: every test that uses one runs on the same xdist worker
 SHARED_RUNS = ("strict_run", "emulator_run", "reference_home")
-CHAIN_GROUP = "chain-"  #: the group of a test marked `chain`: it alone (a whole emulator chain)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the groups into scopes
@@ -106,7 +106,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     full-size tests each go on their own (they are long); everything else stays with its module (its
     module-scoped fixtures are then made once). Groups are handed out largest first, as xdist does,
     the whole chains (marked `chain`) counted as CHAIN_WEIGHT tests each, so that they start in the
-    middle and the small groups fill the gaps at the end (see ChainsApart below). Within a group the
+    middle and the small groups fill the gaps at the end (tests/xdist_order.py). Within a group the
     order is kept.
     """
     grouped = []
@@ -117,7 +117,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         heavy = bool(shared) or item.get_closest_marker("emulator") or item.get_closest_marker("slow")
         group = shared[0] if shared else (None if heavy else item.module.__name__ if item.module else None)
         if item.get_closest_marker("chain") and not shared:
-            group = CHAIN_GROUP + item.name  # on its own, and known as long to the scheduler below
+            group = CHAIN_GROUP + item.name  # on its own, and known as long to the scheduler
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
         grouped.append((group or item.nodeid, 0 if heavy else 1, item))
@@ -134,31 +134,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = [item for _, _, item in sorted(grouped, key=order)]
 
 
-CHAIN_WEIGHT = 10  #: where the chains go in the order: among the groups of this many tests
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """xdist's `loadgroup` scheduling in the order made above, and a worker that has a chain to run
-    gets a short group next, not another chain. (An xdist worker starts its last test only once it
-    has the next one, so after a one-test group it is always handed the next group in the queue: at
-    the end of the queue that put the chains one after the other on one worker while the others went
-    idle. 2026-12-02 06:58: three chains, 320 s, on one worker; the last ran alone for 190 s.)"""
+    """`loadgroup` in the order made above, the chains kept apart (tests/xdist_order.py)."""
     if config.getvalue("dist") != "loadgroup":
         return None
-    from xdist.scheduler.loadgroup import LoadGroupScheduling
-
-    class ChainsApart(LoadGroupScheduling):
-        def _assign_work_unit(self, node) -> None:
-            busy = any(
-                scope.startswith(CHAIN_GROUP) and not all(tests.values())
-                for scope, tests in self.assigned_work.get(node, {}).items()
-            )
-            if busy:
-                short = next((scope for scope in self.workqueue if not scope.startswith(CHAIN_GROUP)), None)
-                if short is not None:
-                    self.workqueue.move_to_end(short, last=False)
-            super()._assign_work_unit(node)
+    from xdist_order import ChainsApart
 
     config.option.loadscopereorder = False  # the order is the collection's, made above
     return ChainsApart(config, log)
