@@ -34,8 +34,9 @@ sys.exit(int(sys.argv[sys.argv.index("--exit") + 1]))
 """
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server():
+    """One server for the module (it imports dbt and the BigQuery client: 4-5 CPU-seconds)."""
     started = ForkServer("dbt-job", env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parent)})
     yield started
     started.close()
