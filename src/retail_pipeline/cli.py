@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -89,9 +90,16 @@ _ONE_SHOT_PROCESS = False  #: True when running as the console script (not under
 __all__ = ["cli", "main", "recorded_chain", "render_summary"]
 
 
+def _stopped(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     global _ONE_SHOT_PROCESS
     _ONE_SHOT_PROCESS = True
+    # a command stopped with SIGTERM (`kill`, `timeout`) cleans up as one stopped with Ctrl-C does:
+    # the emulators, function servers and job executions it started stop with it (`serve` has its own)
+    signal.signal(signal.SIGTERM, _stopped)
     cli(prog_name="retail-pipeline")
 
 
