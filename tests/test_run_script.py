@@ -28,6 +28,7 @@ child = subprocess.run([sys.executable, "-c", "print('child ran')"], capture_out
 print(json.dumps({
     "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path, "name": __name__,
     "stdin": sys.stdin.read(), "session_leader": os.getsid(0) == os.getpid(), "child": child.stdout,
+    "fds": sorted(os.listdir("/proc/self/fd")),
 }))
 print("to stderr", file=sys.stderr)
 sys.exit(int(sys.argv[sys.argv.index("--exit") + 1]))
@@ -71,7 +72,15 @@ def _both(server: ForkServer, tmp_path: Path, args: list[str]) -> tuple[tuple[in
 
 
 def test_a_script_runs_as_a_new_interpreter_would(server, tmp_path):
-    (exec_code, exec_log), (fork_code, fork_log) = _both(server, tmp_path, ["--vars", '{"a": 1}', "--exit", "3"])
+    # another script runs meanwhile: the new one must not hold anything of it (its exit-code pipe)
+    other = tmp_path / "other.py"
+    other.write_text("import time\ntime.sleep(60)\n")
+    running = server.run_script([str(other)], {"PATH": "/usr/bin"}, tmp_path, tmp_path / "other.log")
+    try:
+        (exec_code, exec_log), (fork_code, fork_log) = _both(server, tmp_path, ["--vars", '{"a": 1}', "--exit", "3"])
+    finally:
+        running.terminate()
+    assert running.wait(30) == -signal.SIGTERM
     assert exec_code == fork_code == 3
 
     def seen(log: str) -> tuple[dict, list[str]]:
@@ -80,7 +89,7 @@ def test_a_script_runs_as_a_new_interpreter_would(server, tmp_path):
         return report, sorted(line for line in lines if not line.startswith("{"))
 
     (exec_seen, exec_other), (fork_seen, fork_other) = seen(exec_log), seen(fork_log)
-    assert fork_seen == exec_seen  # argv, folder, environment (nothing more), sys.path, __main__, stdin, session
+    assert fork_seen == exec_seen  # argv, folder, environment (nothing more), sys.path, __main__, stdin, session, fds
     assert fork_seen["env"]["JOB_SETTING"] == "x y" and "RETAIL_PIPELINE_HOME" not in fork_seen["env"]
     assert fork_seen["argv"][1:] == ["--vars", '{"a": 1}', "--exit", "3"]
     assert fork_seen["name"] == "__main__" and fork_seen["session_leader"] and fork_seen["stdin"] == ""

@@ -408,6 +408,9 @@ def main(fd: int, preload: str = "dbt") -> None:
         pid = os.fork()
         if pid == 0:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            for other in _status_fds.values():  # the other scripts' exit-code pipes: the server's alone
+                os.close(other)
+            _status_fds.clear()
             code = 0
             try:
                 if kind == "script":
