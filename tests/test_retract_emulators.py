@@ -79,39 +79,42 @@ def _relations(settings) -> dict[str, list[tuple]]:
     return out
 
 
-def _settle(chain, done, what: str, timeout: float = 900.0):
-    """Deliver storage events and wait (Pub/Sub pushes by itself) until ``done(states)`` holds for the
-    batches' sorted states; then the whole status. Each look is one query (on BigQuery, a job), made
-    as often as the chain's own waits make it (Chain.look_due)."""
-    from retail_pipeline.status import batch_state, collect
-
+def _until(chain, look, done, what: str, timeout: float = 900.0):
+    """What ``look()`` returns once ``done`` holds for it, stepping the chain meanwhile (Pub/Sub
+    pushes by itself). Each look is a query (on BigQuery, a job), made as often as the chain's own
+    waits make it (Chain.look_due)."""
     deadline = time.monotonic() + timeout
-    chain.runtime.run_until_idle(timeout=timeout)
-    looked, states = 0.0, None
+    looked, seen = 0.0, None
     while True:
         if chain.look_due(looked):
             looked = time.monotonic()
-            states = sorted(batch_state(r) for r in chain.ctx.warehouse.batch_records())
-            if done(states):
-                return collect(chain.ctx)
-        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s: {states}"
+            seen = look()
+            if done(seen):
+                return seen
+        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s: {seen}"
         chain.runtime.step()
         time.sleep(POLL_SECONDS)
+
+
+def _settle(chain, done, what: str, timeout: float = 900.0):
+    """Deliver storage events and wait until ``done(states)`` holds for the batches' sorted states;
+    then the whole status."""
+    from retail_pipeline.status import batch_state, collect
+
+    chain.runtime.run_until_idle(timeout=timeout)
+    _until(chain, lambda: sorted(batch_state(r) for r in chain.ctx.warehouse.batch_records()), done, what, timeout)
+    return collect(chain.ctx)
 
 
 def _finished(chain, claim_key: str, timeout: float = 900.0) -> list[dict]:
     """The transform runs of a claim key once the job recorded their outcome."""
-    deadline = time.monotonic() + timeout
-    looked, runs = 0.0, None
-    while True:
-        if chain.look_due(looked):
-            looked = time.monotonic()
-            runs = [r for r in chain.ctx.warehouse.runs() if r["claim_key"] == claim_key]
-            if runs and all(r["state"] not in ("running", "started") for r in runs):
-                return runs
-        assert time.monotonic() < deadline, f"the rebuild {claim_key} did not finish: {runs}"
-        chain.runtime.step()
-        time.sleep(POLL_SECONDS)
+    return _until(
+        chain,
+        lambda: [r for r in chain.ctx.warehouse.runs() if r["claim_key"] == claim_key],
+        lambda runs: bool(runs) and all(r["state"] not in ("running", "started") for r in runs),
+        f"the rebuild {claim_key} did not finish",
+        timeout,
+    )
 
 
 def _lake_files(ctx) -> list[str]:

@@ -37,7 +37,6 @@ def remembering(parse: Callable[..., Any], copy: Callable[[Any], Any]) -> Callab
             kept[key] = tree
         return copy(tree)
 
-    remembered.kept = kept  # type: ignore[attr-defined]
     return remembered
 
 

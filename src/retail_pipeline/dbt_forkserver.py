@@ -64,7 +64,6 @@ PRELOADS = {
 _HEADER = struct.Struct("!I")
 _STATUS = struct.Struct("!i")  #: a script's exit code, as subprocess gives it (-N: ended by signal N)
 UNKNOWN_EXIT = 255  #: a script's exit code when its server ended before it did
-SYSTEM_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")  #: what a job's server keeps of this environment
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -265,23 +264,18 @@ class ForkServer:
             self._close()
 
 
-_servers: dict[tuple[str, str], ForkServer] = {}
+_servers: dict[tuple[str, tuple[tuple[str, str], ...]], ForkServer] = {}
 _server_lock = threading.Lock()
 
 
-def fork_server(preload: str = "dbt", pythonpath: str | None = None) -> ForkServer:
-    """This process's fork server for ``preload`` (started on first use, its socket closed when the
-    process exits). With ``pythonpath``, its environment is only that and the system's own
-    variables (the dbt job's, as in its image); otherwise :func:`process_env`."""
+def fork_server(preload: str = "dbt", env: dict[str, str] | None = None) -> ForkServer:
+    """This process's fork server for ``preload`` and environment ``env`` (default
+    :func:`process_env`), started on first use, its socket closed when the process exits."""
     with _server_lock:
-        key = (preload, pythonpath or "")
+        key = (preload, tuple(sorted(env.items())) if env is not None else ())
         if key not in _servers:
             import atexit
 
-            env = None
-            if pythonpath is not None:
-                env = {k: v for k, v in os.environ.items() if k in SYSTEM_VARIABLES}
-                env["PYTHONPATH"] = pythonpath
             _servers[key] = server = ForkServer(preload, env)
             atexit.register(server.close)
         return _servers[key]

@@ -269,7 +269,8 @@ class RunAdmin:
         log_path = self.work_dir / f"{job}-{suffix}.log"
         execution = Execution(name, operation, job, argv, env, log_path, datetime.now(UTC))
         if preload and len(argv) >= 2 and argv[0] == sys.executable and argv[1].endswith(".py"):
-            server = fork_server(preload, pythonpath=env.get("PYTHONPATH", ""))
+            # the server's environment: the system's variables and the job's import path, as in its image
+            server = fork_server(preload, {**self.base_env, "PYTHONPATH": env.get("PYTHONPATH", "")})
             execution.process = server.run_script(argv[1:], env, cwd, log_path)
         else:
             with log_path.open("wb") as log:
