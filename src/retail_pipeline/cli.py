@@ -100,7 +100,37 @@ def main() -> None:
     # a command stopped with SIGTERM (`kill`, `timeout`) cleans up as one stopped with Ctrl-C does:
     # the emulators, function servers and job executions it started stop with it (`serve` has its own)
     signal.signal(signal.SIGTERM, _stopped)
-    cli(prog_name="retail-pipeline")
+    try:
+        cli(prog_name="retail-pipeline")
+    except SystemExit as exc:
+        _exit_now(exc)
+
+
+def _exit_now(exc: SystemExit) -> None:
+    """End the console script as the interpreter would, without tearing down its imports (pandas,
+    pyarrow, DuckDB, flask: about 0.4 s of every command's exit). Everything a command writes is
+    closed by then; what the interpreter still does at exit is done here first, in its order: wait
+    for threads, run the atexit handlers (which stop the dbt worker, fork servers and emulators),
+    close the logs, flush the standard streams."""
+    import atexit
+    import logging
+    import os
+    import sys
+    import threading
+
+    code = exc.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1  # as the interpreter does when stdout cannot be flushed (a closed pipe)
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":
