@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import signal
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from .chain import Chain, ChainError, emulator_settings, recorded_settings
 from .config import Settings
-from .emulators import EmulatorError, Emulators
-from .replay import ReplayError, replay_batch
-from .servers import FunctionServers
+
+if TYPE_CHECKING:  # the chain and what it imports load when a command here runs, not with every command
+    from .emulators import Emulators
+    from .servers import FunctionServers
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -63,6 +64,9 @@ def environment_text(settings: Settings, emulators: Emulators | None, servers: F
 @click.pass_obj
 def serve(settings: Settings, use_emulators: bool, poll: float, sweep_every: float) -> None:
     """Run the three functions as HTTP servers and play Eventarc/Pub/Sub until Ctrl-C."""
+    from .chain import Chain, emulator_settings
+    from .emulators import EmulatorError, Emulators
+
     emulators = None
     if use_emulators:
         emulators = Emulators(settings.home / "emulators")
@@ -115,6 +119,9 @@ def replay(
     settings: Settings, batch_id: str, claim_key: str | None, messages_only: bool, timeout: float, as_json: bool
 ) -> None:
     """Replay BATCH_ID: re-emit its lake objects' finalize events and re-publish its message."""
+    from .chain import ChainError, recorded_settings
+    from .replay import ReplayError, replay_batch
+
     say = (lambda _m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     try:
         recorded = recorded_settings(settings, start_emulators=True, with_pubsub=True)
