@@ -59,16 +59,19 @@ def run_local(
         say(f"dropped {name} into {shown(settings.landing)} (generation {info.generation})")
     stats = runtime.run_until_idle(timeout=timeout)
     seconds = dict(stats.seconds)
-    summary = run_summary(
-        collect(ctx), batch_ids, dead_letters=stats.dead_letters, seconds=seconds, deliveries=stats.deliveries
-    )
-    summary["dashboard"] = None
-    if any(b["state"] == "transformed" for b in summary["batches"]):
-        from .dashboard import build_dashboard  # the page follows every successful dbt run
+    with ctx.warehouse.session():  # the summary's and the page's reads share one open warehouse
+        summary = run_summary(
+            collect(ctx), batch_ids, dead_letters=stats.dead_letters, seconds=seconds, deliveries=stats.deliveries
+        )
+        summary["dashboard"] = None
+        if any(b["state"] == "transformed" for b in summary["batches"]):
+            from .analytics import Analytics
+            from .dashboard import build_dashboard  # the page follows every successful dbt run
 
-        dashboard_started = time.monotonic()
-        summary["dashboard"] = str(build_dashboard(settings))
-        summary["seconds"]["dashboard"] = round(time.monotonic() - dashboard_started, 2)
-        say(f"dashboard written to {shown(summary['dashboard'])}")
+            dashboard_started = time.monotonic()
+            source = Analytics(ctx.warehouse, project_dir=settings.dbt_project, label=settings.warehouse)
+            summary["dashboard"] = str(build_dashboard(settings, source=source))
+            summary["seconds"]["dashboard"] = round(time.monotonic() - dashboard_started, 2)
+            say(f"dashboard written to {shown(summary['dashboard'])}")
     summary["seconds"]["total"] = round(time.monotonic() - started, 2)
     return summary
