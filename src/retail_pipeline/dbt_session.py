@@ -114,7 +114,9 @@ def _manifest(request: DbtRequest, spans: dict[str, float]) -> Any:
     spans["import"] = round(time.monotonic() - started, 3)
     started = time.monotonic()
     _seed_parse(request, spans)
-    outcome = dbtRunner().invoke(["parse", *request.common_args])
+    # the parse keeps dbt's saved parse (partial_parse.msgpack) up to date; manifest.json is written
+    # by the command that follows (about a quarter of a second less per parse)
+    outcome = dbtRunner().invoke(["parse", *request.common_args, "--no-write-json"])
     spans["parse"] = round(time.monotonic() - started, 3)
     if outcome.exception is None and outcome.success and outcome.result is not None:
         _Parsed.key, _Parsed.manifest = key, outcome.result
