@@ -26,16 +26,34 @@ with lines as (
 
 ),
 
--- identical lines loaded from two sources appear once: keep the newest source's copy
+-- identical lines loaded from two sources appear once: keep the newest source's copy. Only a line_id
+-- that occurs more than once needs ranking; every other line is kept as it is, without a sort
+repeated_ids as (
+
+    select line_id from lines group by line_id having count(*) > 1
+
+),
+
 distinct_lines as (
 
-    select
-        *,
-        row_number() over (
-            partition by line_id
-            order by source_generation desc, source_uri, source_row
-        ) as copy_number
+    select lines.*, 1 as copy_number
     from lines
+    left join repeated_ids on repeated_ids.line_id = lines.line_id
+    where repeated_ids.line_id is null
+
+    union all
+
+    select * from (
+        select
+            lines.*,
+            row_number() over (
+                partition by lines.line_id
+                order by lines.source_generation desc, lines.source_uri, lines.source_row
+            ) as copy_number
+        from lines
+        inner join repeated_ids on repeated_ids.line_id = lines.line_id
+    ) as ranked
+    where copy_number = 1
 
 ),
 
