@@ -129,7 +129,7 @@ def _exit_now(exc: SystemExit) -> None:
         try:
             stream.flush()
         except (OSError, ValueError):
-            code = code or 1  # as the interpreter does when stdout cannot be flushed (a closed pipe)
+            code = code or 120  # what the interpreter exits with when it cannot flush them (a closed pipe)
     os._exit(code or 0)
 
 
