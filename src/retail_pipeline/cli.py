@@ -109,28 +109,10 @@ def main() -> None:
 def _exit_now(exc: SystemExit) -> None:
     """End the console script as the interpreter would, without tearing down its imports (pandas,
     pyarrow, DuckDB, flask: about 0.4 s of every command's exit). Everything a command writes is
-    closed by then; what the interpreter still does at exit is done here first, in its order: wait
-    for threads, run the atexit handlers (which stop the dbt worker, fork servers and emulators),
-    close the logs, flush the standard streams."""
-    import atexit
-    import logging
-    import os
-    import sys
-    import threading
+    closed by then; the atexit handlers stop the dbt worker, fork servers and emulators."""
+    from .process_exit import exit_code, exit_now
 
-    code = exc.code
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    threading._shutdown()  # type: ignore[attr-defined]
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            code = code or 120  # what the interpreter exits with when it cannot flush them (a closed pipe)
-    os._exit(code or 0)
+    exit_now(exit_code(exc.code))
 
 
 if __name__ == "__main__":

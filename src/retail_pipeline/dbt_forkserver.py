@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .process_exit import exit_code, exit_now
+
 #: what a server imports before it forks. "dbt": what a worker needs before its first parse (dbt's
 #: runner and tasks, the DuckDB adapter, the worker's own loop); "dbt-job": what the dbt job's
 #: script imports (dbt/entrypoint.py, on the BigQuery target). A module missing from an install is
@@ -346,16 +348,6 @@ def _as_started(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _exit_code(exc: SystemExit) -> int:
-    """What the interpreter exits with for ``SystemExit(code)``."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
 _status_fds: dict[int, int] = {}  #: in the server: a running script's pid → where its exit code goes
 
 
@@ -399,12 +391,7 @@ def main(fd: int, preload: str = "dbt") -> None:
 
         traceback.print_exc()
         code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    exit_now(code, join_threads=False)
 
 
 def _serve(sock: socket.socket) -> None:
@@ -432,26 +419,15 @@ def _serve(sock: socket.socket) -> None:
                 else:
                     _child(sock, request[0], fds[0], fds[1])
             except SystemExit as exc:
-                code = _exit_code(exc)
+                code = exit_code(exc.code)
             except BaseException:
                 import traceback
 
                 traceback.print_exc()
                 code = 1
             finally:
-                import atexit
-                import logging
-
-                if kind == "script":  # as the interpreter's exit does: wait for the script's threads
-                    threading._shutdown()  # type: ignore[attr-defined]
-                atexit._run_exitfuncs()
-                logging.shutdown()
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except (OSError, ValueError):
-                        pass
-                os._exit(code)
+                # a script's threads are waited for, as the interpreter's exit does
+                exit_now(code, join_threads=kind == "script")
         if kind == "script":
             os.close(fds[0])  # the log: the child has it
             _status_fds[pid] = fds[1]
