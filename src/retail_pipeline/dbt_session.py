@@ -163,6 +163,7 @@ def run_request(request: DbtRequest) -> DbtReply:
     results = result.results if result is not None else []
     if words[0] == "run-operation":  # the last command run was a macro that failed (or the only one)
         messages = "; ".join(str(r.message) for r in results if getattr(r, "message", None))
+        messages = messages or "see the dbt log in HOME/dbt/logs"  # e.g. the warehouse could not be opened
         error = None if outcome.success else f"dbt run-operation {' '.join(extra[:1])} failed: {messages}"[:4000]
         return DbtReply("failed" if error else "success", error=error, spans=spans)
     result = summarize(results, violated)
