@@ -84,9 +84,6 @@ cli.add_command(report)
 cli.add_command(marts)
 
 
-_ONE_SHOT_PROCESS = False  #: True when running as the console script (not under a test runner)
-
-
 __all__ = ["cli", "main", "recorded_chain", "render_summary"]
 
 
@@ -95,8 +92,6 @@ def _stopped(signum: int, _frame: object) -> None:
 
 
 def main() -> None:
-    global _ONE_SHOT_PROCESS
-    _ONE_SHOT_PROCESS = True
     # a command stopped with SIGTERM (`kill`, `timeout`) cleans up as one stopped with Ctrl-C does:
     # the emulators, function servers and job executions it started stop with it (`serve` has its own)
     signal.signal(signal.SIGTERM, _stopped)
@@ -108,8 +103,10 @@ def main() -> None:
 
 def _exit_now(exc: SystemExit) -> None:
     """End the console script as the interpreter would, without tearing down its imports (pandas,
-    pyarrow, DuckDB, flask: about 0.4 s of every command's exit). Everything a command writes is
-    closed by then; the atexit handlers stop the dbt worker, fork servers and emulators."""
+    pyarrow, DuckDB, flask: about 0.4 s of every command's exit; for ``ingest``, freeing the parse
+    buffers). Everything a command writes is closed by then; the atexit handlers stop the dbt
+    worker, fork servers and emulators. Under a test runner (``cli`` called directly) the
+    interpreter's own exit applies."""
     from .process_exit import exit_code, exit_now
 
     exit_now(exit_code(exc.code))

@@ -1,13 +1,9 @@
 """The commands that make and move data: ``sample``, ``drop``, ``ingest`` and ``run`` (with the summary
-``run`` prints).
-
-``ingest`` ends with ``os._exit`` only when running as the console script (``cli._ONE_SHOT_PROCESS``).
-"""
+``run`` prints)."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -107,16 +103,8 @@ def ingest(settings: Settings, workbook: Path, lake: Path, as_json: bool) -> Non
             f"{result.rows_quarantined:,}, duplicates {result.rows_duplicate:,}; "
             f"{len(result.partitions)} partitions in {result.seconds:.2f} s"
         )
-    code = 1 if result.state == "rejected" else 0
-    from . import cli
-
-    if cli._ONE_SHOT_PROCESS:
-        # everything is written and closed; skip freeing the parse buffers at interpreter exit (~0.2 s)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if code:
-        sys.exit(code)
+    if result.state == "rejected":
+        sys.exit(1)
 
 
 @click.command()
