@@ -12,6 +12,7 @@ from typing import Any
 from ..config import Faults
 from ..faults import maybe_crash
 from ..ports import LoadRequest, LoadResult, ObjectStore
+from .duckdb_sql import inline
 
 RAW_TABLES = {"sales": "raw.sales_lines", "quarantine": "raw.quarantine", "manifest": "raw.batches"}
 
@@ -43,16 +44,20 @@ class DuckDBLoads:
             con.execute("BEGIN TRANSACTION")
             try:
                 newest, oldest = con.execute(
-                    "SELECT max(source_generation), min(source_generation) FROM pipeline.load_ledger "
-                    "WHERE source_uri = ?",
-                    [req.source_uri],
+                    inline(
+                        "SELECT max(source_generation), min(source_generation) FROM pipeline.load_ledger "
+                        "WHERE source_uri = ?",
+                        [req.source_uri],
+                    )
                 ).fetchone()
                 if newest is not None and newest > req.source_generation:
                     con.execute("ROLLBACK")
                     return LoadResult("superseded", 0)
                 done = con.execute(
-                    "SELECT rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind = ? AND partition = ?",
-                    [req.batch_id, req.kind, req.partition],
+                    inline(
+                        "SELECT rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind = ? AND partition = ?",
+                        [req.batch_id, req.kind, req.partition],
+                    )
                 ).fetchone()
                 if done is not None:
                     con.execute("ROLLBACK")
@@ -69,18 +74,20 @@ class DuckDBLoads:
                 if rows != req.rows:
                     raise ValueError(f"{req.object_uri}: holds {rows} rows, its metadata says {req.rows}")
                 con.execute(
-                    "INSERT INTO pipeline.load_ledger (batch_id, source_uri, source_generation, kind, partition, "
-                    "object_uri, object_generation, rows, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-                    [
-                        req.batch_id,
-                        req.source_uri,
-                        req.source_generation,
-                        req.kind,
-                        req.partition,
-                        req.object_uri,
-                        req.object_generation,
-                        rows,
-                    ],
+                    inline(
+                        "INSERT INTO pipeline.load_ledger (batch_id, source_uri, source_generation, kind, partition, "
+                        "object_uri, object_generation, rows, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+                        [
+                            req.batch_id,
+                            req.source_uri,
+                            req.source_generation,
+                            req.kind,
+                            req.partition,
+                            req.object_uri,
+                            req.object_generation,
+                            rows,
+                        ],
+                    )
                 )
                 con.execute("COMMIT")
             except BaseException:
@@ -94,8 +101,10 @@ class DuckDBLoads:
         rows stay, the record that a newer generation superseded them."""
         for older in RAW_TABLES.values():
             con.execute(
-                f"DELETE FROM {older} WHERE source_uri = ? AND source_generation < ?",
-                [req.source_uri, req.source_generation],
+                inline(
+                    f"DELETE FROM {older} WHERE source_uri = ? AND source_generation < ?",
+                    [req.source_uri, req.source_generation],
+                )
             )
 
     @staticmethod
@@ -106,31 +115,35 @@ class DuckDBLoads:
         where = "batch_id = ?" + (" AND strftime(invoice_month, '%Y-%m') = ?" if req.kind == "sales" else "")
         params = [str(local_path), req.batch_id] + ([req.partition] if req.kind == "sales" else [])
         return con.execute(
-            f"INSERT INTO {RAW_TABLES[req.kind]} BY NAME "
-            f"SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {where}",
-            params,
+            inline(
+                f"INSERT INTO {RAW_TABLES[req.kind]} BY NAME "
+                f"SELECT * FROM read_parquet(?, hive_partitioning = false) WHERE {where}",
+                params,
+            )
         ).fetchone()[0]
 
     def _insert_manifest(self, con: Any, req: LoadRequest, local_path: Path) -> int:
         m = json.loads(local_path.read_text())
-        con.execute("DELETE FROM raw.batches WHERE batch_id = ?", [req.batch_id])
+        con.execute(inline("DELETE FROM raw.batches WHERE batch_id = ?", [req.batch_id]))
         con.execute(
-            "INSERT INTO raw.batches BY NAME SELECT ? AS batch_id, ? AS source_uri, ? AS source_generation, "
-            "? AS state, ? AS error, ? AS error_code, ? AS rows_read, ? AS rows_loaded, ? AS rows_quarantined, "
-            "? AS rows_duplicate, ? AS partitions, ? AS ingested_at",
-            [
-                m["batch_id"],
-                m["source_uri"],
-                m["source_generation"],
-                m["state"],
-                m["error"],
-                m.get("error_code"),
-                m["rows_read"],
-                m["rows_loaded"],
-                m["rows_quarantined"],
-                m["rows_duplicate"],
-                json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]}),
-                m["ingested_at"],
-            ],
+            inline(
+                "INSERT INTO raw.batches BY NAME SELECT ? AS batch_id, ? AS source_uri, ? AS source_generation, "
+                "? AS state, ? AS error, ? AS error_code, ? AS rows_read, ? AS rows_loaded, ? AS rows_quarantined, "
+                "? AS rows_duplicate, ? AS partitions, ? AS ingested_at",
+                [
+                    m["batch_id"],
+                    m["source_uri"],
+                    m["source_generation"],
+                    m["state"],
+                    m["error"],
+                    m.get("error_code"),
+                    m["rows_read"],
+                    m["rows_loaded"],
+                    m["rows_quarantined"],
+                    m["rows_duplicate"],
+                    json.dumps({"partitions": m["partitions"], "quarantine": m["quarantine"]}),
+                    m["ingested_at"],
+                ],
+            )
         )
         return 1

@@ -30,6 +30,7 @@ from ..ports import (
 from ..schema import duckdb_ddl
 from . import batch_sql, retract_sql
 from .duckdb_loads import DuckDBLoads
+from .duckdb_sql import inline, sql_literal
 
 TABLES = batch_sql.Tables("raw.batches", "pipeline.load_ledger", "pipeline.transform_runs", lambda name: f'"{name}"')
 RETRACT = retract_sql.RetractTables(
@@ -40,15 +41,6 @@ RETRACT = retract_sql.RetractTables(
     "pipeline.retractions",
     lambda name: f'"{name}"',
 )
-
-
-def sql_literal(value: Any) -> str:
-    """A DuckDB literal (standard SQL quoting) for the statements retract_sql builds."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, int):
-        return str(int(value))
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 class WarehouseBusy(RuntimeError):
@@ -137,27 +129,35 @@ class DuckDBWarehouse(DuckDBLoads):
     def batch_progress(self, batch_id: str) -> BatchProgress:
         with self.connect() as con:
             row = con.execute(
-                "SELECT state, partitions, source_uri, source_generation FROM raw.batches WHERE batch_id = ?",
-                [batch_id],
+                inline(
+                    "SELECT state, partitions, source_uri, source_generation FROM raw.batches WHERE batch_id = ?",
+                    [batch_id],
+                )
             ).fetchone()
             loaded = {
                 (k, p): r
                 for k, p, r in con.execute(
-                    "SELECT kind, partition, rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind <> 'manifest'",
-                    [batch_id],
+                    inline(
+                        "SELECT kind, partition, rows FROM pipeline.load_ledger WHERE batch_id = ? AND kind <> 'manifest'",
+                        [batch_id],
+                    )
                 ).fetchall()
             }
             superseded = False
             expected: dict[tuple[str, str], int] = {}
             if row is not None:
                 expected = BatchProgress.expected_from_layout(row[1])
-                newest = con.execute(f"SELECT {batch_sql.newest_generation_sql(TABLES, '?')}", [row[2]]).fetchone()[0]
+                newest = con.execute(
+                    f"SELECT {batch_sql.newest_generation_sql(TABLES, sql_literal(row[2]))}"
+                ).fetchone()[0]
                 superseded = newest is not None and newest > row[3]
             else:
                 newer = con.execute(
-                    "SELECT count(*) FROM pipeline.load_ledger l WHERE l.source_uri IN "
-                    "(SELECT source_uri FROM pipeline.load_ledger WHERE batch_id = ?) AND l.batch_id <> ?",
-                    [batch_id, batch_id],
+                    inline(
+                        "SELECT count(*) FROM pipeline.load_ledger l WHERE l.source_uri IN "
+                        "(SELECT source_uri FROM pipeline.load_ledger WHERE batch_id = ?) AND l.batch_id <> ?",
+                        [batch_id, batch_id],
+                    )
                 ).fetchone()[0]
                 superseded = newer > 0 and not loaded
         return BatchProgress(batch_id, row is not None, row[0] if row else None, expected, loaded, superseded)
@@ -166,9 +166,11 @@ class DuckDBWarehouse(DuckDBLoads):
         with self.connect() as con:
             try:
                 inserted = con.execute(
-                    "INSERT INTO pipeline.transform_runs (batch_id, claim_key, state, started_at) "
-                    "VALUES (?, ?, 'running', now()) ON CONFLICT DO NOTHING RETURNING batch_id",
-                    [batch_id, claim_key],
+                    inline(
+                        "INSERT INTO pipeline.transform_runs (batch_id, claim_key, state, started_at) "
+                        "VALUES (?, ?, 'running', now()) ON CONFLICT DO NOTHING RETURNING batch_id",
+                        [batch_id, claim_key],
+                    )
                 ).fetchall()
             except (duckdb.ConstraintException, duckdb.TransactionException):
                 return False  # a concurrent claim committed the same key first
@@ -177,33 +179,37 @@ class DuckDBWarehouse(DuckDBLoads):
     def finish_transform(self, batch_id: str, claim_key: str, result: TransformResult) -> None:
         with self.connect() as con:
             con.execute(
-                "UPDATE pipeline.transform_runs SET state = ?, finished_at = CASE WHEN ? = 'started' THEN NULL "
-                "ELSE now() END, tests_passed = ?, tests_failed = ?, models_built = ?, seconds = ?, error = ?, "
-                "execution = ? WHERE batch_id = ? AND claim_key = ?",
-                [
-                    result.status,
-                    result.status,
-                    result.tests_passed,
-                    result.tests_failed,
-                    result.models_built,
-                    result.seconds,
-                    result.error,
-                    result.execution,
-                    batch_id,
-                    claim_key,
-                ],
+                inline(
+                    "UPDATE pipeline.transform_runs SET state = ?, finished_at = CASE WHEN ? = 'started' THEN NULL "
+                    "ELSE now() END, tests_passed = ?, tests_failed = ?, models_built = ?, seconds = ?, error = ?, "
+                    "execution = ? WHERE batch_id = ? AND claim_key = ?",
+                    [
+                        result.status,
+                        result.status,
+                        result.tests_passed,
+                        result.tests_failed,
+                        result.models_built,
+                        result.seconds,
+                        result.error,
+                        result.execution,
+                        batch_id,
+                        claim_key,
+                    ],
+                )
             )
 
     def release_transform(self, batch_id: str, claim_key: str) -> None:
         with self.connect() as con:
             con.execute(
-                "DELETE FROM pipeline.transform_runs WHERE batch_id = ? AND claim_key = ?", [batch_id, claim_key]
+                inline(
+                    "DELETE FROM pipeline.transform_runs WHERE batch_id = ? AND claim_key = ?", [batch_id, claim_key]
+                )
             )
 
     def claimable_batches(self, exclude: str = "") -> list[BatchProgress]:
         with self.connect() as con:
-            sql = batch_sql.claimable_sql(TABLES, "?")
-            return batch_sql.claimable_from_rows(con.execute(sql, [exclude]).fetchall())
+            sql = batch_sql.claimable_sql(TABLES, sql_literal(exclude))
+            return batch_sql.claimable_from_rows(con.execute(sql).fetchall())
 
     def runs(self) -> list[dict]:
         with self.connect() as con:
