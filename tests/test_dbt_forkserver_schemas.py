@@ -36,6 +36,7 @@ print(json.dumps({"built": built, "later": later, "parsed": bool(outcome.success
 """
 
 
+@pytest.mark.slow  # a full dbt parse in a new process, twice: it matters when dbt is upgraded
 @pytest.mark.parametrize("preload, target", [("dbt", "local"), ("dbt-job", "emulator")])
 def test_a_forked_child_parses_without_building_a_schema(preload, target, tmp_path):
     """Every class named is found (a dbt upgrade that moves one fails here), and a full parse of the
