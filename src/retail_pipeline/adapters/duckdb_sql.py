@@ -7,7 +7,6 @@ drop (the sweep), each load. The pipeline's own statements take their few values
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ def sql_literal(value: Any) -> str:
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, float):
-        return f"CAST('{value!r}' AS DOUBLE)" if math.isfinite(value) else f"CAST('{value}' AS DOUBLE)"
+        return f"CAST('{value!r}' AS DOUBLE)"  # also 'nan', 'inf', '-inf'
     text = str(value)
     if "\x00" in text:
         raise ValueError(f"a NUL character cannot be written into a DuckDB statement: {text!r}")
