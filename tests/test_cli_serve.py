@@ -21,12 +21,19 @@ def _cli(home: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
     return subprocess.run([str(EXE), "--home", str(home), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
+#: runs ARGV with Ctrl-C's signal at its default, as in a terminal's foreground job: a process started
+#: in the background of a shell (`make test &`) passes SIGINT down ignored, and Python then leaves it so
+AS_IN_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @pytest.mark.slow
 def test_serve_loads_a_dropped_workbook_and_stops_on_ctrl_c(tmp_path, small_workbook):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIL_PIPELINE_")}
     proc = subprocess.Popen(
-        [str(EXE), "--home", str(home), "serve", "--poll", "0.2"],
+        [sys.executable, "-c", AS_IN_A_TERMINAL, str(EXE), "--home", str(home), "serve", "--poll", "0.2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -62,7 +69,12 @@ def test_serve_loads_a_dropped_workbook_and_stops_on_ctrl_c(tmp_path, small_work
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # leave no server behind (serve stops on SIGTERM too), then fail
+            proc.wait(timeout=60)
+            raise
         reader.join(10)  # stderr read to its end
         assert proc.stdout is not None
         out = proc.stdout.read()  # a few lines: the environment for other shells
