@@ -10,12 +10,17 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
+
 from retail_pipeline.adapters.duckdb_warehouse import DuckDBWarehouse
 from retail_pipeline.adapters.local_store import FolderStore
-from retail_pipeline.config import Settings
+from retail_pipeline.config import Limits, Settings
 from retail_pipeline.context import Context
+from retail_pipeline.ingest import ingest_object
 from retail_pipeline.pipeline import SUBSCRIPTION
+from retail_pipeline.ports import LoadRequest
 from retail_pipeline.runtime import INSTANCES, LocalRuntime
+from retail_pipeline.stages import lake_object_kind
 
 OPEN_FROM_ANOTHER_PROCESS = """
 import sys, duckdb
@@ -53,6 +58,32 @@ def test_a_session_keeps_the_file_open_until_it_ends_or_is_released(tmp_path):
         assert other_process_opens(db) == "locked"
     assert other_process_opens(db) == "opened"
     assert [r["batch_id"] for r in warehouse.runs()] == ["b1"]
+
+
+def test_a_session_writes_its_loads_into_the_file_as_it_lets_go(tmp_path, small_workbook):
+    """A session's commits leave the WAL alone (DuckDB's default checkpoints every 16 MB, costlier the
+    bigger the table); the session writes it into the file once, as it ends or is released, so the
+    process that opens the file next (dbt) has no WAL to replay."""
+    ctx = Context(Settings.from_env(tmp_path / "home", environ={}))
+    ctx.provision()
+    batch = ingest_object(small_workbook, "book.xlsx", ctx.landing.uri("book.xlsx"), 1, ctx.lake, Limits())
+    names = [f"manifests/{batch.batch_id}.json"] + [p["object"] for p in batch.partitions]
+    warehouse = ctx.warehouse
+    wal = Path(f"{warehouse.path}.wal")
+    with warehouse.session():
+        for name in names:
+            info = ctx.lake.stat(name)
+            assert (
+                warehouse.load_object(LoadRequest.for_object(lake_object_kind(name), info, ctx.lake.uri(name))).status
+                == "loaded"
+            )
+        assert wal.exists() and wal.stat().st_size > 0  # the loads are in the WAL so far
+        warehouse.release()  # what the transformer asks for before dbt opens the file
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert warehouse.batch_progress(batch.batch_id).complete  # the next call opens it again
+    assert not wal.exists() or wal.stat().st_size == 0
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:  # as another process would
+        assert con.execute("SELECT count(*) FROM raw.sales_lines").fetchone()[0] == batch.rows_loaded > 0
 
 
 class CountingApps:
