@@ -9,6 +9,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from ..config import Faults
 from ..faults import maybe_crash
 from ..ports import LoadRequest, LoadResult, ObjectStore
@@ -91,7 +93,7 @@ class DuckDBLoads:
                 )
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         return LoadResult("loaded", rows)
 
@@ -147,3 +149,12 @@ class DuckDBLoads:
             )
         )
         return 1
+
+
+def _rollback(con: Any) -> None:
+    """Roll back the load's transaction, if DuckDB has not already: an interrupted or failed COMMIT
+    ends it, and "no transaction is active" must not hide why the load failed."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass

@@ -87,6 +87,11 @@ class DuckDBWarehouse(DuckDBLoads):
         con = self._open(read_only)  # in a session: a new connection to the database already open
         try:
             yield con
+        except Exception as exc:
+            stop = _stop_behind(exc)
+            if stop is not None:  # Ctrl-C or SIGTERM interrupted a query: the process stops, as asked
+                raise type(stop)(*stop.args) from exc
+            raise
         finally:
             with _OPEN_CLOSE:
                 con.close()
@@ -118,13 +123,13 @@ class DuckDBWarehouse(DuckDBLoads):
 
     def release(self) -> None:
         with self._anchor_lock:
-            if self._anchor is not None:
+            anchor, self._anchor = self._anchor, None
+            if anchor is not None:
                 with _OPEN_CLOSE:
                     try:
-                        _checkpoint(self._anchor)
+                        _checkpoint(anchor)
                     finally:
-                        self._anchor.close()  # the database closes with its last connection
-                self._anchor = None
+                        anchor.close()  # the database closes with its last connection
 
     def provision(self) -> None:
         self._provisioned = True
@@ -344,3 +349,20 @@ def _checkpoint(con: Any) -> None:
         con.execute("CHECKPOINT")
     except duckdb.TransactionException:
         pass
+
+
+def _stop_behind(exc: BaseException) -> SystemExit | KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM (KeyboardInterrupt, or the CLI's SystemExit) behind an error, if any.
+
+    A signal's handler runs while DuckDB executes a query in the main thread; DuckDB then ends the
+    query with RuntimeError("Query interrupted") and keeps the handler's exception only as its
+    cause, so an event handler that failed this way would be retried instead of the process stopping.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (SystemExit, KeyboardInterrupt)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
