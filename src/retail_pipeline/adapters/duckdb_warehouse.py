@@ -55,7 +55,7 @@ _OPEN_CLOSE = threading.Lock()
 #: WAL size at which a commit checkpoints while a session keeps the file open; the session then
 #: checkpoints once as it lets go of the file, so no other process has a long WAL to replay.
 #: DuckDB's default (16 MB) checkpoints every 80,000 lake rows or so, and those checkpoints cost more
-#: the bigger the table: the load stage of ten workbooks dropped at once took 20.8 s with it, 13.0 s
+#: the bigger the table: the load stage of ten workbooks dropped at once took 20.8–23.5 s with it, 13.0–16.2 s
 #: with this (docs/benchmarks.md). The WAL's rows are held in memory until then: 128 MB of WAL is
 #: about 640,000 lake rows.
 SESSION_CHECKPOINT_THRESHOLD = "128MB"
