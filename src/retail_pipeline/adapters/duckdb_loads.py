@@ -93,7 +93,7 @@ class DuckDBLoads:
                 )
                 con.execute("COMMIT")
             except BaseException:
-                _rollback(con)
+                rollback(con)
                 raise
         return LoadResult("loaded", rows)
 
@@ -151,9 +151,9 @@ class DuckDBLoads:
         return 1
 
 
-def _rollback(con: Any) -> None:
-    """Roll back the load's transaction, if DuckDB has not already: an interrupted or failed COMMIT
-    ends it, and "no transaction is active" must not hide why the load failed."""
+def rollback(con: Any) -> None:
+    """Roll back the connection's transaction, if DuckDB has not already: an interrupted or failed
+    COMMIT ends it, and "no transaction is active" must not hide why the transaction failed."""
     try:
         con.execute("ROLLBACK")
     except duckdb.TransactionException:

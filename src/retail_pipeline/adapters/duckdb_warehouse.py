@@ -29,7 +29,7 @@ from ..ports import (
 )
 from ..schema import duckdb_ddl
 from . import batch_sql, retract_sql
-from .duckdb_loads import DuckDBLoads
+from .duckdb_loads import DuckDBLoads, rollback
 from .duckdb_sql import inline, sql_literal
 
 TABLES = batch_sql.Tables("raw.batches", "pipeline.load_ledger", "pipeline.transform_runs", lambda name: f'"{name}"')
@@ -277,7 +277,7 @@ class DuckDBWarehouse(DuckDBLoads):
                         con.execute(statement)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
         return plan.result
 
