@@ -13,6 +13,10 @@ HOME_DIR ?= .retail
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.lock | cksum | cut -d' ' -f1)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+# This machine type sets PYTHONDONTWRITEBYTECODE=1: every process would compile each module it
+# imports from source, every time. Under make, the first process to import a module writes its .pyc
+# into the venv (or src/, git-ignored) and later ones read it: nothing compiles ahead of time.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-fast lint bench docs dashboard clean
 

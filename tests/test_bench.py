@@ -31,6 +31,18 @@ def test_measure_reports_the_childs_own_peak_memory(tmp_path):
     assert big.wall > 0 and big.cpu > 0
 
 
+def test_measured_processes_keep_compiled_modules_and_the_rest_of_the_environment(tmp_path):
+    """A machine's PYTHONDONTWRITEBYTECODE=1 would make each measured process compile its imports again."""
+    probe = (
+        "import os, sys; "
+        "sys.exit(3 if sys.dont_write_bytecode else 4 if os.environ.get('BENCH_PROBE') != 'kept' else 0)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "BENCH_PROBE": "kept"}
+    m = measure([sys.executable, "-c", probe], timeout=60, log=tmp_path / "probe.log", env=env)
+    assert m.returncode == 0, (tmp_path / "probe.log").read_text()
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"  # the caller's mapping is left as it was
+
+
 def test_measure_kills_a_process_at_its_timeout(tmp_path):
     m = measure([sys.executable, "-c", "import time; time.sleep(30)"], timeout=1, log=tmp_path / "slow.log")
     assert m.returncode != 0 and m.wall < 20
