@@ -4,8 +4,8 @@ step) imports it before pyarrow.
 One process-wide setting lives here because it must be in place before pyarrow loads. Arrow's
 default memory pool is mimalloc, and mimalloc commits its arenas eagerly by default. On a kernel
 that backs such memory with transparent huge pages on request (``madvise``, as on this 2-core
-machine type), the first touch of those pages could take up to ~1 ms per MB (100 MB took 4 to
-117 ms; the kernel compacts memory to find 2 MB pages). Committing on demand gives 4 KB pages.
+machine type), the first touch of those pages took 4 to 117 ms for 48 to 100 MB, as the kernel
+compacted memory to find 2 MB pages. Committing on demand gives 4 KB pages: 22-38 ms for 100 MB.
 
 Measured with ``MIMALLOC_ARENA_EAGER_COMMIT=0`` (docs/benchmarks.md, 2026-12-02 evening):
 - ingest of the reference workbook: 0.19 s less wall and 0.35 CPU-s less, median of ten interleaved
